@@ -1,0 +1,47 @@
+# nopii. `make test` is what CI runs (.ci/run); it needs Go and the
+# PostgreSQL server binaries (apt-get install postgresql-15), nothing else.
+
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X github.com/nopii/nopii/cmd.version=$(VERSION)
+TESTFLAGS ?=
+PKGS      ?= ./...
+
+# Go files to format-check: everything but testdata, which may hold
+# deliberately odd Go.
+GOFILES = $(shell find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*')
+
+.PHONY: build test bench lint demo fuzz clean
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/nopii ./cmd/nopii
+
+test:
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -timeout 30m $(TESTFLAGS) $(PKGS)
+
+bench:
+	$(GO) run ./bench
+
+lint:
+	@unformatted="$$(gofmt -l $(GOFILES))"; \
+	if [ -n "$$unformatted" ]; then \
+		echo "gofmt -l: these files need gofmt -w:"; echo "$$unformatted"; exit 1; \
+	fi
+	$(GO) vet ./...
+	@staticcheck="$$(command -v staticcheck || ls "$$($(GO) env GOPATH)/bin/staticcheck" 2>/dev/null || true)"; \
+	if [ -n "$$staticcheck" ]; then \
+		echo "$$staticcheck ./..."; "$$staticcheck" ./...; \
+	else \
+		echo "staticcheck not installed, skipped: go install honnef.co/go/tools/cmd/staticcheck@latest"; \
+	fi
+
+demo:
+	$(GO) run ./internal/demo
+
+# Fuzz targets will land with the redact and config fuzz tests.
+fuzz:
+	@echo "fuzz: no fuzz targets yet"
+
+clean:
+	rm -rf bin

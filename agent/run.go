@@ -1,0 +1,285 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/nopii/nopii"
+	"github.com/nopii/nopii/config"
+)
+
+// Log keys used across the package.
+const (
+	LogKeyWorkflow = "workflow"
+	LogKeyInput    = "input"
+	LogKeyTable    = "table"
+	LogKeyError    = "error"
+)
+
+// Runner runs workflows. The Open functions are the seam where cmd plugs in
+// the PostgreSQL source and the feeds.
+type Runner struct {
+	// OpenSource opens a snapshot of an input with up to readers parallel readers.
+	OpenSource func(ctx context.Context, in *config.Input, readers int) (nopii.Source, error)
+	// OpenFeed opens one feed of a workflow.
+	OpenFeed func(ctx context.Context, wf *config.Workflow, f *config.Feed) (nopii.Feed, error)
+	Logger   *slog.Logger
+	Observer Observer
+}
+
+// DefaultParallelism is the number of tables copied at once when the
+// workflow does not say: one per core, at least 2, at most 4.
+func DefaultParallelism() int { return min(4, max(2, runtime.NumCPU())) }
+
+func (r *Runner) logger() *slog.Logger {
+	if r.Logger == nil {
+		return slog.Default()
+	}
+	return r.Logger
+}
+
+func (r *Runner) observer() Observer {
+	if r.Observer == nil {
+		return nopObserver{}
+	}
+	return r.Observer
+}
+
+// Run runs one workflow now and returns its report. A cancelled context
+// aborts the tables in flight; feeds keep their previous copies.
+func (r *Runner) Run(ctx context.Context, cfg *config.Config, wf *config.Workflow) *Report {
+	rep := &Report{Workflow: wf.Name, StartedAt: time.Now().UTC()}
+	defer func() {
+		rep.FinishedAt = time.Now().UTC()
+		rep.Seconds = rep.FinishedAt.Sub(rep.StartedAt).Seconds()
+		rep.Status = "success"
+		if rep.Failed() {
+			rep.Status = "failed"
+		}
+	}()
+	log := r.logger().With(LogKeyWorkflow, wf.Name)
+	key := []byte(cfg.HMACKey.Reveal())
+	par := wf.Parallelism
+	if par <= 0 {
+		par = DefaultParallelism()
+	}
+
+	var feeds []nopii.Feed
+	defer func() {
+		for _, f := range feeds {
+			f.Close()
+		}
+	}()
+	for i := range wf.Feeds {
+		f, err := r.OpenFeed(ctx, wf, &wf.Feeds[i])
+		if err != nil {
+			rep.Error = fmt.Sprintf("open %s feed: %v", wf.Feeds[i].Type, err)
+			return rep
+		}
+		feeds = append(feeds, f)
+	}
+	for i := range wf.Inputs {
+		in := &wf.Inputs[i]
+		if err := r.runInput(ctx, in, feeds, key, par, rep, log.With(LogKeyInput, in.Name)); err != nil {
+			rep.Error = err.Error()
+			if ctx.Err() != nil {
+				return rep
+			}
+		}
+	}
+	return rep
+}
+
+func (r *Runner) runInput(ctx context.Context, in *config.Input, feeds []nopii.Feed, key []byte, par int, rep *Report, log *slog.Logger) error {
+	src, err := r.OpenSource(ctx, in, par)
+	if err != nil {
+		return fmt.Errorf("input %s: %w", in.Name, err)
+	}
+	defer src.Close()
+	jobs, err := resolve(ctx, src, in, key)
+	if err != nil {
+		return fmt.Errorf("input %s: %w", in.Name, err)
+	}
+	var ready []*job
+	var targets []nopii.Target
+	for _, j := range jobs {
+		if j.err != nil {
+			rep.Tables = append(rep.Tables, j.report(feeds))
+			log.Error("table skipped", LogKeyTable, j.rel.Name.String(), LogKeyError, j.err.Error())
+			continue
+		}
+		ready = append(ready, j)
+		targets = append(targets, j.target)
+	}
+	for _, f := range feeds {
+		if err := f.Prepare(ctx, targets); err != nil {
+			return fmt.Errorf("input %s: prepare %s feed: %w", in.Name, f.Kind(), err)
+		}
+	}
+	results := make([]TableReport, len(ready))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < min(par, len(ready)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				results[i] = r.copyTable(ctx, src, feeds, ready[i], key, log)
+			}
+		}()
+	}
+	for i := range ready {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	rep.Tables = append(rep.Tables, results...)
+	return nil
+}
+
+// resolve matches an input's table entries against the source catalog and
+// describes every chosen table, checking that the columns named by rules
+// exist and that each rule fits its column's type. Per-table problems are
+// returned in the jobs; the error is for a catalog that cannot be read.
+func resolve(ctx context.Context, src nopii.Source, in *config.Input, key []byte) ([]*job, error) {
+	rels, err := src.Relations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	jobs := selectRelations(in, rels)
+	for _, j := range jobs {
+		describe(ctx, src, in, j, key)
+	}
+	return jobs, nil
+}
+
+func (j *job) report(feeds []nopii.Feed) TableReport {
+	tr := TableReport{Input: j.input, Table: j.rel.Name.String(), Mode: j.mode, Note: j.note, Redacted: j.redacted}
+	if j.table != nil {
+		tr.Target = j.target.Name.String()
+	}
+	for _, f := range feeds {
+		tr.Feeds = append(tr.Feeds, f.Kind())
+	}
+	if j.err != nil {
+		tr.Error = j.err.Error()
+	}
+	return tr
+}
+
+const progressEvery = 16384
+
+func (r *Runner) copyTable(ctx context.Context, src nopii.Source, feeds []nopii.Feed, j *job, key []byte, log *slog.Logger) (tr TableReport) {
+	tr = j.report(feeds)
+	obs := r.observer()
+	start := time.Now()
+	obs.TableStarted(j.input, tr.Table, j.table.EstRows)
+	defer func() {
+		tr.Seconds = time.Since(start).Seconds()
+		if tr.Seconds > 0 {
+			tr.RowsPerSec = float64(tr.Rows) / tr.Seconds
+		}
+		obs.TableFinished(tr)
+		if tr.Error != "" {
+			log.Error("table failed", LogKeyTable, tr.Table, LogKeyError, tr.Error)
+		} else {
+			log.Info("table copied", LogKeyTable, tr.Table, "rows", tr.Rows, "bytes", tr.Bytes, "seconds", tr.Seconds)
+		}
+	}()
+	fail := func(err error) TableReport {
+		tr.Error = err.Error()
+		return tr
+	}
+	c, err := compile(j, key)
+	if err != nil {
+		return fail(err)
+	}
+	loads := make([]nopii.Load, 0, len(feeds))
+	defer func() {
+		for _, l := range loads {
+			l.Abort() // a no-op after Commit
+		}
+	}()
+	for _, f := range feeds {
+		l, err := f.FullCopy(ctx, j.target)
+		if err != nil {
+			return fail(err)
+		}
+		loads = append(loads, l)
+	}
+	n := len(j.table.Columns)
+	out := make([][]byte, n+1)
+	scratch := make([]byte, 0, 4096)
+	var rows int64
+	stats, err := src.Copy(ctx, j.table, func(vals [][]byte) error {
+		if c.hasAny || c.keyFn != nil {
+			scratch = scratch[:0]
+			for i, f := range c.funcs {
+				if f == nil {
+					out[i] = vals[i]
+					continue
+				}
+				v, err := apply(f, &scratch, vals[i])
+				if err != nil {
+					return fmt.Errorf("column %s: %w", j.table.Columns[i].Name, err)
+				}
+				out[i] = v
+			}
+			if c.keyFn != nil {
+				v, err := apply(c.keyFn, &scratch, vals[n])
+				if err != nil {
+					return fmt.Errorf("%s: %w", nopii.SourcePrimaryKeyColumn, err)
+				}
+				out[n] = v
+			} else {
+				out[n] = vals[n]
+			}
+		} else {
+			copy(out, vals)
+		}
+		for _, l := range loads {
+			if err := l.WriteRow(out); err != nil {
+				return err
+			}
+		}
+		rows++
+		if rows%progressEvery == 0 {
+			obs.TableProgress(j.input, tr.Table, rows)
+		}
+		return nil
+	})
+	tr.Rows, tr.Bytes = stats.Rows, stats.Bytes
+	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("cancelled: %w", errors.Join(ctx.Err(), err))
+		}
+		return fail(err)
+	}
+	for _, l := range loads {
+		if err := l.Commit(ctx); err != nil {
+			return fail(err)
+		}
+	}
+	return tr
+}
+
+// apply runs f on src, appending to *scratch; the result aliases *scratch
+// and stays valid while later values are appended (a grown buffer leaves the
+// old one to the earlier values).
+func apply(f func(dst, src []byte) ([]byte, bool, error), scratch *[]byte, src []byte) ([]byte, error) {
+	start := len(*scratch)
+	b, null, err := f(*scratch, src)
+	if err != nil {
+		return nil, err
+	}
+	*scratch = b
+	if null {
+		return nil, nil
+	}
+	return b[start:len(b):len(b)], nil
+}

@@ -1,0 +1,191 @@
+// Command bench measures nopii against the plain binary COPY pipe, in the
+// same run, on the same private PostgreSQL cluster:
+//
+//	psql -c "COPY (SELECT …) TO STDOUT (FORMAT binary)" | psql -c "COPY … FROM STDIN (FORMAT binary)"
+//
+// versus `nopii run` with 4 of the table's 8 columns redacted. The raw pipe
+// loads into a table without indexes (its best case); nopii also builds the
+// unique index on source_primary_key and swaps the table in atomically. It
+// prints rows/s of both, their ratio, and nopii's peak RSS.
+//
+//	go run ./bench -rows 1000000 -runs 3
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/nopii/nopii/internal/pgtest"
+)
+
+const key = "bench-hmac-key-0123456789abcdef-0123456789"
+
+func main() {
+	rows := flag.Int("rows", 1_000_000, "rows in the benchmark table")
+	runs := flag.Int("runs", 3, "runs of each pipeline (the median is reported)")
+	flag.Parse()
+	if err := run(context.Background(), *rows, *runs); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, rows, runs int) error {
+	tmp, err := os.MkdirTemp("", "nopii-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	bin := filepath.Join(tmp, "nopii")
+	fmt.Println("building nopii …")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/nopii").CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	cl, err := pgtest.Start(ctx, pgtest.Options{Settings: map[string]string{"shared_buffers": "512MB", "max_wal_size": "4GB", "checkpoint_timeout": "30min"}})
+	if err != nil {
+		return err
+	}
+	defer cl.Stop()
+	src, err := cl.CreateDatabase(ctx, "src")
+	if err != nil {
+		return err
+	}
+	raw, err := cl.CreateDatabase(ctx, "raw")
+	if err != nil {
+		return err
+	}
+	twin, err := cl.CreateDatabase(ctx, "twin")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("loading %d rows …\n", rows)
+	if err := execSQL(ctx, src, fmt.Sprintf(`
+		CREATE TABLE bench (id bigint PRIMARY KEY, email text NOT NULL, full_name text, phone text, ssn text,
+		                    created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL, payload jsonb);
+		INSERT INTO bench SELECT i, 'user' || i || '@example.org', 'First' || (i %% 1000) || ' Last' || (i %% 777),
+		       '+1 555 ' || lpad((i %% 10000000)::text, 7, '0'), lpad((i %% 1000000000)::text, 9, '0'),
+		       timestamptz '2024-01-01' + i * interval '1 second', timestamptz '2025-01-01' + i * interval '1 second',
+		       jsonb_build_object('plan', 'pro', 'seats', i %% 50, 'features', jsonb_build_array('sso', 'audit', 'api'),
+		                          'note', repeat('n', 120), 'ref', md5(i::text))
+		FROM generate_series(1, %d) i;
+		VACUUM ANALYZE bench;`, rows)); err != nil {
+		return err
+	}
+	var size string
+	if err := queryRow(ctx, src, "SELECT pg_size_pretty(pg_table_size('bench')) || ', ' || (pg_table_size('bench') / count(*)) || ' B/row' FROM bench", &size); err != nil {
+		return err
+	}
+	fmt.Printf("table: %s\n", size)
+	cfg := filepath.Join(tmp, "bench.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`version: 1
+hmac_key: %s
+workflows:
+  - name: bench
+    parallelism: 1
+    inputs:
+      - name: src
+        dsn: %s
+        tables:
+          - name: public.bench
+            columns:
+              email:     { rule: redact_email }
+              full_name: { rule: fake, kind: full_name }
+              phone:     { rule: mask, keep_last: 2 }
+              ssn:       { rule: hash }
+    feeds:
+      - type: twin
+        dsn: %s
+`, key, src, twin)), 0o600); err != nil {
+		return err
+	}
+	psql := "psql"
+	if p, err := exec.LookPath("psql"); err == nil {
+		psql = p
+	}
+	var rawT, nopiiT []time.Duration
+	var rss []int64
+	for i := 0; i < runs; i++ {
+		if err := execSQL(ctx, raw, `DROP TABLE IF EXISTS bench; CREATE TABLE bench (id bigint NOT NULL, email text NOT NULL, full_name text, phone text, ssn text,
+		                    created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL, payload jsonb); CHECKPOINT`); err != nil {
+			return err
+		}
+		pipe := fmt.Sprintf(`%s -X -q -v ON_ERROR_STOP=1 -c "COPY (SELECT * FROM bench) TO STDOUT (FORMAT binary)" '%s' | %s -X -q -v ON_ERROR_STOP=1 -c "COPY bench FROM STDIN (FORMAT binary)" '%s'`, psql, src, psql, raw)
+		d, _, err := timed(exec.Command("bash", "-o", "pipefail", "-c", pipe))
+		if err != nil {
+			return fmt.Errorf("raw pipe: %w", err)
+		}
+		rawT = append(rawT, d)
+		if err := execSQL(ctx, twin, "CHECKPOINT"); err != nil {
+			return err
+		}
+		d, maxrss, err := timed(exec.Command(bin, "run", "--config", cfg, "--log-level", "warn"))
+		if err != nil {
+			return fmt.Errorf("nopii run: %w", err)
+		}
+		nopiiT = append(nopiiT, d)
+		rss = append(rss, maxrss)
+		fmt.Printf("run %d: raw pipe %.2fs, nopii %.2fs, nopii peak RSS %d MB\n", i+1, rawT[i].Seconds(), d.Seconds(), maxrss/1024)
+	}
+	var n int64
+	if err := queryRow(ctx, twin, "SELECT count(*) FROM bench", &n); err != nil {
+		return err
+	}
+	if n != int64(rows) {
+		return fmt.Errorf("twin has %d rows, want %d", n, rows)
+	}
+	r, m := median(rawT), median(nopiiT)
+	sort.Slice(rss, func(a, b int) bool { return rss[a] < rss[b] })
+	fmt.Printf("\n%-28s %12s %10s\n", "pipeline", "rows/s", "seconds")
+	fmt.Printf("%-28s %12.0f %10.2f\n", "raw COPY | COPY (binary)", float64(rows)/r.Seconds(), r.Seconds())
+	fmt.Printf("%-28s %12.0f %10.2f\n", "nopii run (4/8 redacted)", float64(rows)/m.Seconds(), m.Seconds())
+	fmt.Printf("ratio nopii/raw: %.2fx   nopii peak RSS: %d MB (max of %d runs)\n", r.Seconds()/m.Seconds(), rss[len(rss)-1]/1024, runs)
+	return nil
+}
+
+func timed(c *exec.Cmd) (time.Duration, int64, error) {
+	c.Stderr = os.Stderr
+	start := time.Now()
+	err := c.Run()
+	d := time.Since(start)
+	var maxrss int64
+	if c.ProcessState != nil {
+		if ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			maxrss = ru.Maxrss
+		}
+	}
+	return d, maxrss, err
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(a, b int) bool { return s[a] < s[b] })
+	return s[len(s)/2]
+}
+
+func execSQL(ctx context.Context, dsn, sql string) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, sql)
+	return err
+}
+
+func queryRow(ctx context.Context, dsn, sql string, dst ...any) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	return conn.QueryRow(ctx, sql).Scan(dst...)
+}

@@ -1,0 +1,92 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/nopii/nopii/internal/pgtest"
+)
+
+const testKey = "test-hmac-key-0123456789abcdef-0123456789"
+
+// nopii runs the CLI in-process and returns its exit status and output.
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	code := Execute(ctx, args, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+func mustConnect(t *testing.T, dsn string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func mustExec(t *testing.T, conn *pgx.Conn, sql string, args ...any) {
+	t.Helper()
+	if _, err := conn.Exec(context.Background(), sql, args...); err != nil {
+		t.Fatalf("exec %.80q: %v", sql, err)
+	}
+}
+
+func queryString(t *testing.T, conn *pgx.Conn, sql string, args ...any) string {
+	t.Helper()
+	var s *string
+	if err := conn.QueryRow(context.Background(), sql, args...).Scan(&s); err != nil {
+		t.Fatalf("query %.100q: %v", sql, err)
+	}
+	if s == nil {
+		return "NULL"
+	}
+	return *s
+}
+
+func queryInt(t *testing.T, conn *pgx.Conn, sql string, args ...any) int64 {
+	t.Helper()
+	var n int64
+	if err := conn.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		t.Fatalf("query %.100q: %v", sql, err)
+	}
+	return n
+}
+
+// writeConfig writes a workflow file with ${PROD}/${TWIN} style variables
+// already substituted by the caller.
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "nopii.yaml")
+	if err := os.WriteFile(p, []byte(strings.TrimLeft(body, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// demoDatabases loads the demo shop into a fresh prod database and returns
+// prod and an empty twin, with the variables of testdata/demo/nopii.yaml set.
+func demoDatabases(t *testing.T) (prod, twin string) {
+	t.Helper()
+	prod, twin = pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	schema, err := os.ReadFile("../testdata/demo/schema.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, mustConnect(t, prod), string(schema))
+	t.Setenv("PROD_DATABASE_URL", prod)
+	t.Setenv("TWIN_DATABASE_URL", twin)
+	t.Setenv("NOPII_HMAC_KEY", testKey)
+	return prod, twin
+}

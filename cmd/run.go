@@ -1,0 +1,126 @@
+package cmd
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nopii/nopii/agent"
+	"github.com/nopii/nopii/internal/progress"
+)
+
+func newRunCmd(g *globals) *cobra.Command {
+	var cfgPath, format string
+	c := &cobra.Command{
+		Use:   "run [WORKFLOW…] --config FILE",
+		Short: "Run workflows now and print a report",
+		Long: `Run copies every table of the named workflows (all of them when none is named)
+from their inputs into their feeds, redacting as configured. Each input is read
+in one consistent snapshot; each table is swapped into the twin atomically, so a
+failed or interrupted run leaves the previous copy in place.
+
+A progress bar per table shows on a terminal (plain lines otherwise), and a
+report follows: rows, bytes, seconds and rows/s per table. The exit status is 1
+when any table failed.`,
+		Example: "  nopii run --config nopii.yaml\n  nopii run ml-experimentation --config nopii.yaml --format json",
+		RunE: func(c *cobra.Command, args []string) error {
+			if format != "text" && format != "json" {
+				return usageError{fmt.Errorf("--format %q", format), "use text or json"}
+			}
+			cfg, err := loadConfig(cfgPath)
+			if err != nil {
+				return err
+			}
+			wfs, err := pickWorkflows(cfg, args)
+			if err != nil {
+				return err
+			}
+			tty := isTerminal(g.stderr)
+			log, err := g.logger(true)
+			if err != nil {
+				return err
+			}
+			failed := false
+			var reports []*agent.Report
+			for _, wf := range wfs {
+				bars := progress.New(g.stderr, tty)
+				rep := newRunner(log, bars).Run(c.Context(), cfg, wf)
+				bars.Stop()
+				reports = append(reports, rep)
+				failed = failed || rep.Failed()
+				if format == "text" {
+					printReport(g.stdout, rep)
+				}
+				if c.Context().Err() != nil {
+					break
+				}
+			}
+			if format == "json" {
+				enc := json.NewEncoder(g.stdout)
+				enc.SetIndent("", "  ")
+				var v any = reports
+				if len(reports) == 1 {
+					v = reports[0]
+				}
+				if err := enc.Encode(v); err != nil {
+					return err
+				}
+			}
+			if failed {
+				return exitError{1}
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVarP(&cfgPath, "config", "c", "", "workflow file (YAML)")
+	c.Flags().StringVar(&format, "format", "text", "report format: text or json")
+	return c
+}
+
+// printReport writes the human report of one run.
+func printReport(w io.Writer, r *agent.Report) {
+	rows, bytes := r.Totals()
+	fmt.Fprintf(w, "\nworkflow %s: %s in %.1fs — %d tables, %d rows, %s\n", r.Workflow, r.Status, r.Seconds, len(r.Tables), rows, humanBytes(bytes))
+	if r.Error != "" {
+		fmt.Fprintf(w, "error: %s\n", r.Error)
+	}
+	if len(r.Tables) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "INPUT\tTABLE\tTARGET\tMODE\tROWS\tBYTES\tSECONDS\tROWS/S\tREDACTED\tSTATUS")
+	for _, t := range r.Tables {
+		status := "ok"
+		if t.Error != "" {
+			status = "FAILED"
+		}
+		if t.Note != "" && t.Error == "" {
+			status = "ok (" + t.Note + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%.2f\t%.0f\t%s\t%s\n", t.Input, t.Table, t.Target, t.Mode, t.Rows,
+			humanBytes(t.Bytes), t.Seconds, t.RowsPerSec, strings.Join(t.Redacted, ","), status)
+	}
+	tw.Flush()
+	for _, t := range r.Tables {
+		if t.Error != "" {
+			fmt.Fprintf(w, "%s %s: %s\n", t.Input, t.Table, t.Error)
+		}
+	}
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

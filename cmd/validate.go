@@ -1,0 +1,88 @@
+package cmd
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nopii/nopii/agent"
+	"github.com/nopii/nopii/source/postgres"
+)
+
+func newValidateCmd(g *globals) *cobra.Command {
+	var cfgPath string
+	var connect bool
+	c := &cobra.Command{
+		Use:   "validate --config FILE [--connect]",
+		Short: "Check a workflow file (and, with --connect, its databases, tables and columns)",
+		Long: `Validate parses the workflow file strictly: unknown keys, wrong types, bad cron
+schedules, unknown rules and bad rule parameters are errors with file:line:column.
+With --connect it also connects to every input and feed, checks that every named
+table and column exists, and that every rule fits its column's type.`,
+		Example: "  nopii validate --config nopii.yaml --connect",
+		Args:    cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cfgPath)
+			if err != nil {
+				return err
+			}
+			if !connect {
+				fmt.Fprintf(g.stdout, "%s: ok (%d workflows)\n", cfg.File, len(cfg.Workflows))
+				return nil
+			}
+			log, err := g.logger(true)
+			if err != nil {
+				return err
+			}
+			ctx := c.Context()
+			problems := 0
+			report := func(format string, a ...any) {
+				problems++
+				fmt.Fprintf(g.stdout, "  ✗ "+format+"\n", a...)
+			}
+			key := []byte(cfg.HMACKey.Reveal())
+			for _, wf := range cfg.Workflows {
+				fmt.Fprintf(g.stdout, "workflow %s\n", wf.Name)
+				for i := range wf.Feeds {
+					f, err := openFeed(ctx, &wf.Feeds[i], log)
+					if err != nil {
+						report("feed %s: %v", wf.Feeds[i].Type, err)
+						continue
+					}
+					f.Close()
+					fmt.Fprintf(g.stdout, "  ✓ feed %s reachable\n", wf.Feeds[i].Type)
+				}
+				for i := range wf.Inputs {
+					in := &wf.Inputs[i]
+					src, err := postgres.Open(ctx, in.DSN.Reveal(), postgres.Options{Name: in.Name, Logger: log})
+					if err != nil {
+						report("input %s: %v", in.Name, err)
+						continue
+					}
+					tables, err := agent.Check(ctx, src, in, key)
+					src.Close()
+					if err != nil {
+						report("input %s: %v", in.Name, err)
+						continue
+					}
+					for _, t := range tables {
+						if t.Error != "" {
+							report("input %s: %s", in.Name, t.Error)
+						} else {
+							fmt.Fprintf(g.stdout, "  ✓ input %s: %s (%d rules)\n", in.Name, t.Table, len(t.Redacted))
+						}
+					}
+				}
+			}
+			if problems > 0 {
+				fmt.Fprintf(g.stdout, "%d problems\n", problems)
+				return exitError{1}
+			}
+			fmt.Fprintf(g.stdout, "%s: ok\n", cfg.File)
+			return nil
+		},
+	}
+	c.Flags().StringVarP(&cfgPath, "config", "c", "", "workflow file (YAML)")
+	c.Flags().BoolVar(&connect, "connect", false, "also connect and check tables, columns and rule types")
+	return c
+}

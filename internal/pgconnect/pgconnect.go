@@ -1,0 +1,118 @@
+// Package pgconnect opens pgx connections with bounded retries, so that a
+// database that is restarting or briefly unreachable does not fail a run,
+// while a wrong password or a missing database fails at once.
+package pgconnect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Options bound the retries. Zero values take the defaults.
+type Options struct {
+	Attempts int           // default 5
+	Backoff  time.Duration // first wait, doubled each time; default 500ms
+	Logger   *slog.Logger
+	What     string // "source prod" / "twin": named in errors and logs
+}
+
+// Connect opens a connection to dsn. Errors never contain the password.
+func Connect(ctx context.Context, dsn string, o Options) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		// pgconn already masks the password in its parse errors.
+		return nil, fmt.Errorf("%s: parse dsn: %w", o.What, err)
+	}
+	return ConnectConfig(ctx, cfg, o)
+}
+
+// ConnectConfig is Connect for a parsed configuration.
+func ConnectConfig(ctx context.Context, cfg *pgx.ConnConfig, o Options) (*pgx.Conn, error) {
+	if o.Attempts <= 0 {
+		o.Attempts = 5
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = 500 * time.Millisecond
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = 10 * time.Second
+	}
+	wait := o.Backoff
+	var last error
+	for attempt := 1; attempt <= o.Attempts; attempt++ {
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err == nil {
+			return conn, nil
+		}
+		last = err
+		if !Retryable(err) || ctx.Err() != nil || attempt == o.Attempts {
+			break
+		}
+		if o.Logger != nil {
+			o.Logger.Warn("connect failed, retrying", "target", o.What, "attempt", attempt, "wait", wait, "error", Describe(err))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("connect to %s: %w", o.What, ctx.Err())
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+	return nil, fmt.Errorf("connect to %s (host %s port %d db %s user %s): %s", o.What, cfg.Host, cfg.Port, cfg.Database, cfg.User, Describe(last))
+}
+
+// Retryable reports whether a connect error may go away by itself: network
+// errors and a server that is starting or shutting down, but not
+// authentication, a missing database or a bad configuration.
+func Retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "57P03", "57P01", "57P02", "53300": // cannot connect now, admin/crash shutdown, too many connections
+			return true
+		}
+		return false
+	}
+	return true
+}
+
+// Describe renders a PostgreSQL error without its Detail, which can hold row
+// values, and other errors as they are.
+func Describe(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		s := pgErr.Severity + ": " + pgErr.Message + " (SQLSTATE " + pgErr.Code + ")"
+		if pgErr.Hint != "" {
+			s += "; hint: " + pgErr.Hint
+		}
+		return s
+	}
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// SafeError wraps err so that its message is Describe(err) while errors.Is
+// and errors.As still see the original.
+func SafeError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return err
+	}
+	return safeError{err}
+}
+
+type safeError struct{ err error }
+
+func (e safeError) Error() string { return Describe(e.err) }
+func (e safeError) Unwrap() error { return e.err }

@@ -1,0 +1,174 @@
+// Package progress draws one progress bar per table on a terminal, or
+// prints a plain line when a table starts and ends elsewhere. It implements
+// agent.Observer.
+package progress
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nopii/nopii/agent"
+)
+
+// Bars follows a run. Create it with New, Stop it when the run ends.
+type Bars struct {
+	w     io.Writer
+	tty   bool
+	mu    sync.Mutex
+	bars  []*bar
+	index map[string]*bar
+	drawn int // lines drawn last time, to move the cursor back over them
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+type bar struct {
+	name     string
+	est      int64
+	rows     int64
+	start    time.Time
+	finished bool
+	err      string
+	secs     float64
+}
+
+var _ agent.Observer = (*Bars)(nil)
+
+// New returns Bars writing to w; tty selects live bars over plain lines.
+func New(w io.Writer, tty bool) *Bars {
+	b := &Bars{w: w, tty: tty, index: map[string]*bar{}, stop: make(chan struct{}), done: make(chan struct{})}
+	if tty {
+		go b.loop()
+	} else {
+		close(b.done)
+	}
+	return b
+}
+
+func (b *Bars) loop() {
+	defer close(b.done)
+	t := time.NewTicker(150 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			b.mu.Lock()
+			b.draw()
+			b.mu.Unlock()
+		case <-b.stop:
+			b.mu.Lock()
+			b.draw()
+			b.mu.Unlock()
+			return
+		}
+	}
+}
+
+// Stop draws the final state and stops redrawing.
+func (b *Bars) Stop() {
+	select {
+	case <-b.stop:
+	default:
+		close(b.stop)
+	}
+	<-b.done
+}
+
+func key(input, table string) string { return input + "/" + table }
+
+// TableStarted implements agent.Observer.
+func (b *Bars) TableStarted(input, table string, est int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	br := &bar{name: input + " " + table, est: est, start: time.Now()}
+	b.bars = append(b.bars, br)
+	b.index[key(input, table)] = br
+	if !b.tty {
+		fmt.Fprintf(b.w, "copying %s (~%d rows)\n", br.name, max(est, 0))
+	}
+}
+
+// TableProgress implements agent.Observer.
+func (b *Bars) TableProgress(input, table string, rows int64) {
+	b.mu.Lock()
+	if br := b.index[key(input, table)]; br != nil {
+		br.rows = rows
+	}
+	b.mu.Unlock()
+}
+
+// TableFinished implements agent.Observer.
+func (b *Bars) TableFinished(r agent.TableReport) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	br := b.index[key(r.Input, r.Table)]
+	if br == nil {
+		return
+	}
+	br.finished, br.rows, br.err, br.secs = true, r.Rows, r.Error, r.Seconds
+	if !b.tty {
+		if r.Error != "" {
+			fmt.Fprintf(b.w, "failed  %s after %d rows: %s\n", br.name, r.Rows, r.Error)
+		} else {
+			fmt.Fprintf(b.w, "copied  %s: %d rows in %.1fs\n", br.name, r.Rows, r.Seconds)
+		}
+	}
+}
+
+const width = 30
+
+func (b *Bars) draw() {
+	var s strings.Builder
+	if b.drawn > 0 {
+		fmt.Fprintf(&s, "\x1b[%dA", b.drawn)
+	}
+	for _, br := range b.bars {
+		s.WriteString("\x1b[2K")
+		s.WriteString(br.line())
+		s.WriteByte('\n')
+	}
+	b.drawn = len(b.bars)
+	io.WriteString(b.w, s.String())
+}
+
+func (br *bar) line() string {
+	frac := 0.0
+	switch {
+	case br.finished && br.err == "":
+		frac = 1
+	case br.est > 0:
+		frac = min(float64(br.rows)/float64(br.est), 0.99)
+	}
+	fill := int(frac * width)
+	status := fmt.Sprintf("%3.0f%%", frac*100)
+	secs := br.secs
+	if !br.finished {
+		secs = time.Since(br.start).Seconds()
+	}
+	rate := 0.0
+	if secs > 0 {
+		rate = float64(br.rows) / secs
+	}
+	tail := fmt.Sprintf("%d rows  %.0f rows/s  %.1fs", br.rows, rate, secs)
+	if br.err != "" {
+		status, tail = "FAIL", tail+"  "+firstLine(br.err)
+	}
+	return fmt.Sprintf("%-40s [%s%s] %s %s", clip(br.name, 40), strings.Repeat("=", fill), strings.Repeat(" ", width-fill), status, tail)
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return clip(s, 80)
+}

@@ -1,0 +1,255 @@
+package nopii
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Sentinel errors. Callers test with errors.Is.
+var (
+	// ErrNotFound reports a table, column or type that the source does not have.
+	ErrNotFound = errors.New("not found")
+	// ErrNoPrimaryKey reports a table without a primary key and without a
+	// primary_key override in the configuration.
+	ErrNoPrimaryKey = errors.New("table has no primary key: set primary_key in the config")
+	// ErrUnsupportedType reports a column type that a rule cannot handle.
+	ErrUnsupportedType = errors.New("unsupported type")
+)
+
+// SourcePrimaryKeyColumn is the column every feed adds to every table: the
+// source row's primary key as text (SPEC §3).
+const SourcePrimaryKeyColumn = "source_primary_key"
+
+// TableName is a schema-qualified relation name.
+type TableName struct {
+	Schema string
+	Name   string
+}
+
+// String returns schema.name, unquoted, as users write it in the config.
+func (n TableName) String() string { return n.Schema + "." + n.Name }
+
+// Quoted returns the SQL identifier "schema"."name".
+func (n TableName) Quoted() string { return QuoteIdent(n.Schema) + "." + QuoteIdent(n.Name) }
+
+// QuoteIdent quotes a SQL identifier.
+func QuoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// TypeKind classifies PostgreSQL types by what their values look like.
+type TypeKind uint8
+
+// Type kinds, after pg_type.typtype plus arrays.
+const (
+	TypeBase      TypeKind = iota // a built-in or extension scalar type
+	TypeEnum                      // CREATE TYPE … AS ENUM
+	TypeDomain                    // CREATE DOMAIN
+	TypeComposite                 // CREATE TYPE … AS (…)
+	TypeArray                     // an array of Elem
+	TypeRange                     // a range type
+)
+
+// Type describes a PostgreSQL data type as the source catalog has it.
+type Type struct {
+	OID    uint32
+	Schema string // pg_catalog for built-in types
+	Name   string // pg_type.typname: int8, varchar, _text, mood …
+	Kind   TypeKind
+	SQL    string // format_type(oid, NULL), schema-qualified unless built in
+
+	Elem       *Type    // TypeArray: the element type
+	Base       *Type    // TypeDomain: the base type
+	BaseTypmod int32    // TypeDomain: the base type's typmod (varchar(20) → 24), -1 if none
+	BaseSQL    string   // TypeDomain: the base type as format_type prints it: character varying(20)
+	NotNull    bool     // TypeDomain: the domain is NOT NULL
+	Checks     []string // TypeDomain: CHECK constraint definitions, as pg_get_constraintdef prints them
+	Labels     []string // TypeEnum: labels in sort order
+	Attrs      []Column // TypeComposite: attributes
+	Extension  string   // the extension that owns the type, if any
+}
+
+// BuiltIn reports whether the type lives in pg_catalog.
+func (t *Type) BuiltIn() bool { return t.Schema == "pg_catalog" }
+
+// Underlying strips domains: the type whose binary format values use.
+func (t *Type) Underlying() *Type {
+	for t.Kind == TypeDomain && t.Base != nil {
+		t = t.Base
+	}
+	return t
+}
+
+// Column is one column of a table (or one attribute of a composite type).
+type Column struct {
+	Name    string
+	Type    *Type
+	Typmod  int32  // pg_attribute.atttypmod; -1 when none
+	TypeSQL string // the type as format_type prints it for built-in types: character varying(20)
+	NotNull bool
+}
+
+// MaxChars returns the character limit of a varchar(n) or char(n) column,
+// looking through domains, or 0 when the column has none.
+func (c Column) MaxChars() int {
+	t, mod := c.Type, c.Typmod
+	for t.Kind == TypeDomain && t.Base != nil {
+		if mod < 0 {
+			mod = t.BaseTypmod
+		}
+		t = t.Base
+	}
+	if t.Kind == TypeArray {
+		t = t.Elem.Underlying()
+	}
+	switch t.Name {
+	case "varchar", "bpchar":
+		if mod >= 4 {
+			return int(mod - 4)
+		}
+	}
+	return 0
+}
+
+// NumericScale returns the declared scale of a numeric(p,s) column, or -1.
+func (c Column) NumericScale() int {
+	t, mod := c.Type, c.Typmod
+	for t.Kind == TypeDomain && t.Base != nil {
+		if mod < 0 {
+			mod = t.BaseTypmod
+		}
+		t = t.Base
+	}
+	if t.Name == "numeric" && mod >= 4 {
+		return int((mod - 4) & 0xffff)
+	}
+	return -1
+}
+
+// Table is a relation selected for copying, with its columns in source order.
+type Table struct {
+	Name        TableName
+	Columns     []Column
+	PrimaryKey  []string // key column names, from the catalog or the config override
+	Partitioned bool     // a partitioned root: read through it, load as one table
+	View        bool     // a view or materialized view named explicitly
+	EstRows     int64    // pg_class.reltuples, for progress; -1 when unknown
+}
+
+// Column returns the column named name.
+func (t *Table) Column(name string) (Column, bool) {
+	for _, c := range t.Columns {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Column{}, false
+}
+
+// Fingerprint is a stable digest of what a table's rows look like: column
+// names, types, nullability and key. Drift detection compares fingerprints.
+type Fingerprint string
+
+// Fingerprint returns the table's fingerprint.
+func (t *Table) Fingerprint() Fingerprint {
+	h := sha256.New()
+	for _, c := range t.Columns {
+		fmt.Fprintf(h, "c\x00%s\x00%s\x00%d\x00%t\n", c.Name, typeKey(c.Type), c.Typmod, c.NotNull)
+	}
+	fmt.Fprintf(h, "k\x00%s\n", strings.Join(t.PrimaryKey, "\x00"))
+	return Fingerprint(hex.EncodeToString(h.Sum(nil))[:32])
+}
+
+func typeKey(t *Type) string {
+	if t == nil {
+		return "?"
+	}
+	if t.Kind == TypeArray && t.Elem != nil {
+		return typeKey(t.Elem) + "[]"
+	}
+	return t.Schema + "." + t.Name
+}
+
+// RowWriter receives rows in PostgreSQL binary format: one value per column
+// of the target table, in order, nil for NULL. The values are only valid
+// during the call.
+type RowWriter interface {
+	WriteRow(values [][]byte) error
+}
+
+// Load is one feed's load of one table. Rows go in with WriteRow; Commit
+// publishes them atomically; Abort discards them and leaves what the feed
+// held before. After Commit or Abort the Load is done; Abort after Commit is
+// a no-op, so callers may defer it.
+type Load interface {
+	RowWriter
+	Commit(ctx context.Context) error
+	Abort()
+}
+
+// Target describes where a source table lands in a feed.
+type Target struct {
+	Table  *Table    // the source table, columns as loaded
+	Name   TableName // the name in the feed (schema prefix applied)
+	Prefix string    // the input's target_schema_prefix, applied to user types too
+}
+
+// Feed is a destination for redacted tables.
+type Feed interface {
+	// Kind names the feed type: twin, s3, files.
+	Kind() string
+	// Prepare readies the feed for the targets of one run: schemas, user
+	// types. It is called once, before any load.
+	Prepare(ctx context.Context, targets []Target) error
+	// FullCopy starts loading a complete new version of a table. The feed's
+	// previous version stays visible until Commit.
+	FullCopy(ctx context.Context, t Target) (Load, error)
+	// Close releases the feed's connections.
+	Close() error
+}
+
+// RelKind is the kind of a relation in the source catalog.
+type RelKind uint8
+
+// Relation kinds, after pg_class.relkind.
+const (
+	RelTable       RelKind = iota // r
+	RelPartitioned                // p: a partitioned root
+	RelView                       // v
+	RelMatView                    // m
+	RelForeign                    // f
+)
+
+// Relation is a row of the source catalog that a table selector may match.
+type Relation struct {
+	Name      TableName
+	Kind      RelKind
+	Partition bool // a partition of a partitioned table: never selected on its own
+}
+
+// CopyStats counts what one table copy read from the source.
+type CopyStats struct {
+	Rows  int64
+	Bytes int64 // bytes of the binary COPY stream
+}
+
+// Source is a consistent, read-only view of one production database: every
+// method sees the same snapshot.
+type Source interface {
+	// Relations lists the tables, partitioned roots, views and foreign tables
+	// outside system schemas.
+	Relations(ctx context.Context) ([]Relation, error)
+	// Describe locks the relation against schema changes for the rest of the
+	// snapshot and returns its columns, types and primary key. primaryKey,
+	// when set, overrides the catalog's key. Returns ErrNotFound for a missing
+	// relation or key column and ErrNoPrimaryKey for a table without a key.
+	Describe(ctx context.Context, rel Relation, primaryKey []string) (*Table, error)
+	// Copy streams every row of t: the values of t.Columns in order followed
+	// by the row's source primary key as text. Values are valid only during
+	// the call to row. Copy may be called from several goroutines at once.
+	Copy(ctx context.Context, t *Table, row func(values [][]byte) error) (CopyStats, error)
+	// Close ends the snapshot and releases connections.
+	Close() error
+}

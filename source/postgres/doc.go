@@ -1,0 +1,11 @@
+// Package postgres is nopii's source adapter for PostgreSQL.
+//
+// Open starts one REPEATABLE READ, READ ONLY transaction and exports its
+// snapshot with pg_export_snapshot(). Catalog introspection and table locks
+// run on that connection; each Copy borrows a reader connection that has
+// imported the same snapshot with SET TRANSACTION SNAPSHOT, so tables copied
+// in parallel are consistent with each other, as with pg_dump --jobs.
+//
+// Tables are read with COPY (SELECT …) TO STDOUT (FORMAT binary) and handed
+// on as raw binary values: nothing is decoded here.
+package postgres

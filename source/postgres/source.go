@@ -1,0 +1,407 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/nopii/nopii"
+	"github.com/nopii/nopii/internal/pgconnect"
+	"github.com/nopii/nopii/internal/pgcopy"
+)
+
+var _ nopii.Source = (*Source)(nil)
+
+// Options configure a Source.
+type Options struct {
+	Name    string       // the input's name, for errors and logs
+	Readers int          // most reader connections at once; default 1
+	Logger  *slog.Logger // default slog.Default()
+	Connect pgconnect.Options
+}
+
+// Source is a snapshot of one PostgreSQL database. Safe for concurrent Copy.
+type Source struct {
+	cfg      *pgx.ConnConfig
+	opts     Options
+	log      *slog.Logger
+	mu       sync.Mutex // guards main (catalog queries) and types
+	main     *pgx.Conn
+	snapshot string
+	types    map[uint32]*nopii.Type
+
+	readers chan *pgx.Conn // idle readers
+	slots   chan struct{}  // one token per reader that may exist
+}
+
+// Open connects, begins the snapshot transaction and exports its snapshot.
+func Open(ctx context.Context, dsn string, o Options) (*Source, error) {
+	if o.Readers <= 0 {
+		o.Readers = 1
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Connect.What == "" {
+		o.Connect.What = "source " + o.Name
+	}
+	o.Connect.Logger = o.Logger
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("source %s: parse dsn: %w", o.Name, err)
+	}
+	// Identifiers are always schema-qualified; with pg_catalog alone on the
+	// path, format_type and pg_get_constraintdef qualify user types too.
+	cfg.RuntimeParams["search_path"] = "pg_catalog"
+	cfg.RuntimeParams["application_name"] = "nopii"
+	conn, err := pgconnect.ConnectConfig(ctx, cfg, o.Connect)
+	if err != nil {
+		return nil, err
+	}
+	s := &Source{cfg: cfg, opts: o, log: o.Logger, main: conn, types: map[uint32]*nopii.Type{},
+		readers: make(chan *pgx.Conn, o.Readers), slots: make(chan struct{}, o.Readers)}
+	if _, err := conn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
+		conn.Close(context.Background())
+		return nil, fmt.Errorf("source %s: begin snapshot: %w", o.Name, pgconnect.SafeError(err))
+	}
+	if err := conn.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&s.snapshot); err != nil {
+		conn.Close(context.Background())
+		return nil, fmt.Errorf("source %s: export snapshot: %w", o.Name, pgconnect.SafeError(err))
+	}
+	return s, nil
+}
+
+// Snapshot returns the exported snapshot's id.
+func (s *Source) Snapshot() string { return s.snapshot }
+
+// Close ends the snapshot and closes every connection.
+func (s *Source) Close() error {
+	ctx := context.Background()
+	for {
+		select {
+		case c := <-s.readers:
+			c.Close(ctx)
+			continue
+		default:
+		}
+		break
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.main != nil {
+		s.main.Exec(ctx, "ROLLBACK")
+		s.main.Close(ctx)
+		s.main = nil
+	}
+	return nil
+}
+
+// Relations implements nopii.Source.
+func (s *Source) Relations(ctx context.Context) ([]nopii.Relation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rows, err := s.main.Query(ctx, `
+		SELECT n.nspname, c.relname, c.relkind::text, c.relispartition
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind IN ('r','p','v','m','f')
+		  AND n.nspname NOT IN ('pg_catalog','information_schema','nopii')
+		  AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%'
+		ORDER BY 1, 2`)
+	if err != nil {
+		return nil, fmt.Errorf("source %s: list relations: %w", s.opts.Name, pgconnect.SafeError(err))
+	}
+	defer rows.Close()
+	var out []nopii.Relation
+	for rows.Next() {
+		var r nopii.Relation
+		var kind string
+		if err := rows.Scan(&r.Name.Schema, &r.Name.Name, &kind, &r.Partition); err != nil {
+			return nil, err
+		}
+		r.Kind = map[string]nopii.RelKind{"r": nopii.RelTable, "p": nopii.RelPartitioned, "v": nopii.RelView, "m": nopii.RelMatView, "f": nopii.RelForeign}[kind]
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("source %s: list relations: %w", s.opts.Name, pgconnect.SafeError(err))
+	}
+	return out, nil
+}
+
+// Describe implements nopii.Source.
+func (s *Source) Describe(ctx context.Context, rel nopii.Relation, primaryKey []string) (*nopii.Table, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, err := s.describe(ctx, rel, primaryKey)
+	if err != nil {
+		return nil, fmt.Errorf("describe %s: %w", rel.Name, err)
+	}
+	return t, nil
+}
+
+func (s *Source) describe(ctx context.Context, rel nopii.Relation, primaryKey []string) (*nopii.Table, error) {
+	var oid uint32
+	var kind string
+	var est float64
+	err := s.main.QueryRow(ctx, `
+		SELECT c.oid, c.relkind::text, c.reltuples::float8 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relname = $2`, rel.Name.Schema, rel.Name.Name).Scan(&oid, &kind, &est)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("table %s: %w in the source", rel.Name, nopii.ErrNotFound)
+	}
+	if err != nil {
+		return nil, pgconnect.SafeError(err)
+	}
+	if err := s.lock(ctx, rel.Name, kind); err != nil {
+		return nil, err
+	}
+	t := &nopii.Table{Name: rel.Name, Partitioned: kind == "p", View: kind == "v" || kind == "m", EstRows: int64(est)}
+	if est < 0 {
+		t.EstRows = -1
+	}
+	cols, err := s.columns(ctx, oid)
+	if err != nil {
+		return nil, err
+	}
+	if len(cols) == 0 {
+		return nil, fmt.Errorf("table %s has no columns", rel.Name)
+	}
+	t.Columns = cols
+	if _, ok := t.Column(nopii.SourcePrimaryKeyColumn); ok {
+		return nil, fmt.Errorf("column %q is reserved for the key nopii adds; rename it in the source or exclude the table", nopii.SourcePrimaryKeyColumn)
+	}
+	if len(primaryKey) > 0 {
+		for _, k := range primaryKey {
+			if _, ok := t.Column(k); !ok {
+				return nil, fmt.Errorf("primary_key column %q: %w in table %s", k, nopii.ErrNotFound, rel.Name)
+			}
+		}
+		t.PrimaryKey = primaryKey
+		return t, nil
+	}
+	rows, err := s.main.Query(ctx, `
+		SELECT a.attname FROM pg_index i
+		CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+		WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.ord`, oid)
+	if err != nil {
+		return nil, pgconnect.SafeError(err)
+	}
+	t.PrimaryKey, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, pgconnect.SafeError(err)
+	}
+	if len(t.PrimaryKey) == 0 {
+		return nil, nopii.ErrNoPrimaryKey
+	}
+	return t, nil
+}
+
+// lock takes ACCESS SHARE on the table for the rest of the snapshot, as
+// pg_dump does, so that no DDL can change it between describe and copy. A
+// savepoint keeps a lock timeout from aborting the snapshot transaction.
+func (s *Source) lock(ctx context.Context, name nopii.TableName, kind string) error {
+	if kind == "v" {
+		return nil // views cannot be locked this way; their tables are read in the snapshot anyway
+	}
+	if _, err := s.main.Exec(ctx, "SAVEPOINT nopii_lock; SET LOCAL lock_timeout = '30s'"); err != nil {
+		return pgconnect.SafeError(err)
+	}
+	if _, err := s.main.Exec(ctx, "LOCK TABLE "+name.Quoted()+" IN ACCESS SHARE MODE"); err != nil {
+		s.main.Exec(context.Background(), "ROLLBACK TO SAVEPOINT nopii_lock")
+		return fmt.Errorf("lock: %w", pgconnect.SafeError(err))
+	}
+	_, err := s.main.Exec(ctx, "RELEASE SAVEPOINT nopii_lock")
+	return pgconnect.SafeError(err)
+}
+
+func (s *Source) columns(ctx context.Context, rel uint32) ([]nopii.Column, error) {
+	rows, err := s.main.Query(ctx, `
+		SELECT a.attname, a.atttypid, a.atttypmod, a.attnotnull, format_type(a.atttypid, a.atttypmod)
+		FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`, rel)
+	if err != nil {
+		return nil, pgconnect.SafeError(err)
+	}
+	type raw struct {
+		name    string
+		oid     uint32
+		typmod  int32
+		notNull bool
+		sql     string
+	}
+	rs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (raw, error) {
+		var x raw
+		return x, r.Scan(&x.name, &x.oid, &x.typmod, &x.notNull, &x.sql)
+	})
+	if err != nil {
+		return nil, pgconnect.SafeError(err)
+	}
+	cols := make([]nopii.Column, len(rs))
+	for i, r := range rs {
+		t, err := s.typ(ctx, r.oid)
+		if err != nil {
+			return nil, fmt.Errorf("column %s: %w", r.name, err)
+		}
+		cols[i] = nopii.Column{Name: r.name, Type: t, Typmod: r.typmod, TypeSQL: r.sql, NotNull: r.notNull}
+	}
+	return cols, nil
+}
+
+// typ resolves a type and everything it is built from, with a cache.
+func (s *Source) typ(ctx context.Context, oid uint32) (*nopii.Type, error) {
+	if t, ok := s.types[oid]; ok {
+		return t, nil
+	}
+	var (
+		t                     = &nopii.Type{OID: oid}
+		typtype, category     string
+		elem, base, relid     uint32
+		baseSQL, ext, typeSQL string
+	)
+	err := s.main.QueryRow(ctx, `
+		SELECT n.nspname, t.typname, t.typtype::text, t.typcategory::text, t.typelem, t.typbasetype, t.typtypmod,
+		       t.typnotnull, t.typrelid, coalesce(format_type(t.typbasetype, t.typtypmod), ''), format_type(t.oid, NULL),
+		       coalesce((SELECT e.extname FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+		                 WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e' LIMIT 1), '')
+		FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.oid = $1`, oid).
+		Scan(&t.Schema, &t.Name, &typtype, &category, &elem, &base, &t.BaseTypmod, &t.NotNull, &relid, &baseSQL, &typeSQL, &ext)
+	if err != nil {
+		return nil, fmt.Errorf("type %d: %w", oid, pgconnect.SafeError(err))
+	}
+	t.Extension = ext
+	t.SQL = typeSQL
+	s.types[oid] = t // before recursing: composite types may refer to themselves through arrays
+	switch {
+	case category == "A" && elem != 0:
+		t.Kind = nopii.TypeArray
+		if t.Elem, err = s.typ(ctx, elem); err != nil {
+			return nil, err
+		}
+	case typtype == "d":
+		t.Kind = nopii.TypeDomain
+		t.BaseSQL = baseSQL
+		if t.Base, err = s.typ(ctx, base); err != nil {
+			return nil, err
+		}
+		rows, err := s.main.Query(ctx, `SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE contypid = $1 AND contype = 'c' ORDER BY conname`, oid)
+		if err != nil {
+			return nil, pgconnect.SafeError(err)
+		}
+		if t.Checks, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			return nil, pgconnect.SafeError(err)
+		}
+	case typtype == "e":
+		t.Kind = nopii.TypeEnum
+		rows, err := s.main.Query(ctx, `SELECT enumlabel FROM pg_enum WHERE enumtypid = $1 ORDER BY enumsortorder`, oid)
+		if err != nil {
+			return nil, pgconnect.SafeError(err)
+		}
+		if t.Labels, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			return nil, pgconnect.SafeError(err)
+		}
+	case typtype == "c":
+		t.Kind = nopii.TypeComposite
+		if t.Attrs, err = s.columns(ctx, relid); err != nil {
+			return nil, err
+		}
+	case typtype == "r" || typtype == "m":
+		t.Kind = nopii.TypeRange
+	default:
+		t.Kind = nopii.TypeBase
+	}
+	return t, nil
+}
+
+// CopySQL returns the statement Copy runs for t.
+func CopySQL(t *nopii.Table) string {
+	var b strings.Builder
+	b.WriteString("COPY (SELECT ")
+	for _, c := range t.Columns {
+		b.WriteString(nopii.QuoteIdent(c.Name))
+		b.WriteString(", ")
+	}
+	if len(t.PrimaryKey) == 1 {
+		b.WriteString(nopii.QuoteIdent(t.PrimaryKey[0]) + "::text")
+	} else {
+		b.WriteString("json_build_array(")
+		for i, k := range t.PrimaryKey {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(nopii.QuoteIdent(k))
+		}
+		b.WriteString(")::text")
+	}
+	b.WriteString(" FROM ")
+	if !t.Partitioned && !t.View {
+		b.WriteString("ONLY ") // inheritance children are tables of their own
+	}
+	b.WriteString(t.Name.Quoted())
+	b.WriteString(") TO STDOUT (FORMAT binary)")
+	return b.String()
+}
+
+// Copy implements nopii.Source.
+func (s *Source) Copy(ctx context.Context, t *nopii.Table, row func(values [][]byte) error) (nopii.CopyStats, error) {
+	conn, err := s.reader(ctx)
+	if err != nil {
+		return nopii.CopyStats{}, err
+	}
+	var rows int64
+	dec := pgcopy.NewDecoder(len(t.Columns)+1, func(v [][]byte) error {
+		rows++
+		return row(v)
+	})
+	_, err = conn.PgConn().CopyTo(ctx, dec, CopySQL(t))
+	if err == nil {
+		err = dec.Close()
+	}
+	stats := nopii.CopyStats{Rows: rows, Bytes: dec.Bytes()}
+	if err != nil {
+		// The connection is in an unknown state after a failed or cancelled
+		// COPY: drop it rather than return it.
+		conn.Close(context.Background())
+		<-s.slots
+		return stats, fmt.Errorf("copy %s: %w", t.Name, pgconnect.SafeError(err))
+	}
+	s.readers <- conn
+	return stats, nil
+}
+
+// reader returns an idle reader, or opens one that imports the snapshot.
+func (s *Source) reader(ctx context.Context) (*pgx.Conn, error) {
+	select {
+	case c := <-s.readers:
+		return c, nil
+	default:
+	}
+	select {
+	case c := <-s.readers:
+		return c, nil
+	case s.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	conn, err := pgconnect.ConnectConfig(ctx, s.cfg.Copy(), s.opts.Connect)
+	if err == nil {
+		_, err = conn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+		if err == nil {
+			_, err = conn.Exec(ctx, "SET TRANSACTION SNAPSHOT "+quoteLiteral(s.snapshot))
+		}
+		if err != nil {
+			conn.Close(context.Background())
+			err = fmt.Errorf("source %s: import snapshot: %w", s.opts.Name, pgconnect.SafeError(err))
+		}
+	}
+	if err != nil {
+		<-s.slots
+		return nil, err
+	}
+	return conn, nil
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
