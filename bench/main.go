@@ -27,11 +27,14 @@ import (
 	"github.com/nopii/nopii/internal/pgtest"
 )
 
+var cpuProfile string
+
 const key = "bench-hmac-key-0123456789abcdef-0123456789"
 
 func main() {
 	rows := flag.Int("rows", 1_000_000, "rows in the benchmark table")
 	runs := flag.Int("runs", 3, "runs of each pipeline (the median is reported)")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write nopii's CPU profile of the last run to this file")
 	flag.Parse()
 	if err := run(context.Background(), *rows, *runs); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -76,8 +79,10 @@ func run(ctx context.Context, rows, runs int) error {
 		       timestamptz '2024-01-01' + i * interval '1 second', timestamptz '2025-01-01' + i * interval '1 second',
 		       jsonb_build_object('plan', 'pro', 'seats', i %% 50, 'features', jsonb_build_array('sso', 'audit', 'api'),
 		                          'note', repeat('n', 120), 'ref', md5(i::text))
-		FROM generate_series(1, %d) i;
-		VACUUM ANALYZE bench;`, rows)); err != nil {
+		FROM generate_series(1, %d) i`, rows)); err != nil {
+		return err
+	}
+	if err := execSQL(ctx, src, "VACUUM ANALYZE bench"); err != nil {
 		return err
 	}
 	var size string
@@ -127,7 +132,11 @@ workflows:
 		if err := execSQL(ctx, twin, "CHECKPOINT"); err != nil {
 			return err
 		}
-		d, maxrss, err := timed(exec.Command(bin, "run", "--config", cfg, "--log-level", "warn"))
+		args := []string{"run", "--config", cfg, "--log-level", "warn"}
+		if cpuProfile != "" && i == runs-1 {
+			args = append(args, "--cpuprofile", cpuProfile)
+		}
+		d, maxrss, err := timed(exec.Command(bin, args...))
 		if err != nil {
 			return fmt.Errorf("nopii run: %w", err)
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -63,6 +64,7 @@ type globals struct {
 	stdout, stderr io.Writer
 	logLevel       string
 	logFormat      string
+	cpuProfile     string
 }
 
 // NewRoot builds the command tree writing to stdout and stderr.
@@ -84,6 +86,26 @@ Then:        nopii run --config nopii.yaml`,
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "debug, info, warn or error (default info; warn on a terminal while progress bars show)")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "", "text or json (default text on a terminal, json otherwise)")
+	root.PersistentFlags().StringVar(&g.cpuProfile, "cpuprofile", "", "write a CPU profile to this file (for bench/)")
+	root.PersistentFlags().MarkHidden("cpuprofile")
+	var prof *os.File
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if g.cpuProfile == "" {
+			return nil
+		}
+		f, err := os.Create(g.cpuProfile)
+		if err != nil {
+			return err
+		}
+		prof = f
+		return pprof.StartCPUProfile(f)
+	}
+	root.PersistentPostRun = func(*cobra.Command, []string) {
+		if prof != nil {
+			pprof.StopCPUProfile()
+			prof.Close()
+		}
+	}
 	root.AddCommand(newRunCmd(g), newValidateCmd(g), newVersionCmd(g))
 	return root
 }

@@ -39,6 +39,8 @@ type Decimal struct {
 
 	buf []byte
 	tmp big.Int
+	// scratch of NoiseDecimal, kept to spare allocations per value
+	unit, maxQ, delta, r, orig, pct, exp big.Int
 }
 
 // ReadNumeric decodes a numeric wire value into x.
@@ -99,9 +101,7 @@ func (x *Decimal) ReadNumeric(src []byte) error {
 			x.buf = append(x.buf, '0')
 		}
 	}
-	if len(x.buf) > 0 {
-		x.Coef.SetString(string(x.buf), 10)
-	}
+	setDigits(&x.Coef, x.buf, &x.tmp)
 	if sign == numericNeg {
 		x.Coef.Neg(&x.Coef)
 	}
@@ -247,7 +247,7 @@ func (x *Decimal) ParseText(s []byte) error {
 	if scale > numericMaxDscale {
 		return errNumberRange
 	}
-	x.Coef.SetString(string(x.buf), 10)
+	setDigits(&x.Coef, x.buf, &x.tmp)
 	if neg {
 		x.Coef.Neg(&x.Coef)
 	}
@@ -289,7 +289,30 @@ func (x *Decimal) AppendText(dst []byte) []byte {
 
 var bigTen = big.NewInt(10)
 
-func pow10(z *big.Int, n int) *big.Int { return z.Exp(bigTen, big.NewInt(int64(n)), nil) }
+// setDigits sets z to the decimal digits, 18 at a time, sparing
+// SetString's string copy.
+func setDigits(z *big.Int, digits []byte, tmp *big.Int) {
+	z.SetUint64(0)
+	for len(digits) > 0 {
+		n := min(18, len(digits))
+		var v uint64
+		for _, c := range digits[:n] {
+			v = v*10 + uint64(c-'0')
+		}
+		z.Mul(z, tmp.SetUint64(pow10u64[n]))
+		z.Add(z, tmp.SetUint64(v))
+		digits = digits[n:]
+	}
+}
+
+func pow10(z *big.Int, n int) *big.Int {
+	if n <= 18 {
+		return z.SetUint64(pow10u64[n])
+	}
+	return z.Exp(bigTen, big.NewInt(int64(n)), nil)
+}
+
+var pow10u64 = [...]uint64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18}
 
 // Round rounds x to scale digits after the point, half away from zero, as
 // a numeric(p, scale) column does. A negative scale rounds to tens,
@@ -343,27 +366,27 @@ func NoiseDecimal(x *Decimal, percent float64, quantum, maxCoefDigits int, d *Di
 	if x.Kind != NumericFinite {
 		return
 	}
-	var unit, maxQ, delta, r, orig big.Int
-	pow10(&unit, quantum)
+	unit, maxQ, delta, r, orig := &x.unit, &x.maxQ, &x.delta, &x.r, &x.orig
+	pow10(unit, quantum)
 	// maxQ = floor(|coef| × percent/100 / unit), at least 1.
 	maxQ.Abs(&x.Coef)
-	maxQ.Mul(&maxQ, big.NewInt(int64(percent*1e6)))
-	maxQ.Quo(&maxQ, big.NewInt(1e8))
-	maxQ.Quo(&maxQ, &unit)
+	maxQ.Mul(maxQ, x.pct.SetInt64(int64(percent*1e6)))
+	maxQ.Quo(maxQ, pow10(&x.exp, 8))
+	maxQ.Quo(maxQ, unit)
 	if maxQ.Sign() == 0 {
 		maxQ.SetInt64(1)
 	}
 	r.SetBytes(d[:24])
-	delta.Mod(&r, &maxQ)
-	delta.Add(&delta, big.NewInt(1))
-	delta.Mul(&delta, &unit)
+	delta.Mod(r, maxQ)
+	delta.Add(delta, x.exp.SetInt64(1))
+	delta.Mul(delta, unit)
 	if d[31]&1 == 1 {
-		delta.Neg(&delta)
+		delta.Neg(delta)
 	}
 	orig.Set(&x.Coef)
-	x.Coef.Add(&orig, &delta)
+	x.Coef.Add(orig, delta)
 	if maxCoefDigits > 0 && x.CoefDigits() > maxCoefDigits {
-		x.Coef.Sub(&orig, &delta)
+		x.Coef.Sub(orig, delta)
 	}
 }
 

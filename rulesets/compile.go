@@ -15,8 +15,8 @@ const (
 	// the column allows: collisions stay improbable up to billions of
 	// addresses, and columns of different lengths still agree (joins).
 	defaultEmailHex = 16
-	// minHex is the fewest hex characters redact_email and hash output:
-	// below 32 bits collisions become common.
+	// minEmailHex and minHashHex are the fewest hex characters the rules
+	// output: below 32 bits collisions become common.
 	minEmailHex = 8
 	minHashHex  = 8
 	// maxRerolls bounds the re-derivations of an output that equals its
@@ -107,7 +107,10 @@ func compileValue(c *target, rule string, p params, key []byte) (valueFunc, erro
 // matches ErrTypeMismatch.
 type mismatchError struct{ msg string }
 
-func (e *mismatchError) Error() string        { return e.msg }
+func (e *mismatchError) Error() string { return e.msg }
+
+// Is makes errors.Is(err, ErrTypeMismatch) hold without putting the
+// sentinel's text into the message.
 func (e *mismatchError) Is(target error) bool { return target == ErrTypeMismatch }
 
 func mismatchf(format string, args ...any) error {

@@ -32,7 +32,7 @@ func compileDestroy(c *target) (redact.Func, error) {
 	return redact.Const(v), nil
 }
 
-// emptyValue is what destroy writes into a NOT NULL column: '', 0, false,
+// emptyValue is what destroy writes into a NOT NULL column: ”, 0, false,
 // 1970-01-01, the nil uuid, {}, the first enum label…
 func emptyValue(c *target) ([]byte, error) {
 	switch c.class {

@@ -439,6 +439,7 @@ func (l *load) Commit(ctx context.Context) error {
 	if l.closed {
 		return errors.New("twin: load already finished")
 	}
+	t0 := time.Now()
 	l.buf = pgcopy.AppendTrailer(l.buf)
 	select {
 	case l.full <- l.buf:
@@ -451,17 +452,28 @@ func (l *load) Commit(ctx context.Context) error {
 		l.Abort()
 		return err
 	}
-	if err := l.swap(ctx); err != nil {
+	t1 := time.Now()
+	idx, err := l.swap(ctx)
+	if err != nil {
 		l.Abort()
 		return fmt.Errorf("twin: swap in %s: %w", l.target.Name, err)
 	}
+	l.feed.log.Debug("twin table swapped in", "table", l.target.Name.String(), "rows", l.rows,
+		"copy_tail_seconds", t1.Sub(t0).Seconds(), "index_seconds", idx.Seconds(), "swap_seconds", time.Since(t1).Seconds()-idx.Seconds())
 	l.closed = true
 	l.cancel()
 	l.conn.Close(context.Background())
 	return nil
 }
 
-func (l *load) swap(ctx context.Context) error {
+func (l *load) swap(ctx context.Context) (time.Duration, error) {
+	start := time.Now()
+	var idxTime time.Duration
+	err := l.swapTx(ctx, func() { idxTime = time.Since(start) })
+	return idxTime, err
+}
+
+func (l *load) swapTx(ctx context.Context, indexed func()) error {
 	name := l.target.Name
 	idx := shortName(l.shadow, "_spk")
 	cons := shortName(name.Name, "_source_primary_key_key")
@@ -475,6 +487,7 @@ func (l *load) swap(ctx context.Context) error {
 	if err := exec("CREATE UNIQUE INDEX " + nopii.QuoteIdent(idx) + " ON " + l.shadowName() + " (" + nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn) + ")"); err != nil {
 		return fmt.Errorf("build unique index on %s: %w", nopii.SourcePrimaryKeyColumn, err)
 	}
+	indexed()
 	// Readers of the twin hold the old table; wait for them a bounded time,
 	// a few times, without losing the loaded shadow (savepoint).
 	var err error
