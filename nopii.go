@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Sentinel errors. Callers test with errors.Is.
@@ -191,9 +192,10 @@ type Load interface {
 
 // Target describes where a source table lands in a feed.
 type Target struct {
-	Table  *Table    // the source table, columns as loaded
-	Name   TableName // the name in the feed (schema prefix applied)
-	Prefix string    // the input's target_schema_prefix, applied to user types too
+	Table  *Table      // the source table, columns as loaded
+	Name   TableName   // the name in the feed (schema prefix applied)
+	Prefix string      // the input's target_schema_prefix, applied to user types too
+	State  *TableState // committed with the rows, in the same transaction where the feed can
 }
 
 // Feed is a destination for redacted tables.
@@ -206,6 +208,12 @@ type Feed interface {
 	// FullCopy starts loading a complete new version of a table. The feed's
 	// previous version stays visible until Commit.
 	FullCopy(ctx context.Context, t Target) (Load, error)
+	// Delta starts loading changed rows into the feed's existing copy.
+	// deletes says whether keys will be streamed for an anti-join.
+	Delta(ctx context.Context, t Target, deletes bool) (DeltaLoad, error)
+	// State returns the table's state from the last successful run, or nil.
+	// It writes nothing, so plan may call it.
+	State(ctx context.Context, k StateKey) (*TableState, error)
 	// Close releases the feed's connections.
 	Close() error
 }
@@ -250,6 +258,85 @@ type Source interface {
 	// by the row's source primary key as text. Values are valid only during
 	// the call to row. Copy may be called from several goroutines at once.
 	Copy(ctx context.Context, t *Table, row func(values [][]byte) error) (CopyStats, error)
+	// CopySelect is Copy narrowed by a Selection; with KeysOnly the row
+	// holds just the key text.
+	CopySelect(ctx context.Context, t *Table, sel Selection, row func(values [][]byte) error) (CopyStats, error)
+	// Max returns the largest value of a column in the snapshot as text, with
+	// rows limited to those newer than cursor when given; "" when none.
+	Max(ctx context.Context, t *Table, column string, since *Cursor) (string, error)
+	// InFlightSince returns the start of the oldest transaction that was
+	// writing when the snapshot was taken, or the zero time: rows it stamps
+	// may commit after the snapshot.
+	InFlightSince() time.Time
+	// Indexed reports whether some index of the table leads with column,
+	// which a delta cursor needs to be cheap.
+	Indexed(ctx context.Context, t *Table, column string) (bool, error)
+	// Sample returns up to n non-NULL values of a column as text.
+	Sample(ctx context.Context, t *Table, column string, n int) ([]string, error)
 	// Close ends the snapshot and releases connections.
 	Close() error
+}
+
+// Cursor selects rows whose Column passed After (minus Overlap), for delta
+// copies. After is the source's text rendering of a value of the column's type.
+type Cursor struct {
+	Column  string
+	After   string
+	Overlap time.Duration
+}
+
+// Selection narrows a copy. The zero Selection copies every row.
+type Selection struct {
+	Since       []Cursor  // OR'ed: rows newer than any cursor
+	WindowSince time.Time // with WindowBy: rows whose WindowBy column is at or after this time
+	WindowBy    []string  // columns judged for the window; a row is in when any of them is
+	KeysOnly    bool      // stream only the key text (one value per row)
+}
+
+// TableState is what a feed remembers about a table between runs (SPEC §3).
+type TableState struct {
+	Workflow    string            `json:"workflow"`
+	Input       string            `json:"input"`
+	Table       TableName         `json:"table"` // in the source
+	Mode        string            `json:"mode"`  // of the last run: full or delta
+	Fingerprint Fingerprint       `json:"fingerprint"`
+	Columns     []ColumnShape     `json:"columns"`
+	PrimaryKey  []string          `json:"primary_key"`
+	Cursors     map[string]string `json:"cursors,omitempty"` // column → high-water mark (source text)
+	LastRun     time.Time         `json:"last_run"`
+	Rows        int64             `json:"rows"`
+}
+
+// ColumnShape is what drift detection compares of a column.
+type ColumnShape struct {
+	Name    string `json:"name"`
+	Type    string `json:"type"`
+	NotNull bool   `json:"not_null"`
+}
+
+// Shape returns the columns as drift detection sees them.
+func (t *Table) Shape() []ColumnShape {
+	out := make([]ColumnShape, len(t.Columns))
+	for i, c := range t.Columns {
+		ty := c.TypeSQL
+		if ty == "" {
+			ty = typeKey(c.Type)
+		}
+		out[i] = ColumnShape{Name: c.Name, Type: ty, NotNull: c.NotNull}
+	}
+	return out
+}
+
+// DeltaLoad is one feed's load of the changed rows of a table: WriteRow
+// upserts on source_primary_key; when deletes are detected, WriteKey
+// receives every key that should remain and Commit removes the others.
+type DeltaLoad interface {
+	Load
+	WriteKey(key []byte) error
+}
+
+// StateKey names a table's state in a feed.
+type StateKey struct {
+	Workflow, Input string
+	Table           TableName
 }

@@ -18,18 +18,23 @@ type Report struct {
 
 // TableReport is one table's line of a Report.
 type TableReport struct {
-	Input      string   `json:"input"`
-	Table      string   `json:"table"`  // schema.table in the source
-	Target     string   `json:"target"` // schema.table in the feeds
-	Mode       string   `json:"mode"`
-	Note       string   `json:"note,omitempty"`
-	Rows       int64    `json:"rows"`
-	Bytes      int64    `json:"bytes"`
-	Seconds    float64  `json:"seconds"`
-	RowsPerSec float64  `json:"rows_per_sec"`
-	Redacted   []string `json:"redacted_columns,omitempty"`
-	Feeds      []string `json:"feeds,omitempty"`
-	Error      string   `json:"error,omitempty"`
+	Input       string   `json:"input"`
+	Table       string   `json:"table"`            // schema.table in the source
+	Target      string   `json:"target"`           // schema.table in the feeds
+	Mode        string   `json:"mode"`             // full | delta
+	Reason      string   `json:"reason,omitempty"` // first run, delta from cursor …, full copy: schema changed (…)
+	DriftForced bool     `json:"drift_forced_full_copy,omitempty"`
+	Note        string   `json:"note,omitempty"`
+	Rows        int64    `json:"rows"`     // read from the source
+	Upserted    int64    `json:"upserted"` // delta: rows inserted or updated in the feeds
+	Deleted     int64    `json:"deleted"`  // delta: rows removed (detect_deletes, window)
+	Warnings    []string `json:"warnings,omitempty"`
+	Bytes       int64    `json:"bytes"`
+	Seconds     float64  `json:"seconds"`
+	RowsPerSec  float64  `json:"rows_per_sec"`
+	Redacted    []string `json:"redacted_columns,omitempty"`
+	Feeds       []string `json:"feeds,omitempty"`
+	Error       string   `json:"error,omitempty"`
 }
 
 // Failed reports whether the run or any table failed.

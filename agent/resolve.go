@@ -123,12 +123,22 @@ func describe(ctx context.Context, src nopii.Source, in *config.Input, j *job, k
 	j.target = nopii.Target{Table: t, Name: nopii.TableName{Schema: in.TargetSchemaPrefix + t.Name.Schema, Name: t.Name.Name}, Prefix: in.TargetSchemaPrefix}
 	j.mode = "full"
 	if j.entry != nil {
-		m := j.entry.Mode
-		if m == "" && (j.entry.UpdatedAt != "" || j.entry.CreatedAt != "") {
-			m = "delta"
-		}
-		if m != "" && m != "full" {
-			j.note = "mode " + m + " is not available yet: full copy"
+		for _, cc := range []struct{ key, col string }{{"updated_at", j.entry.UpdatedAt}, {"created_at", j.entry.CreatedAt}} {
+			if cc.col == "" {
+				continue
+			}
+			col, ok := t.Column(cc.col)
+			if !ok {
+				j.err = fmt.Errorf("%s:%d:%d: %s column %q: %w in table %s (columns: %s)", j.entry.Pos.File, j.entry.Pos.Line, j.entry.Pos.Col,
+					cc.key, cc.col, nopii.ErrNotFound, t.Name, columnNames(t))
+				return
+			}
+			switch col.Type.Underlying().Name {
+			case "date", "timestamp", "timestamptz":
+			default:
+				j.err = fmt.Errorf("%s column %q of %s is %s: delta cursors must be date, timestamp or timestamptz", cc.key, cc.col, t.Name, col.TypeSQL)
+				return
+			}
 		}
 		for _, c := range j.entry.Columns {
 			col, ok := t.Column(c.Column)

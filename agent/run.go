@@ -85,7 +85,7 @@ func (r *Runner) Run(ctx context.Context, cfg *config.Config, wf *config.Workflo
 	}
 	for i := range wf.Inputs {
 		in := &wf.Inputs[i]
-		if err := r.runInput(ctx, in, feeds, key, par, rep, log.With(LogKeyInput, in.Name)); err != nil {
+		if err := r.runInput(ctx, wf, in, feeds, key, par, rep, log.With(LogKeyInput, in.Name)); err != nil {
 			rep.Error = err.Error()
 			if ctx.Err() != nil {
 				return rep
@@ -95,7 +95,7 @@ func (r *Runner) Run(ctx context.Context, cfg *config.Config, wf *config.Workflo
 	return rep
 }
 
-func (r *Runner) runInput(ctx context.Context, in *config.Input, feeds []nopii.Feed, key []byte, par int, rep *Report, log *slog.Logger) error {
+func (r *Runner) runInput(ctx context.Context, wf *config.Workflow, in *config.Input, feeds []nopii.Feed, key []byte, par int, rep *Report, log *slog.Logger) error {
 	src, err := r.OpenSource(ctx, in, par)
 	if err != nil {
 		return fmt.Errorf("input %s: %w", in.Name, err)
@@ -129,7 +129,7 @@ func (r *Runner) runInput(ctx context.Context, in *config.Input, feeds []nopii.F
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				results[i] = r.copyTable(ctx, src, feeds, ready[i], key, log)
+				results[i] = r.copyTable(ctx, src, feeds, wf, ready[i], key, log)
 			}
 		}()
 	}
@@ -174,7 +174,7 @@ func (j *job) report(feeds []nopii.Feed) TableReport {
 
 const progressEvery = 16384
 
-func (r *Runner) copyTable(ctx context.Context, src nopii.Source, feeds []nopii.Feed, j *job, key []byte, log *slog.Logger) (tr TableReport) {
+func (r *Runner) copyTable(ctx context.Context, src nopii.Source, feeds []nopii.Feed, wf *config.Workflow, j *job, key []byte, log *slog.Logger) (tr TableReport) {
 	tr = j.report(feeds)
 	obs := r.observer()
 	start := time.Now()
@@ -188,35 +188,80 @@ func (r *Runner) copyTable(ctx context.Context, src nopii.Source, feeds []nopii.
 		if tr.Error != "" {
 			log.Error("table failed", LogKeyTable, tr.Table, LogKeyError, tr.Error)
 		} else {
-			log.Info("table copied", LogKeyTable, tr.Table, "rows", tr.Rows, "bytes", tr.Bytes, "seconds", tr.Seconds)
+			log.Info("table copied", LogKeyTable, tr.Table, "mode", tr.Mode, "rows", tr.Rows, "bytes", tr.Bytes, "seconds", tr.Seconds)
 		}
 	}()
 	fail := func(err error) TableReport {
 		tr.Error = err.Error()
 		return tr
 	}
+	phase := func(name string, since time.Time) {
+		log.Debug("phase", LogKeyTable, tr.Table, "phase", name, "seconds", time.Since(since).Seconds())
+	}
+	t0 := time.Now()
+	d, err := decide(ctx, src, feeds, wf, j, time.Now())
+	if err != nil {
+		return fail(err)
+	}
+	phase("decide", t0)
+	tr.Mode, tr.Reason, tr.DriftForced = d.mode, d.reason, d.drift
+	if len(d.unclassified) > 0 {
+		if wf.OnUnclassified != config.OnUnclassifiedWarn {
+			return fail(d.unclassifiedError(j.table.Name))
+		}
+		for i, f := range d.unclassified {
+			w := fmt.Sprintf("new column %s looks like %s and has no rule: copied as it is (on_unclassified: warn); add %s", d.unclassCols[i], f.Kind, f.Rule)
+			tr.Warnings = append(tr.Warnings, w)
+			log.Warn("unclassified PII column copied", LogKeyTable, tr.Table, "column", d.unclassCols[i], "kind", f.Kind)
+		}
+	}
 	c, err := compile(j, key)
 	if err != nil {
 		return fail(err)
 	}
+	// Cursors come from the same snapshot as the rows: consistent.
+	t0 = time.Now()
+	cursors, err := newCursors(ctx, src, j)
+	if err != nil {
+		return fail(err)
+	}
+	phase("cursors", t0)
+	t0 = time.Now()
+	target := j.target
+	target.State = &nopii.TableState{Workflow: wf.Name, Input: j.input, Table: j.table.Name, Mode: d.mode,
+		Fingerprint: j.table.Fingerprint(), Columns: j.table.Shape(), PrimaryKey: j.table.PrimaryKey,
+		Cursors: cursors, LastRun: time.Now().UTC()}
 	loads := make([]nopii.Load, 0, len(feeds))
+	var deltas []nopii.DeltaLoad
 	defer func() {
 		for _, l := range loads {
 			l.Abort() // a no-op after Commit
 		}
 	}()
 	for _, f := range feeds {
-		l, err := f.FullCopy(ctx, j.target)
+		if d.mode == "delta" {
+			l, err := f.Delta(ctx, target, d.deletes)
+			if err != nil {
+				return fail(err)
+			}
+			loads = append(loads, l)
+			deltas = append(deltas, l)
+			continue
+		}
+		l, err := f.FullCopy(ctx, target)
 		if err != nil {
 			return fail(err)
 		}
 		loads = append(loads, l)
 	}
+	phase("open loads", t0)
+	t0 = time.Now()
 	n := len(j.table.Columns)
 	out := make([][]byte, n+1)
 	scratch := make([]byte, 0, 4096)
 	var rows int64
-	stats, err := src.Copy(ctx, j.table, func(vals [][]byte) error {
+	sel := nopii.Selection{Since: d.since, WindowSince: d.window, WindowBy: d.windowBy}
+	stats, err := src.CopySelect(ctx, j.table, sel, func(vals [][]byte) error {
 		if c.hasAny || c.keyFn != nil {
 			scratch = scratch[:0]
 			for i, f := range c.funcs {
@@ -254,15 +299,43 @@ func (r *Runner) copyTable(ctx context.Context, src nopii.Source, feeds []nopii.
 		return nil
 	})
 	tr.Rows, tr.Bytes = stats.Rows, stats.Bytes
+	if err == nil && d.deletes {
+		// The keys that should remain (all, or those inside the window):
+		// the feeds remove the others by an anti-join.
+		_, err = src.CopySelect(ctx, j.table, nopii.Selection{KeysOnly: true, WindowSince: d.window, WindowBy: d.windowBy}, func(vals [][]byte) error {
+			k := vals[0]
+			if c.keyFn != nil {
+				scratch = scratch[:0]
+				v, err := apply(c.keyFn, &scratch, k)
+				if err != nil {
+					return fmt.Errorf("%s: %w", nopii.SourcePrimaryKeyColumn, err)
+				}
+				k = v
+			}
+			for _, l := range deltas {
+				if err := l.WriteKey(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("cancelled: %w", errors.Join(ctx.Err(), err))
 		}
 		return fail(err)
 	}
+	phase("copy", t0)
+	t0 = time.Now()
+	defer phase("commit", t0)
+	target.State.Rows = rows
 	for _, l := range loads {
 		if err := l.Commit(ctx); err != nil {
 			return fail(err)
+		}
+		if a, ok := l.(interface{ Applied() (int64, int64) }); ok {
+			tr.Upserted, tr.Deleted = a.Applied()
 		}
 	}
 	return tr

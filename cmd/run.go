@@ -92,20 +92,27 @@ func printReport(w io.Writer, r *agent.Report) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "INPUT\tTABLE\tTARGET\tMODE\tROWS\tBYTES\tSECONDS\tROWS/S\tREDACTED\tSTATUS")
+	fmt.Fprintln(tw, "INPUT\tTABLE\tTARGET\tMODE\tROWS\tUPSERTED\tDELETED\tBYTES\tSECONDS\tROWS/S\tREDACTED\tSTATUS")
 	for _, t := range r.Tables {
 		status := "ok"
 		if t.Error != "" {
 			status = "FAILED"
 		}
-		if t.Note != "" && t.Error == "" {
-			status = "ok (" + t.Note + ")"
+		up, del := "-", "-"
+		if t.Mode == "delta" {
+			up, del = fmt.Sprint(t.Upserted), fmt.Sprint(t.Deleted)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%.2f\t%.0f\t%s\t%s\n", t.Input, t.Table, t.Target, t.Mode, t.Rows,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%.2f\t%.0f\t%s\t%s\n", t.Input, t.Table, t.Target, t.Mode, t.Rows, up, del,
 			humanBytes(t.Bytes), t.Seconds, t.RowsPerSec, strings.Join(t.Redacted, ","), status)
 	}
 	tw.Flush()
 	for _, t := range r.Tables {
+		if t.Error == "" && (t.DriftForced || t.Mode == "delta") {
+			fmt.Fprintf(w, "%s %s: %s\n", t.Input, t.Table, t.Reason)
+		}
+		for _, warn := range t.Warnings {
+			fmt.Fprintf(w, "warning: %s %s: %s\n", t.Input, t.Table, warn)
+		}
 		if t.Error != "" {
 			fmt.Fprintf(w, "%s %s: %s\n", t.Input, t.Table, t.Error)
 		}

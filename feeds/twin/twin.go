@@ -3,22 +3,18 @@ package twin
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/nopii/nopii"
 	"github.com/nopii/nopii/internal/pgconnect"
-	"github.com/nopii/nopii/internal/pgcopy"
 )
 
 var _ nopii.Feed = (*Feed)(nil)
@@ -109,6 +105,9 @@ func (f *Feed) Prepare(ctx context.Context, targets []nopii.Target) error {
 		if err := ensureSchema(ctx, conn, s); err != nil {
 			return err
 		}
+	}
+	if err := ensureStateTable(ctx, conn); err != nil {
+		return fmt.Errorf("twin: create nopii.table_state: %w", err)
 	}
 	exts := map[string]bool{}
 	for _, ty := range types {
@@ -283,294 +282,3 @@ func shortName(name, suffix string) string {
 }
 
 func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
-
-const bufSize = 256 << 10
-
-// FullCopy implements nopii.Feed.
-func (f *Feed) FullCopy(ctx context.Context, t nopii.Target) (nopii.Load, error) {
-	conn, err := f.connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	l := &load{feed: f, conn: conn, target: t,
-		shadow: shortName("_nopii_new_"+t.Name.Name, ""),
-		full:   make(chan []byte, 2), free: make(chan []byte, 3), done: make(chan struct{}), abort: make(chan struct{})}
-	if err := l.begin(ctx); err != nil {
-		conn.Close(context.Background())
-		return nil, fmt.Errorf("twin: load %s: %w", t.Name, err)
-	}
-	return l, nil
-}
-
-type load struct {
-	feed   *Feed
-	conn   *pgx.Conn
-	target nopii.Target
-	shadow string
-	patch  []uint32 // per column: twin element OID to write into array headers, or 0
-
-	buf     []byte
-	full    chan []byte // filled buffers, to the copier
-	free    chan []byte // drained buffers, back to WriteRow
-	done    chan struct{}
-	copyErr error
-	abort   chan struct{} // closed by Abort: the copier's reader fails
-	once    sync.Once
-	cancel  context.CancelFunc
-	closed  bool
-	rows    int64
-}
-
-func (l *load) shadowName() string {
-	return nopii.QuoteIdent(l.target.Name.Schema) + "." + nopii.QuoteIdent(l.shadow)
-}
-
-func (l *load) begin(ctx context.Context) error {
-	t := l.target
-	var cols []string
-	l.patch = make([]uint32, len(t.Table.Columns)+1)
-	for i, c := range t.Table.Columns {
-		def := nopii.QuoteIdent(c.Name) + " " + columnType(c, t.Prefix)
-		if c.NotNull {
-			def += " NOT NULL"
-		}
-		cols = append(cols, def)
-		if u := c.Type.Underlying(); u.Kind == nopii.TypeArray && !u.Elem.BuiltIn() {
-			oid, ok := l.feed.oid(u.Elem.OID)
-			if !ok {
-				return fmt.Errorf("column %s: element type %s was not prepared", c.Name, u.Elem.SQL)
-			}
-			l.patch[i] = oid
-		}
-		if u := c.Type.Underlying(); u.Kind == nopii.TypeComposite {
-			for _, a := range u.Attrs {
-				if !a.Type.BuiltIn() {
-					return fmt.Errorf("column %s: composite type %s has attributes of user types: %w", c.Name, u.SQL, nopii.ErrUnsupportedType)
-				}
-			}
-		}
-	}
-	// COLLATE "C": the key is compared for equality only, and C sorts fastest
-	// when the unique index is built.
-	cols = append(cols, nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn)+` text COLLATE "C" NOT NULL`)
-	stmts := []string{
-		"BEGIN",
-		"DROP TABLE IF EXISTS " + l.shadowName(),
-		"CREATE TABLE " + l.shadowName() + " (" + strings.Join(cols, ", ") + ")",
-	}
-	for _, s := range stmts {
-		if _, err := l.conn.Exec(ctx, s); err != nil {
-			return fmt.Errorf("create shadow table: %w", pgconnect.SafeError(err))
-		}
-	}
-	names := make([]string, 0, len(t.Table.Columns)+1)
-	for _, c := range t.Table.Columns {
-		names = append(names, nopii.QuoteIdent(c.Name))
-	}
-	names = append(names, nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn))
-	copySQL := "COPY " + l.shadowName() + " (" + strings.Join(names, ", ") + ") FROM STDIN (FORMAT binary, FREEZE)"
-
-	for range 2 {
-		l.free <- make([]byte, 0, bufSize+bufSize/4)
-	}
-	l.buf = pgcopy.AppendHeader(make([]byte, 0, bufSize+bufSize/4))
-	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	l.cancel = cancel
-	go func() {
-		defer close(l.done)
-		r := &chanReader{full: l.full, free: l.free, abort: l.abort}
-		_, err := l.conn.PgConn().CopyFrom(cctx, r, copySQL)
-		if err != nil {
-			l.copyErr = err
-		}
-	}()
-	return nil
-}
-
-// WriteRow implements nopii.Load.
-func (l *load) WriteRow(values [][]byte) error {
-	if len(l.buf) >= bufSize {
-		if err := l.flush(); err != nil {
-			return err
-		}
-	}
-	b := binary.BigEndian.AppendUint16(l.buf, uint16(len(values)))
-	for i, v := range values {
-		if v == nil {
-			b = binary.BigEndian.AppendUint32(b, 0xffffffff)
-			continue
-		}
-		b = binary.BigEndian.AppendUint32(b, uint32(len(v)))
-		start := len(b)
-		b = append(b, v...)
-		if p := l.patch[i]; p != 0 && len(v) >= 12 {
-			binary.BigEndian.PutUint32(b[start+8:], p)
-		}
-	}
-	l.buf = b
-	l.rows++
-	return nil
-}
-
-func (l *load) flush() error {
-	select {
-	case l.full <- l.buf:
-	case <-l.done:
-		return l.failed()
-	}
-	select {
-	case b := <-l.free:
-		l.buf = b[:0]
-	case <-l.done:
-		return l.failed()
-	}
-	return nil
-}
-
-func (l *load) failed() error {
-	if l.copyErr != nil {
-		return fmt.Errorf("twin: copy into %s: %w", l.target.Name, pgconnect.SafeError(l.copyErr))
-	}
-	return fmt.Errorf("twin: copy into %s ended early", l.target.Name)
-}
-
-// Commit implements nopii.Load: finish the COPY, index, swap, commit.
-func (l *load) Commit(ctx context.Context) error {
-	if l.closed {
-		return errors.New("twin: load already finished")
-	}
-	t0 := time.Now()
-	l.buf = pgcopy.AppendTrailer(l.buf)
-	select {
-	case l.full <- l.buf:
-		close(l.full)
-	case <-l.done:
-	}
-	<-l.done
-	if l.copyErr != nil {
-		err := l.failed()
-		l.Abort()
-		return err
-	}
-	t1 := time.Now()
-	idx, err := l.swap(ctx)
-	if err != nil {
-		l.Abort()
-		return fmt.Errorf("twin: swap in %s: %w", l.target.Name, err)
-	}
-	l.feed.log.Debug("twin table swapped in", "table", l.target.Name.String(), "rows", l.rows,
-		"copy_tail_seconds", t1.Sub(t0).Seconds(), "index_seconds", idx.Seconds(), "swap_seconds", time.Since(t1).Seconds()-idx.Seconds())
-	l.closed = true
-	l.cancel()
-	l.conn.Close(context.Background())
-	return nil
-}
-
-func (l *load) swap(ctx context.Context) (time.Duration, error) {
-	start := time.Now()
-	var idxTime time.Duration
-	err := l.swapTx(ctx, func() { idxTime = time.Since(start) })
-	return idxTime, err
-}
-
-func (l *load) swapTx(ctx context.Context, indexed func()) error {
-	name := l.target.Name
-	idx := shortName(l.shadow, "_spk")
-	cons := shortName(name.Name, "_source_primary_key_key")
-	exec := func(sql string) error {
-		_, err := l.conn.Exec(ctx, sql)
-		return pgconnect.SafeError(err)
-	}
-	if err := exec("SET LOCAL maintenance_work_mem = '256MB'"); err != nil {
-		return err
-	}
-	if err := exec("CREATE UNIQUE INDEX " + nopii.QuoteIdent(idx) + " ON " + l.shadowName() + " (" + nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn) + ")"); err != nil {
-		return fmt.Errorf("build unique index on %s: %w", nopii.SourcePrimaryKeyColumn, err)
-	}
-	indexed()
-	// Readers of the twin hold the old table; wait for them a bounded time,
-	// a few times, without losing the loaded shadow (savepoint).
-	var err error
-	for attempt := 1; attempt <= 3; attempt++ {
-		if err = exec("SAVEPOINT nopii_swap"); err != nil {
-			return err
-		}
-		if err = exec(fmt.Sprintf("SET LOCAL lock_timeout = '%dms'", l.feed.opts.LockTimeout.Milliseconds())); err != nil {
-			return err
-		}
-		err = exec("DROP TABLE IF EXISTS " + name.Quoted())
-		if err == nil {
-			break
-		}
-		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) || pgErr.Code != "55P03" { // lock_not_available
-			return fmt.Errorf("drop the previous copy: %w", err)
-		}
-		l.feed.log.Warn("twin table is busy, retrying the swap", "table", name.String(), "attempt", attempt)
-		if err := exec("ROLLBACK TO SAVEPOINT nopii_swap"); err != nil {
-			return err
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("take the previous copy (readers hold it): %w", err)
-	}
-	for _, s := range []string{
-		"ALTER TABLE " + l.shadowName() + " RENAME TO " + nopii.QuoteIdent(name.Name),
-		"ALTER TABLE " + name.Quoted() + " ADD CONSTRAINT " + nopii.QuoteIdent(cons) + " UNIQUE USING INDEX " + nopii.QuoteIdent(idx),
-		"COMMIT",
-	} {
-		if err := exec(s); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// Abort implements nopii.Load. Closing the connection rolls back the
-// transaction that created the shadow table, so nothing is left behind.
-func (l *load) Abort() {
-	if l.closed {
-		return
-	}
-	l.closed = true
-	l.once.Do(func() { close(l.abort) })
-	l.cancel()
-	<-l.done
-	l.conn.Close(context.Background())
-}
-
-// chanReader turns the stream of filled buffers into the io.Reader that
-// pgconn's CopyFrom wants, handing each buffer back once it is drained.
-type chanReader struct {
-	full  <-chan []byte
-	free  chan<- []byte
-	abort <-chan struct{}
-	cur   []byte
-	pos   int
-}
-
-var errAborted = errors.New("load aborted")
-
-func (r *chanReader) Read(p []byte) (int, error) {
-	for r.pos >= len(r.cur) {
-		if r.cur != nil {
-			select {
-			case r.free <- r.cur[:0]:
-			default:
-			}
-			r.cur = nil
-		}
-		select {
-		case b, ok := <-r.full:
-			if !ok {
-				return 0, io.EOF
-			}
-			r.cur, r.pos = b, 0
-		case <-r.abort:
-			return 0, errAborted
-		}
-	}
-	n := copy(p, r.cur[r.pos:])
-	r.pos += n
-	return n, nil
-}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -33,6 +34,7 @@ type Source struct {
 	mu       sync.Mutex // guards main (catalog queries) and types
 	main     *pgx.Conn
 	snapshot string
+	inFlight time.Time
 	types    map[uint32]*nopii.Type
 
 	readers chan *pgx.Conn // idle readers
@@ -59,6 +61,7 @@ func Open(ctx context.Context, dsn string, o Options) (*Source, error) {
 	// path, format_type and pg_get_constraintdef qualify user types too.
 	cfg.RuntimeParams["search_path"] = "pg_catalog"
 	cfg.RuntimeParams["application_name"] = "nopii"
+	cfg.RuntimeParams["timezone"] = "UTC" // cursors and windows are rendered and compared in UTC
 	conn, err := pgconnect.ConnectConfig(ctx, cfg, o.Connect)
 	if err != nil {
 		return nil, err
@@ -73,8 +76,24 @@ func Open(ctx context.Context, dsn string, o Options) (*Source, error) {
 		conn.Close(context.Background())
 		return nil, fmt.Errorf("source %s: export snapshot: %w", o.Name, pgconnect.SafeError(err))
 	}
+	// Writers in flight now may stamp rows with times before the snapshot
+	// yet commit after it; delta cursors must not pass their start. Without
+	// pg_read_all_stats, other roles' sessions show no xact_start: the
+	// cursor overlap covers those.
+	var since *time.Time
+	if err := conn.QueryRow(ctx, `SELECT min(xact_start) FROM pg_stat_activity
+		WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()`).Scan(&since); err != nil {
+		conn.Close(context.Background())
+		return nil, fmt.Errorf("source %s: read transactions in flight: %w", o.Name, pgconnect.SafeError(err))
+	}
+	if since != nil {
+		s.inFlight = *since
+	}
 	return s, nil
 }
+
+// InFlightSince implements nopii.Source.
+func (s *Source) InFlightSince() time.Time { return s.inFlight }
 
 // Snapshot returns the exported snapshot's id.
 func (s *Source) Snapshot() string { return s.snapshot }
@@ -316,14 +335,69 @@ func (s *Source) typ(ctx context.Context, oid uint32) (*nopii.Type, error) {
 	return t, nil
 }
 
-// CopySQL returns the statement Copy runs for t.
-func CopySQL(t *nopii.Table) string {
+// CopySQL returns the statement CopySelect runs for t.
+func CopySQL(t *nopii.Table, sel nopii.Selection) string {
 	var b strings.Builder
 	b.WriteString("COPY (SELECT ")
-	for _, c := range t.Columns {
-		b.WriteString(nopii.QuoteIdent(c.Name))
-		b.WriteString(", ")
+	if !sel.KeysOnly {
+		for _, c := range t.Columns {
+			b.WriteString(nopii.QuoteIdent(c.Name))
+			b.WriteString(", ")
+		}
 	}
+	writeKey(&b, t)
+	b.WriteString(" FROM ")
+	b.WriteString(from(t))
+	b.WriteString(where(t, sel))
+	b.WriteString(") TO STDOUT (FORMAT binary)")
+	return b.String()
+}
+
+func from(t *nopii.Table) string {
+	if !t.Partitioned && !t.View {
+		return "ONLY " + t.Name.Quoted() // inheritance children are tables of their own
+	}
+	return t.Name.Quoted()
+}
+
+// where renders a Selection. Values are literals (COPY takes no
+// parameters), quoted, and cast to the column's own type.
+func where(t *nopii.Table, sel nopii.Selection) string {
+	var conds []string
+	if len(sel.Since) > 0 {
+		var or []string
+		for _, c := range sel.Since {
+			or = append(or, cursorCond(t, c))
+		}
+		conds = append(conds, "("+strings.Join(or, " OR ")+")")
+	}
+	if len(sel.WindowBy) > 0 && !sel.WindowSince.IsZero() {
+		var or []string
+		lit := quoteLiteral(sel.WindowSince.UTC().Format("2006-01-02 15:04:05.999999Z07:00")) + "::timestamptz"
+		for _, col := range sel.WindowBy {
+			or = append(or, nopii.QuoteIdent(col)+" >= "+lit)
+		}
+		conds = append(conds, "("+strings.Join(or, " OR ")+")")
+	}
+	if len(conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(conds, " AND ")
+}
+
+func cursorCond(t *nopii.Table, c nopii.Cursor) string {
+	typ := "timestamptz"
+	if col, ok := t.Column(c.Column); ok {
+		typ = col.TypeSQL
+	}
+	cond := nopii.QuoteIdent(c.Column) + " > " + quoteLiteral(c.After) + "::" + typ
+	if c.Overlap > 0 {
+		cond += fmt.Sprintf(" - interval '%d microseconds'", c.Overlap.Microseconds())
+	}
+	return cond
+}
+
+func writeKey(b *strings.Builder, t *nopii.Table) {
 	if len(t.PrimaryKey) == 1 {
 		b.WriteString(nopii.QuoteIdent(t.PrimaryKey[0]) + "::text")
 	} else {
@@ -336,27 +410,29 @@ func CopySQL(t *nopii.Table) string {
 		}
 		b.WriteString(")::text")
 	}
-	b.WriteString(" FROM ")
-	if !t.Partitioned && !t.View {
-		b.WriteString("ONLY ") // inheritance children are tables of their own
-	}
-	b.WriteString(t.Name.Quoted())
-	b.WriteString(") TO STDOUT (FORMAT binary)")
-	return b.String()
 }
 
 // Copy implements nopii.Source.
 func (s *Source) Copy(ctx context.Context, t *nopii.Table, row func(values [][]byte) error) (nopii.CopyStats, error) {
+	return s.CopySelect(ctx, t, nopii.Selection{}, row)
+}
+
+// CopySelect implements nopii.Source.
+func (s *Source) CopySelect(ctx context.Context, t *nopii.Table, sel nopii.Selection, row func(values [][]byte) error) (nopii.CopyStats, error) {
 	conn, err := s.reader(ctx)
 	if err != nil {
 		return nopii.CopyStats{}, err
 	}
 	var rows int64
-	dec := pgcopy.NewDecoder(len(t.Columns)+1, func(v [][]byte) error {
+	ncols := len(t.Columns) + 1
+	if sel.KeysOnly {
+		ncols = 1
+	}
+	dec := pgcopy.NewDecoder(ncols, func(v [][]byte) error {
 		rows++
 		return row(v)
 	})
-	_, err = conn.PgConn().CopyTo(ctx, dec, CopySQL(t))
+	_, err = conn.PgConn().CopyTo(ctx, dec, CopySQL(t, sel))
 	if err == nil {
 		err = dec.Close()
 	}
@@ -402,6 +478,79 @@ func (s *Source) reader(ctx context.Context) (*pgx.Conn, error) {
 		return nil, err
 	}
 	return conn, nil
+}
+
+// Max implements nopii.Source.
+func (s *Source) Max(ctx context.Context, t *nopii.Table, column string, since *nopii.Cursor) (string, error) {
+	q := "SELECT max(" + nopii.QuoteIdent(column) + ")::text FROM " + from(t)
+	if since != nil {
+		q += " WHERE " + cursorCond(t, *since)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var v *string
+	if err := s.guarded(ctx, func() error { return s.main.QueryRow(ctx, q).Scan(&v) }); err != nil {
+		return "", fmt.Errorf("max of %s.%s: %w", t.Name, column, pgconnect.SafeError(err))
+	}
+	if v == nil {
+		return "", nil
+	}
+	return *v, nil
+}
+
+// Indexed implements nopii.Source. For a partitioned root, an index on the
+// root (which every partition then has) counts.
+func (s *Source) Indexed(ctx context.Context, t *nopii.Table, column string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ok bool
+	err := s.guarded(ctx, func() error {
+		return s.main.QueryRow(ctx, `
+			SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+			               JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+			               WHERE n.nspname = $1 AND c.relname = $2 AND a.attname = $3)`,
+			t.Name.Schema, t.Name.Name, column).Scan(&ok)
+	})
+	if err != nil {
+		return false, fmt.Errorf("look up indexes of %s: %w", t.Name, pgconnect.SafeError(err))
+	}
+	return ok, nil
+}
+
+// Sample implements nopii.Source: the first n non-NULL values, a bounded
+// read that never scans the whole table.
+func (s *Source) Sample(ctx context.Context, t *nopii.Table, column string, n int) ([]string, error) {
+	col := nopii.QuoteIdent(column)
+	q := fmt.Sprintf("SELECT %s::text FROM %s WHERE %s IS NOT NULL LIMIT %d", col, from(t), col, n)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var vs []string
+	err := s.guarded(ctx, func() error {
+		rows, err := s.main.Query(ctx, q)
+		if err != nil {
+			return err
+		}
+		vs, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sample %s.%s: %w", t.Name, column, pgconnect.SafeError(err))
+	}
+	return vs, nil
+}
+
+// guarded runs fn inside a savepoint, so that a failing query does not
+// abort the snapshot transaction that every later query needs.
+func (s *Source) guarded(ctx context.Context, fn func() error) error {
+	if _, err := s.main.Exec(ctx, "SAVEPOINT nopii_q"); err != nil {
+		return err
+	}
+	if err := fn(); err != nil {
+		s.main.Exec(context.Background(), "ROLLBACK TO SAVEPOINT nopii_q")
+		return err
+	}
+	_, err := s.main.Exec(ctx, "RELEASE SAVEPOINT nopii_q")
+	return err
 }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

@@ -1,0 +1,230 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nopii/nopii"
+	"github.com/nopii/nopii/config"
+	"github.com/nopii/nopii/scanner"
+)
+
+// DefaultOverlap is how far behind its cursor a delta reads again: rows
+// stamped by a transaction that began before the last run's snapshot but
+// committed after it carry a time before the cursor. The oldest writing
+// transaction seen at snapshot time already holds the cursor back (when the
+// role may see it); the overlap covers the rest and clock skew between
+// writers. Rows read twice are upserted twice: harmless.
+const DefaultOverlap = 2 * time.Minute
+
+// decision is what a run does with a table, and why.
+type decision struct {
+	mode         string // full | delta
+	reason       string
+	drift        bool
+	since        []nopii.Cursor
+	window       time.Time
+	windowBy     []string
+	deletes      bool // stream keys for the anti-join (detect_deletes or window)
+	unclassified []scanner.Finding
+	unclassCols  []string
+	warnings     []string
+}
+
+// decide reads the feeds' state and chooses full or delta for a job.
+func decide(ctx context.Context, src nopii.Source, feeds []nopii.Feed, wf *config.Workflow, j *job, now time.Time) (*decision, error) {
+	d := &decision{}
+	e := j.entry
+	mode := "full"
+	if e != nil {
+		mode = e.EffectiveMode()
+	}
+	if e != nil && e.Window > 0 {
+		d.window = now.Add(-e.Window)
+		switch e.WindowBy {
+		case config.WindowByUpdatedAt:
+			d.windowBy = []string{e.UpdatedAt}
+		case config.WindowByBoth:
+			d.windowBy = []string{e.CreatedAt, e.UpdatedAt}
+		default:
+			d.windowBy = []string{e.CreatedAt}
+		}
+	}
+	var prev *nopii.TableState
+	missing := ""
+	for _, f := range feeds {
+		st, err := f.State(ctx, nopii.StateKey{Workflow: wf.Name, Input: j.input, Table: j.rel.Name})
+		if err != nil {
+			return nil, err
+		}
+		if st == nil {
+			missing = f.Kind()
+			continue
+		}
+		if prev == nil || st.LastRun.Before(prev.LastRun) {
+			prev = st // the oldest state among feeds: safe for cursors
+		}
+	}
+	fp := j.table.Fingerprint()
+	switch {
+	case missing != "" || prev == nil:
+		d.mode, d.reason = "full", "first run"
+		if prev != nil {
+			d.reason = "first run for the " + missing + " feed"
+		}
+	case prev.Fingerprint != fp:
+		d.mode, d.drift = "full", true
+		d.reason = "full copy: schema changed (" + describeDrift(prev, j.table) + ")"
+		if err := guardNewColumns(ctx, src, wf, j, prev, d); err != nil {
+			return nil, err
+		}
+	case mode == config.ModeDelta:
+		d.mode = "delta"
+		var from []string
+		for _, col := range []string{e.UpdatedAt, e.CreatedAt} {
+			if col == "" {
+				continue
+			}
+			after, ok := prev.Cursors[col]
+			if !ok || after == "" {
+				// No cursor for this column yet (it was all NULL): read everything.
+				d.since = nil
+				from = []string{"no cursor yet: all rows"}
+				break
+			}
+			d.since = append(d.since, nopii.Cursor{Column: col, After: after, Overlap: DefaultOverlap})
+			from = append(from, col+" > "+after)
+		}
+		d.reason = "delta from cursor " + strings.Join(from, " or ")
+	default:
+		d.mode, d.reason = "full", "mode "+mode
+		if mode == config.ModeCDC {
+			d.reason = "cdc is not available yet: full copy"
+		}
+	}
+	if e != nil && d.mode == "delta" {
+		d.deletes = e.DetectDeletes || e.Window > 0
+	}
+	return d, nil
+}
+
+// guardNewColumns applies on_unclassified to the columns that drift added
+// without a rule and that look like PII.
+func guardNewColumns(ctx context.Context, src nopii.Source, wf *config.Workflow, j *job, prev *nopii.TableState, d *decision) error {
+	old := map[string]bool{}
+	for _, c := range prev.Columns {
+		old[c.Name] = true
+	}
+	ruled := map[string]bool{}
+	if j.entry != nil {
+		for _, r := range j.entry.Columns {
+			ruled[r.Column] = true
+		}
+	}
+	for _, c := range j.table.Columns {
+		if old[c.Name] || ruled[c.Name] {
+			continue
+		}
+		sample, err := src.Sample(ctx, j.table, c.Name, 100)
+		if err != nil {
+			return err
+		}
+		if f, ok := scanner.Classify(c.Name, sample); ok {
+			d.unclassified = append(d.unclassified, f)
+			d.unclassCols = append(d.unclassCols, c.Name)
+		}
+	}
+	return nil
+}
+
+// unclassifiedError is the message of on_unclassified: fail.
+func (d *decision) unclassifiedError(t nopii.TableName) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "new column(s) that look like PII have no rule, so nothing was written for %s (on_unclassified: fail); add to the table's columns:", t)
+	for i, f := range d.unclassified {
+		fmt.Fprintf(&b, "\n    %s: %s    # %s, from the %s", d.unclassCols[i], f.Rule, f.Kind, f.Evidence)
+	}
+	b.WriteString("\n  or `rule: keep` if the column holds no personal data")
+	return fmt.Errorf("%s", b.String())
+}
+
+// describeDrift says what changed between the saved and the current shape.
+func describeDrift(prev *nopii.TableState, t *nopii.Table) string {
+	before := map[string]nopii.ColumnShape{}
+	for _, c := range prev.Columns {
+		before[c.Name] = c
+	}
+	now := map[string]bool{}
+	var parts []string
+	for _, c := range t.Shape() {
+		now[c.Name] = true
+		o, ok := before[c.Name]
+		switch {
+		case !ok:
+			parts = append(parts, "added column "+c.Name)
+		case o.Type != c.Type:
+			parts = append(parts, fmt.Sprintf("type of %s %s → %s", c.Name, o.Type, c.Type))
+		case o.NotNull != c.NotNull:
+			if c.NotNull {
+				parts = append(parts, c.Name+" became NOT NULL")
+			} else {
+				parts = append(parts, c.Name+" became nullable")
+			}
+		}
+	}
+	for _, c := range prev.Columns {
+		if !now[c.Name] {
+			parts = append(parts, "dropped column "+c.Name)
+		}
+	}
+	if strings.Join(prev.PrimaryKey, ",") != strings.Join(t.PrimaryKey, ",") {
+		parts = append(parts, fmt.Sprintf("key (%s) → (%s)", strings.Join(prev.PrimaryKey, ", "), strings.Join(t.PrimaryKey, ", ")))
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "column order")
+	}
+	return strings.Join(parts, ", ")
+}
+
+// newCursors computes the cursors to save: the largest value of each cursor
+// column in the snapshot, held back to the start of the oldest transaction
+// that was writing when the snapshot was taken.
+func newCursors(ctx context.Context, src nopii.Source, j *job) (map[string]string, error) {
+	if j.entry == nil {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, col := range []string{j.entry.UpdatedAt, j.entry.CreatedAt} {
+		if col == "" {
+			continue
+		}
+		hwm, err := src.Max(ctx, j.table, col, nil)
+		if err != nil {
+			return nil, err
+		}
+		out[col] = holdBack(hwm, src.InFlightSince())
+	}
+	return out, nil
+}
+
+// holdBack returns the earlier of a cursor (the source's text for a date,
+// timestamp or timestamptz in UTC) and an in-flight start time, in the
+// cursor's own format.
+func holdBack(cursor string, inFlight time.Time) string {
+	if cursor == "" || inFlight.IsZero() {
+		return cursor
+	}
+	for _, layout := range []string{"2006-01-02 15:04:05.999999-07", "2006-01-02 15:04:05.999999-07:00", "2006-01-02 15:04:05.999999", "2006-01-02"} {
+		t, err := time.Parse(layout, cursor)
+		if err != nil {
+			continue
+		}
+		if inFlight.Before(t) {
+			return inFlight.UTC().Format(layout)
+		}
+		return cursor
+	}
+	return cursor
+}

@@ -1,0 +1,105 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nopii/nopii"
+	"github.com/nopii/nopii/config"
+)
+
+// TablePlan is what the next run would do with one table.
+type TablePlan struct {
+	Input        string   `json:"input"`
+	Table        string   `json:"table"`
+	Target       string   `json:"target,omitempty"`
+	Mode         string   `json:"mode,omitempty"`
+	Reason       string   `json:"reason,omitempty"`
+	Drift        bool     `json:"drift,omitempty"`
+	Redacted     []string `json:"redacted_columns,omitempty"`
+	Unclassified []string `json:"unclassified_pii,omitempty"` // "column: kind → add { rule: … }"
+	Warnings     []string `json:"warnings,omitempty"`
+	Error        string   `json:"error,omitempty"`
+}
+
+// Plan is the dry run of a workflow: per table the mode, why, the redacted
+// columns and unclassified PII. It writes nothing.
+func (r *Runner) Plan(ctx context.Context, cfg *config.Config, wf *config.Workflow) ([]TablePlan, error) {
+	key := []byte(cfg.HMACKey.Reveal())
+	var feeds []nopii.Feed
+	defer func() {
+		for _, f := range feeds {
+			f.Close()
+		}
+	}()
+	for i := range wf.Feeds {
+		f, err := r.OpenFeed(ctx, wf, &wf.Feeds[i])
+		if err != nil {
+			return nil, fmt.Errorf("open %s feed: %w", wf.Feeds[i].Type, err)
+		}
+		feeds = append(feeds, f)
+	}
+	var out []TablePlan
+	for i := range wf.Inputs {
+		in := &wf.Inputs[i]
+		plans, err := r.planInput(ctx, wf, in, feeds, key)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, plans...)
+	}
+	return out, nil
+}
+
+func (r *Runner) planInput(ctx context.Context, wf *config.Workflow, in *config.Input, feeds []nopii.Feed, key []byte) ([]TablePlan, error) {
+	src, err := r.OpenSource(ctx, in, 1)
+	if err != nil {
+		return nil, fmt.Errorf("input %s: %w", in.Name, err)
+	}
+	defer src.Close()
+	jobs, err := resolve(ctx, src, in, key)
+	if err != nil {
+		return nil, fmt.Errorf("input %s: %w", in.Name, err)
+	}
+	var out []TablePlan
+	for _, j := range jobs {
+		p := TablePlan{Input: j.input, Table: j.rel.Name.String(), Redacted: j.redacted}
+		if j.err != nil {
+			p.Error = j.err.Error()
+			out = append(out, p)
+			continue
+		}
+		p.Target = j.target.Name.String()
+		d, err := decide(ctx, src, feeds, wf, j, time.Now())
+		if err != nil {
+			p.Error = err.Error()
+			out = append(out, p)
+			continue
+		}
+		p.Mode, p.Reason, p.Drift = d.mode, d.reason, d.drift
+		for i, f := range d.unclassified {
+			p.Unclassified = append(p.Unclassified, fmt.Sprintf("%s: %s → add %s", d.unclassCols[i], f.Kind, f.Rule))
+		}
+		if len(d.unclassified) > 0 && wf.OnUnclassified != config.OnUnclassifiedWarn {
+			p.Error = d.unclassifiedError(j.table.Name).Error()
+		}
+		if j.entry != nil && j.entry.EffectiveMode() == config.ModeDelta {
+			for _, col := range []string{j.entry.UpdatedAt, j.entry.CreatedAt} {
+				if col == "" {
+					continue
+				}
+				ok, err := src.Indexed(ctx, j.table, col)
+				if err != nil {
+					return nil, err
+				}
+				if !ok {
+					p.Warnings = append(p.Warnings, fmt.Sprintf("no index on %s.%s: every delta run scans the whole table; CREATE INDEX ON %s (%s)",
+						j.table.Name, col, j.table.Name.Quoted(), nopii.QuoteIdent(col)))
+				}
+			}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}

@@ -1,0 +1,105 @@
+package cmd
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nopii/nopii/agent"
+)
+
+func newPlanCmd(g *globals) *cobra.Command {
+	var cfgPath, format string
+	c := &cobra.Command{
+		Use:   "plan [WORKFLOW…] --config FILE",
+		Short: "Show what the next run would do, without writing anything",
+		Long: `Plan is a dry run: per table the mode the next run would use and why (first
+run, delta from cursor X, full copy because the schema changed and how), the
+redacted columns, new columns that look like PII and have no rule, and
+warnings (a delta cursor column without an index). It reads the source and
+the feeds' state and writes nothing. Exit status 1 when a table would fail.`,
+		Example: "  nopii plan --config nopii.yaml\n  nopii plan ml-experimentation --config nopii.yaml --format json",
+		RunE: func(c *cobra.Command, args []string) error {
+			if format != "text" && format != "json" {
+				return usageError{fmt.Errorf("--format %q", format), "use text or json"}
+			}
+			cfg, err := loadConfig(cfgPath)
+			if err != nil {
+				return err
+			}
+			wfs, err := pickWorkflows(cfg, args)
+			if err != nil {
+				return err
+			}
+			log, err := g.logger(true)
+			if err != nil {
+				return err
+			}
+			type wfPlan struct {
+				Workflow string            `json:"workflow"`
+				Tables   []agent.TablePlan `json:"tables"`
+			}
+			var all []wfPlan
+			failed := false
+			for _, wf := range wfs {
+				plans, err := newRunner(log, nil).Plan(c.Context(), cfg, wf)
+				if err != nil {
+					return fmt.Errorf("plan %s: %w", wf.Name, err)
+				}
+				for _, p := range plans {
+					failed = failed || p.Error != ""
+				}
+				all = append(all, wfPlan{wf.Name, plans})
+				if format == "text" {
+					printPlan(g, wf.Name, plans)
+				}
+			}
+			if format == "json" {
+				enc := json.NewEncoder(g.stdout)
+				enc.SetIndent("", "  ")
+				var v any = all
+				if len(all) == 1 {
+					v = all[0]
+				}
+				if err := enc.Encode(v); err != nil {
+					return err
+				}
+			}
+			if failed {
+				return exitError{1}
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVarP(&cfgPath, "config", "c", "", "workflow file (YAML)")
+	c.Flags().StringVar(&format, "format", "text", "output format: text or json")
+	return c
+}
+
+func printPlan(g *globals, wf string, plans []agent.TablePlan) {
+	fmt.Fprintf(g.stdout, "workflow %s\n", wf)
+	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "INPUT\tTABLE\tMODE\tWHY\tREDACTED")
+	for _, p := range plans {
+		mode, why := p.Mode, p.Reason
+		if p.Error != "" {
+			mode, why = "FAIL", "see below"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Input, p.Table, mode, why, strings.Join(p.Redacted, ","))
+	}
+	tw.Flush()
+	for _, p := range plans {
+		for _, u := range p.Unclassified {
+			fmt.Fprintf(g.stdout, "unclassified PII in %s %s: %s\n", p.Input, p.Table, u)
+		}
+		for _, w := range p.Warnings {
+			fmt.Fprintf(g.stdout, "warning: %s %s: %s\n", p.Input, p.Table, w)
+		}
+		if p.Error != "" {
+			fmt.Fprintf(g.stdout, "error: %s %s: %s\n", p.Input, p.Table, p.Error)
+		}
+	}
+}

@@ -1,0 +1,340 @@
+package twin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/nopii/nopii"
+	"github.com/nopii/nopii/internal/pgconnect"
+)
+
+// FullCopy implements nopii.Feed.
+func (f *Feed) FullCopy(ctx context.Context, t nopii.Target) (nopii.Load, error) {
+	l, err := f.begin(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	l.shadow = shortName("_nopii_new_"+t.Name.Name, "")
+	if err := l.createShadow(ctx); err != nil {
+		l.conn.Close(context.Background())
+		return nil, fmt.Errorf("twin: load %s: %w", t.Name, err)
+	}
+	l.stream = startCopy(ctx, l.conn, "COPY "+l.shadowName()+" ("+l.columnList()+") FROM STDIN (FORMAT binary, FREEZE)")
+	return &fullLoad{l}, nil
+}
+
+// Delta implements nopii.Feed.
+func (f *Feed) Delta(ctx context.Context, t nopii.Target, deletes bool) (nopii.DeltaLoad, error) {
+	l, err := f.begin(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	d := &deltaLoad{load: l, deletes: deletes}
+	// The stage holds this run's changed rows; ON COMMIT DROP, and the
+	// connection is ours alone, so no name clash with other loads.
+	if _, err := l.conn.Exec(ctx, "CREATE TEMP TABLE _nopii_stage (LIKE "+t.Name.Quoted()+") ON COMMIT DROP"); err != nil {
+		l.conn.Close(context.Background())
+		return nil, fmt.Errorf("twin: delta %s: create stage: %w", t.Name, pgconnect.SafeError(err))
+	}
+	l.stream = startCopy(ctx, l.conn, "COPY _nopii_stage ("+l.columnList()+") FROM STDIN (FORMAT binary)")
+	return d, nil
+}
+
+// load is what full and delta loads share: a connection in a transaction,
+// a COPY stream, the per-column OID patches.
+type load struct {
+	feed   *Feed
+	conn   *pgx.Conn
+	target nopii.Target
+	shadow string
+	patch  []uint32
+	stream *copyStream
+	done   bool
+}
+
+func (f *Feed) begin(ctx context.Context, t nopii.Target) (*load, error) {
+	l := &load{feed: f, target: t, patch: make([]uint32, len(t.Table.Columns)+1)}
+	for i, c := range t.Table.Columns {
+		u := c.Type.Underlying()
+		if u.Kind == nopii.TypeArray && !u.Elem.BuiltIn() {
+			oid, ok := f.oid(u.Elem.OID)
+			if !ok {
+				return nil, fmt.Errorf("twin: load %s: column %s: element type %s was not prepared", t.Name, c.Name, u.Elem.SQL)
+			}
+			l.patch[i] = oid
+		}
+		if u.Kind == nopii.TypeComposite {
+			for _, a := range u.Attrs {
+				if !a.Type.BuiltIn() {
+					return nil, fmt.Errorf("twin: load %s: column %s: composite type %s has attributes of user types: %w", t.Name, c.Name, u.SQL, nopii.ErrUnsupportedType)
+				}
+			}
+		}
+	}
+	conn, err := f.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, "BEGIN"); err != nil {
+		conn.Close(context.Background())
+		return nil, fmt.Errorf("twin: load %s: %w", t.Name, pgconnect.SafeError(err))
+	}
+	l.conn = conn
+	return l, nil
+}
+
+func (l *load) columnList() string {
+	names := make([]string, 0, len(l.target.Table.Columns)+1)
+	for _, c := range l.target.Table.Columns {
+		names = append(names, nopii.QuoteIdent(c.Name))
+	}
+	names = append(names, nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn))
+	return strings.Join(names, ", ")
+}
+
+func (l *load) shadowName() string {
+	return nopii.QuoteIdent(l.target.Name.Schema) + "." + nopii.QuoteIdent(l.shadow)
+}
+
+func (l *load) createShadow(ctx context.Context) error {
+	t := l.target
+	var cols []string
+	for _, c := range t.Table.Columns {
+		def := nopii.QuoteIdent(c.Name) + " " + columnType(c, t.Prefix)
+		if c.NotNull {
+			def += " NOT NULL"
+		}
+		cols = append(cols, def)
+	}
+	// COLLATE "C": the key is compared for equality only, and C sorts fastest
+	// when the unique index is built.
+	cols = append(cols, nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn)+` text COLLATE "C" NOT NULL`)
+	for _, s := range []string{
+		"DROP TABLE IF EXISTS " + l.shadowName(),
+		"CREATE TABLE " + l.shadowName() + " (" + strings.Join(cols, ", ") + ")",
+	} {
+		if _, err := l.conn.Exec(ctx, s); err != nil {
+			return fmt.Errorf("create shadow table: %w", pgconnect.SafeError(err))
+		}
+	}
+	return nil
+}
+
+// WriteRow implements nopii.Load.
+func (l *load) WriteRow(values [][]byte) error {
+	if err := l.stream.row(values, l.patch); err != nil {
+		return fmt.Errorf("twin: copy into %s: %w", l.target.Name, pgconnect.SafeError(err))
+	}
+	return nil
+}
+
+// Abort implements nopii.Load. Closing the connection rolls back the
+// transaction, so a shadow table, a stage or half-applied upserts vanish.
+func (l *load) Abort() {
+	if l.done {
+		return
+	}
+	l.done = true
+	if l.stream != nil && !l.stream.closed {
+		l.stream.cancel()
+	}
+	l.conn.Close(context.Background())
+}
+
+func (l *load) exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	tag, err := l.conn.Exec(ctx, sql, args...)
+	return tag, pgconnect.SafeError(err)
+}
+
+// finishCopy ends the current COPY and reports its error with context.
+func (l *load) finishCopy() error {
+	if err := l.stream.finish(); err != nil {
+		return fmt.Errorf("twin: copy into %s: %w", l.target.Name, pgconnect.SafeError(err))
+	}
+	return nil
+}
+
+type fullLoad struct{ *load }
+
+// Commit implements nopii.Load: finish the COPY, index, swap, save state,
+// commit — one transaction.
+func (l *fullLoad) Commit(ctx context.Context) error {
+	if l.done {
+		return errors.New("twin: load already finished")
+	}
+	t0 := time.Now()
+	if err := l.finishCopy(); err != nil {
+		l.Abort()
+		return err
+	}
+	t1 := time.Now()
+	idx, err := l.swap(ctx)
+	if err != nil {
+		l.Abort()
+		return fmt.Errorf("twin: swap in %s: %w", l.target.Name, err)
+	}
+	l.done = true
+	l.conn.Close(context.Background())
+	l.feed.log.Debug("twin table swapped in", "table", l.target.Name.String(), "rows", l.stream.rows,
+		"copy_tail_seconds", t1.Sub(t0).Seconds(), "index_seconds", idx.Seconds(), "swap_seconds", time.Since(t1).Seconds()-idx.Seconds())
+	return nil
+}
+
+func (l *fullLoad) swap(ctx context.Context) (time.Duration, error) {
+	name := l.target.Name
+	idx := shortName(l.shadow, "_spk")
+	cons := shortName(name.Name, "_source_primary_key_key")
+	start := time.Now()
+	if _, err := l.exec(ctx, "SET LOCAL maintenance_work_mem = '256MB'"); err != nil {
+		return 0, err
+	}
+	if _, err := l.exec(ctx, "CREATE UNIQUE INDEX "+nopii.QuoteIdent(idx)+" ON "+l.shadowName()+" ("+nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn)+")"); err != nil {
+		return 0, fmt.Errorf("build unique index on %s: %w", nopii.SourcePrimaryKeyColumn, err)
+	}
+	idxTime := time.Since(start)
+	// Readers of the twin hold the old table; wait for them a bounded time,
+	// a few times, without losing the loaded shadow (savepoint).
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		if _, err = l.exec(ctx, "SAVEPOINT nopii_swap"); err != nil {
+			return 0, err
+		}
+		if _, err = l.exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = '%dms'", l.feed.opts.LockTimeout.Milliseconds())); err != nil {
+			return 0, err
+		}
+		_, err = l.exec(ctx, "DROP TABLE IF EXISTS "+name.Quoted())
+		if err == nil {
+			break
+		}
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "55P03" { // lock_not_available
+			return 0, fmt.Errorf("drop the previous copy: %w", err)
+		}
+		l.feed.log.Warn("twin table is busy, retrying the swap", "table", name.String(), "attempt", attempt)
+		if _, err := l.exec(ctx, "ROLLBACK TO SAVEPOINT nopii_swap"); err != nil {
+			return 0, err
+		}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("take the previous copy (readers hold it): %w", err)
+	}
+	for _, s := range []string{
+		"SET LOCAL lock_timeout = 0",
+		"ALTER TABLE " + l.shadowName() + " RENAME TO " + nopii.QuoteIdent(name.Name),
+		"ALTER TABLE " + name.Quoted() + " ADD CONSTRAINT " + nopii.QuoteIdent(cons) + " UNIQUE USING INDEX " + nopii.QuoteIdent(idx),
+	} {
+		if _, err := l.exec(ctx, s); err != nil {
+			return 0, err
+		}
+	}
+	if err := writeState(ctx, l.conn, name, l.target.State); err != nil {
+		return 0, err
+	}
+	_, err = l.exec(ctx, "COMMIT")
+	return idxTime, err
+}
+
+type deltaLoad struct {
+	*load
+	deletes bool
+	keys    bool // the stage COPY is done and the key COPY runs
+	// Upserted and Deleted count what Commit applied.
+	upserted, deleted int64
+}
+
+// WriteKey implements nopii.DeltaLoad: the first key ends the row stream
+// and starts the key stream.
+func (d *deltaLoad) WriteKey(key []byte) error {
+	if !d.deletes {
+		return errors.New("twin: WriteKey on a delta load without deletes")
+	}
+	if !d.keys {
+		if err := d.startKeys(context.Background()); err != nil {
+			return err
+		}
+	}
+	var one [1][]byte
+	one[0] = key
+	if err := d.stream.row(one[:], nil); err != nil {
+		return fmt.Errorf("twin: copy keys of %s: %w", d.target.Name, pgconnect.SafeError(err))
+	}
+	return nil
+}
+
+func (d *deltaLoad) startKeys(ctx context.Context) error {
+	if err := d.finishCopy(); err != nil {
+		return err
+	}
+	d.keys = true
+	if _, err := d.exec(ctx, `CREATE TEMP TABLE _nopii_keys (k text COLLATE "C") ON COMMIT DROP`); err != nil {
+		return fmt.Errorf("twin: delta %s: create key table: %w", d.target.Name, err)
+	}
+	d.stream = startCopy(ctx, d.conn, "COPY _nopii_keys (k) FROM STDIN (FORMAT binary)")
+	return nil
+}
+
+// Commit implements nopii.Load: upsert the stage, remove keys that left
+// the source, save state, commit — one transaction.
+func (d *deltaLoad) Commit(ctx context.Context) error {
+	if d.done {
+		return errors.New("twin: load already finished")
+	}
+	err := d.apply(ctx)
+	if err != nil {
+		d.Abort()
+		return fmt.Errorf("twin: delta %s: %w", d.target.Name, err)
+	}
+	d.done = true
+	d.conn.Close(context.Background())
+	return nil
+}
+
+func (d *deltaLoad) apply(ctx context.Context) error {
+	if d.deletes && !d.keys {
+		// No key at all: every row left the source.
+		if err := d.startKeys(ctx); err != nil {
+			return err
+		}
+	}
+	if err := d.finishCopy(); err != nil {
+		return err
+	}
+	name := d.target.Name
+	var sets []string
+	for _, c := range d.target.Table.Columns {
+		q := nopii.QuoteIdent(c.Name)
+		sets = append(sets, q+" = EXCLUDED."+q)
+	}
+	cols := d.columnList()
+	tag, err := d.exec(ctx, "INSERT INTO "+name.Quoted()+" ("+cols+") SELECT "+cols+" FROM _nopii_stage ON CONFLICT ("+
+		nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn)+") DO UPDATE SET "+strings.Join(sets, ", "))
+	if err != nil {
+		return fmt.Errorf("upsert: %w", err)
+	}
+	d.upserted = tag.RowsAffected()
+	if d.deletes {
+		if _, err := d.exec(ctx, "ANALYZE _nopii_keys"); err != nil {
+			return err
+		}
+		tag, err := d.exec(ctx, "DELETE FROM "+name.Quoted()+" t WHERE NOT EXISTS (SELECT 1 FROM _nopii_keys k WHERE k.k = t."+
+			nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn)+")")
+		if err != nil {
+			return fmt.Errorf("delete rows that left the source: %w", err)
+		}
+		d.deleted = tag.RowsAffected()
+	}
+	if err := writeState(ctx, d.conn, name, d.target.State); err != nil {
+		return err
+	}
+	_, err = d.exec(ctx, "COMMIT")
+	return err
+}
+
+// Applied returns the rows upserted and deleted by Commit.
+func (d *deltaLoad) Applied() (upserted, deleted int64) { return d.upserted, d.deleted }

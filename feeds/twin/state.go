@@ -1,0 +1,106 @@
+package twin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/nopii/nopii"
+	"github.com/nopii/nopii/internal/pgconnect"
+)
+
+// The state table lives in schema nopii of the twin. One row per table of
+// each workflow input; the state itself is JSON so that later versions can
+// add to it without migrations.
+const stateDDL = `CREATE SCHEMA IF NOT EXISTS nopii;
+CREATE TABLE IF NOT EXISTS nopii.table_state (
+    workflow     text NOT NULL,
+    input        text NOT NULL,
+    source_table text NOT NULL,
+    target_table text NOT NULL,
+    state        jsonb NOT NULL,
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (workflow, input, source_table)
+)`
+
+func ensureStateTable(ctx context.Context, conn *pgx.Conn) error {
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT to_regclass('nopii.table_state') IS NOT NULL").Scan(&exists); err != nil {
+		return pgconnect.SafeError(err)
+	}
+	if exists {
+		return nil
+	}
+	_, err := conn.Exec(ctx, stateDDL)
+	return pgconnect.SafeError(err)
+}
+
+// writeState upserts the state inside the caller's transaction.
+func writeState(ctx context.Context, conn *pgx.Conn, target nopii.TableName, st *nopii.TableState) error {
+	if st == nil {
+		return nil
+	}
+	js, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	_, err = conn.Exec(ctx, `INSERT INTO nopii.table_state (workflow, input, source_table, target_table, state)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (workflow, input, source_table) DO UPDATE
+		SET target_table = EXCLUDED.target_table, state = EXCLUDED.state, updated_at = now()`,
+		st.Workflow, st.Input, st.Table.String(), target.String(), js)
+	if err != nil {
+		return fmt.Errorf("save state: %w", pgconnect.SafeError(err))
+	}
+	return nil
+}
+
+// State implements nopii.Feed. A state whose twin table has gone is no
+// state: the next run copies the table in full.
+func (f *Feed) State(ctx context.Context, k nopii.StateKey) (*nopii.TableState, error) {
+	conn, err := f.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	var js []byte
+	var target string
+	err = conn.QueryRow(ctx, `SELECT state, target_table FROM nopii.table_state
+		WHERE to_regclass('nopii.table_state') IS NOT NULL AND workflow = $1 AND input = $2 AND source_table = $3`,
+		k.Workflow, k.Input, k.Table.String()).Scan(&js, &target)
+	var pgErr interface{ SQLState() string }
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, nil
+	case errors.As(err, &pgErr) && pgErr.SQLState() == "42P01": // no state table yet
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("twin: read state of %s: %w", k.Table, pgconnect.SafeError(err))
+	}
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", quoteTarget(target)).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("twin: look up %s: %w", target, pgconnect.SafeError(err))
+	}
+	if !exists {
+		return nil, nil
+	}
+	var st nopii.TableState
+	if err := json.Unmarshal(js, &st); err != nil {
+		return nil, fmt.Errorf("twin: decode state of %s: %w", k.Table, err)
+	}
+	return &st, nil
+}
+
+// quoteTarget turns the stored "schema.table" (split at the first dot,
+// as TableName.String writes it) back into a quoted name.
+func quoteTarget(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '.' {
+			return nopii.TableName{Schema: s[:i], Name: s[i+1:]}.Quoted()
+		}
+	}
+	return nopii.QuoteIdent(s)
+}
