@@ -90,6 +90,9 @@ type Column struct {
 	Typmod  int32  // pg_attribute.atttypmod; -1 when none
 	TypeSQL string // the type as format_type prints it for built-in types: character varying(20)
 	NotNull bool
+	// GeneratedFrom lists the columns a stored generated column is computed
+	// from; its stored value carries theirs.
+	GeneratedFrom []string
 }
 
 // MaxChars returns the character limit of a varchar(n) or char(n) column,
@@ -234,7 +237,8 @@ const (
 type Relation struct {
 	Name      TableName
 	Kind      RelKind
-	Partition bool // a partition of a partitioned table: never selected on its own
+	Partition bool      // a partition of a partitioned table: never selected on its own
+	Parent    TableName // the partitioned parent, or the first inheritance parent; zero when none
 }
 
 // CopyStats counts what one table copy read from the source.

@@ -16,15 +16,16 @@ import (
 
 // job is one table of one input, resolved and with its rules compiled.
 type job struct {
-	input    string
-	rel      nopii.Relation
-	entry    *config.Table // the explicit entry, or nil when a pattern chose the table
-	table    *nopii.Table
-	target   nopii.Target
-	mode     string
-	note     string
-	redacted []string
-	err      error
+	input     string
+	rel       nopii.Relation
+	entry     *config.Table // the explicit entry, or nil when a pattern chose the table
+	table     *nopii.Table
+	target    nopii.Target
+	mode      string
+	note      string
+	redacted  []string
+	inherited nopii.TableName // the parent whose rules an inheritance child took
+	err       error
 }
 
 // selectRelations applies an input's table entries to the catalog: patterns
@@ -85,9 +86,94 @@ func selectRelations(in *config.Input, rels []nopii.Relation) []*job {
 			out = append(out, j)
 		}
 	}
+	guardHierarchy(out, byName)
+	if len(missing) > 0 && hasPattern(in) {
+		// A name that matches nothing may be meant for a table that a
+		// pattern chose, which would then be copied without its rules
+		// (public.Customer vs public."Customer", a typo). Copy nothing.
+		var names []string
+		for _, m := range missing {
+			m.err = fmt.Errorf("%w%s", m.err, didYouMean(m.rel.Name, rels))
+			names = append(names, m.rel.Name.String())
+		}
+		for _, j := range out {
+			j.err = fmt.Errorf("not copied: the input's patterns may have chosen the table meant by %s, which matches no table, and would copy it without its rules; fix the name(s) first", strings.Join(names, ", "))
+		}
+	} else {
+		for _, m := range missing {
+			m.err = fmt.Errorf("%w%s", m.err, didYouMean(m.rel.Name, rels))
+		}
+	}
 	out = append(out, missing...)
 	sort.Slice(out, func(a, b int) bool { return out[a].rel.Name.String() < out[b].rel.Name.String() })
 	return out
+}
+
+func hasPattern(in *config.Input) bool {
+	for _, e := range in.Tables {
+		if e.Pattern && !e.Exclude {
+			return true
+		}
+	}
+	return false
+}
+
+// didYouMean suggests a catalog name that differs only by case or schema.
+func didYouMean(n nopii.TableName, rels []nopii.Relation) string {
+	for _, r := range rels {
+		if strings.EqualFold(r.Name.Schema, n.Schema) && strings.EqualFold(r.Name.Name, n.Name) {
+			return fmt.Sprintf("; did you mean %s (quote mixed-case names in the config: name: '%s')", r.Name.Quoted(), r.Name.Quoted())
+		}
+	}
+	for _, r := range rels {
+		if r.Name.Name == n.Name {
+			return fmt.Sprintf("; did you mean %s?", r.Name)
+		}
+	}
+	return ""
+}
+
+// guardHierarchy keeps rules from being bypassed through table hierarchies:
+// an inheritance child that a pattern chose takes its parent's column rules
+// (it has the parent's columns, and their data); a partitioned root whose
+// partition was named with rules fails, since the root's rows include the
+// partition's.
+func guardHierarchy(jobs []*job, byName map[nopii.TableName]nopii.Relation) {
+	index := map[nopii.TableName]*job{}
+	for _, j := range jobs {
+		index[j.rel.Name] = j
+	}
+	for _, j := range jobs {
+		if j.entry != nil || j.rel.Parent.Name == "" || j.rel.Partition {
+			continue
+		}
+		for p := j.rel.Parent; p.Name != ""; p = byName[p].Parent {
+			if pj := index[p]; pj != nil && pj.entry != nil && len(pj.entry.Columns) > 0 {
+				inherited := *pj.entry
+				inherited.Name, inherited.Schema, inherited.Table = j.rel.Name.String(), j.rel.Name.Schema, j.rel.Name.Name
+				inherited.PrimaryKey, inherited.Mode, inherited.UpdatedAt, inherited.CreatedAt = nil, "", "", ""
+				inherited.Window, inherited.WindowBy, inherited.DetectDeletes = 0, "", false
+				j.entry, j.inherited = &inherited, p
+				break
+			}
+			if _, ok := byName[p]; !ok {
+				break
+			}
+		}
+	}
+	for _, j := range jobs {
+		if !j.rel.Partition || j.entry == nil || len(j.entry.Columns) == 0 {
+			continue
+		}
+		for p := j.rel.Parent; p.Name != ""; p = byName[p].Parent {
+			if rj := index[p]; rj != nil && rj.err == nil {
+				rj.err = fmt.Errorf("partition %s has column rules, but its rows are read through %s, which is selected too: put the rules on %s (partitions are copied through their root)", j.rel.Name, p, p)
+			}
+			if _, ok := byName[p]; !ok {
+				break
+			}
+		}
+	}
 }
 
 func globMatch(pattern, s string) bool {
@@ -155,10 +241,35 @@ func describe(ctx context.Context, src nopii.Source, in *config.Input, j *job, k
 				j.redacted = append(j.redacted, c.Column)
 			}
 		}
+		if err := checkGenerated(t, j.entry.Columns); err != nil {
+			j.err = err
+			return
+		}
 		if redactsKey(t, j.redacted) && len(key) == 0 {
 			j.err = fmt.Errorf("table %s: a primary key column has a rule, so %s is hashed, which needs hmac_key", t.Name, nopii.SourcePrimaryKeyColumn)
 		}
 	}
+}
+
+// checkGenerated refuses a stored generated column computed from a
+// redacted column unless it has a rule of its own: its stored value carries
+// the raw one (lower(email), say).
+func checkGenerated(t *nopii.Table, rules []config.ColumnRule) error {
+	rule := map[string]string{}
+	for _, r := range rules {
+		rule[r.Column] = r.Rule
+	}
+	for _, c := range t.Columns {
+		if _, ok := rule[c.Name]; ok {
+			continue
+		}
+		for _, from := range c.GeneratedFrom {
+			if r, ok := rule[from]; ok && r != "keep" {
+				return fmt.Errorf("generated column %s of %s is computed from redacted column %s and would carry its raw value: give %s a rule too (e.g. %s: { rule: destroy })", c.Name, t.Name, from, c.Name, c.Name)
+			}
+		}
+	}
+	return nil
 }
 
 func columnNames(t *nopii.Table) string {

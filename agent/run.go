@@ -160,6 +160,9 @@ func resolve(ctx context.Context, src nopii.Source, in *config.Input, key []byte
 
 func (j *job) report(feeds []nopii.Feed) TableReport {
 	tr := TableReport{Input: j.input, Table: j.rel.Name.String(), Mode: j.mode, Note: j.note, Redacted: j.redacted}
+	if j.inherited.Name != "" {
+		tr.Note = "column rules inherited from " + j.inherited.String()
+	}
 	if j.table != nil {
 		tr.Target = j.target.Name.String()
 	}

@@ -44,6 +44,10 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
+	if ctx.Err() != nil {
+		fmt.Fprintf(stderr, "Interrupted: %v\n", err)
+		return 130
+	}
 	var ee exitError
 	if errors.As(err, &ee) {
 		return ee.code

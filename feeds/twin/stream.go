@@ -25,14 +25,21 @@ type copyStream struct {
 	done   chan struct{}
 	abort  chan struct{}
 	once   sync.Once
-	err    error // of CopyFrom; read after done is closed
+	ctx    context.Context    // the run's: a stalled twin must not hold up Ctrl-C
+	stop   context.CancelFunc // of the copier's own context
+	err    error              // of CopyFrom; read after done is closed
 	rows   int64
 	closed bool
 }
 
 func startCopy(ctx context.Context, conn *pgx.Conn, sql string) *copyStream {
 	s := &copyStream{full: make(chan []byte, 2), free: make(chan []byte, 3),
-		done: make(chan struct{}), abort: make(chan struct{})}
+		done: make(chan struct{}), abort: make(chan struct{}), ctx: ctx}
+	// The copier's context is not the run's: a COPY ends by our trailer or by
+	// cancel, which fails it explicitly. Cancelling this context makes
+	// pgconn unblock a write stuck on a stalled socket.
+	cctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.stop = stop
 	for range 2 {
 		s.free <- make([]byte, 0, bufSize+bufSize/4)
 	}
@@ -40,9 +47,7 @@ func startCopy(ctx context.Context, conn *pgx.Conn, sql string) *copyStream {
 	go func() {
 		defer close(s.done)
 		r := &chanReader{full: s.full, free: s.free, abort: s.abort}
-		// The stream ends by our trailer or our abort, not by ctx: a cancelled
-		// run aborts explicitly, which fails the COPY and the transaction.
-		_, s.err = conn.PgConn().CopyFrom(context.WithoutCancel(ctx), r, sql)
+		_, s.err = conn.PgConn().CopyFrom(cctx, r, sql)
 	}()
 	return s
 }
@@ -82,12 +87,16 @@ func (s *copyStream) flush() error {
 	case s.full <- s.buf:
 	case <-s.done:
 		return s.failure()
+	case <-s.ctx.Done():
+		return s.ctx.Err()
 	}
 	select {
 	case b := <-s.free:
 		s.buf = b[:0]
 	case <-s.done:
 		return s.failure()
+	case <-s.ctx.Done():
+		return s.ctx.Err()
 	}
 	return nil
 }
@@ -112,6 +121,7 @@ func (s *copyStream) finish() error {
 	case <-s.done:
 	}
 	<-s.done
+	s.stop()
 	return s.err
 }
 
@@ -120,6 +130,7 @@ func (s *copyStream) finish() error {
 func (s *copyStream) cancel() {
 	s.closed = true
 	s.once.Do(func() { close(s.abort) })
+	s.stop()
 	<-s.done
 }
 

@@ -54,7 +54,6 @@ func Open(ctx context.Context, dsn string, o Options) (*Feed, error) {
 	if err != nil {
 		return nil, fmt.Errorf("twin: parse dsn: %w", err)
 	}
-	cfg.RuntimeParams["application_name"] = "nopii"
 	f := &Feed{cfg: cfg, opts: o, log: o.Logger, oids: map[uint32]uint32{}}
 	conn, err := f.connect(ctx)
 	if err != nil {

@@ -22,6 +22,22 @@ type Options struct {
 	What     string // "source prod" / "twin": named in errors and logs
 }
 
+// SessionSettings pins what nopii's output depends on and turns off the
+// timeouts a production role may carry, as pg_dump does: a long COPY must not
+// hit statement_timeout, the snapshot holder must not hit
+// idle_in_transaction_session_timeout, and key text (timestamps, floats in
+// json_build_array) must render the same in every run.
+var SessionSettings = map[string]string{
+	"statement_timeout":                   "0",
+	"idle_in_transaction_session_timeout": "0",
+	"lock_timeout":                        "0",
+	"DateStyle":                           "ISO",
+	"IntervalStyle":                       "postgres",
+	"TimeZone":                            "UTC",
+	"extra_float_digits":                  "3",
+	"application_name":                    "nopii",
+}
+
 // Connect opens a connection to dsn. Errors never contain the password.
 func Connect(ctx context.Context, dsn string, o Options) (*pgx.Conn, error) {
 	cfg, err := pgx.ParseConfig(dsn)
@@ -39,6 +55,9 @@ func ConnectConfig(ctx context.Context, cfg *pgx.ConnConfig, o Options) (*pgx.Co
 	}
 	if o.Backoff <= 0 {
 		o.Backoff = 500 * time.Millisecond
+	}
+	for k, v := range SessionSettings {
+		cfg.RuntimeParams[k] = v
 	}
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 10 * time.Second
@@ -99,20 +118,24 @@ func Describe(err error) string {
 	return err.Error()
 }
 
-// SafeError wraps err so that its message is Describe(err) while errors.Is
-// and errors.As still see the original.
+// SafeError adds a PostgreSQL error's hint to err's message, keeping the
+// whole chain's context. PgError's own message never includes Detail (which
+// can hold row values), so nothing else needs hiding.
 func SafeError(err error) error {
 	if err == nil {
 		return nil
 	}
 	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
+	if !errors.As(err, &pgErr) || pgErr.Hint == "" {
 		return err
 	}
-	return safeError{err}
+	return safeError{err, pgErr.Hint}
 }
 
-type safeError struct{ err error }
+type safeError struct {
+	err  error
+	hint string
+}
 
-func (e safeError) Error() string { return Describe(e.err) }
+func (e safeError) Error() string { return e.err.Error() + "; hint: " + e.hint }
 func (e safeError) Unwrap() error { return e.err }

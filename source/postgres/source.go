@@ -39,6 +39,8 @@ type Source struct {
 
 	readers chan *pgx.Conn // idle readers
 	slots   chan struct{}  // one token per reader that may exist
+	closed  chan struct{}  // closed by Close: readers coming back are closed, not pooled
+	once    sync.Once
 }
 
 // Open connects, begins the snapshot transaction and exports its snapshot.
@@ -60,14 +62,12 @@ func Open(ctx context.Context, dsn string, o Options) (*Source, error) {
 	// Identifiers are always schema-qualified; with pg_catalog alone on the
 	// path, format_type and pg_get_constraintdef qualify user types too.
 	cfg.RuntimeParams["search_path"] = "pg_catalog"
-	cfg.RuntimeParams["application_name"] = "nopii"
-	cfg.RuntimeParams["timezone"] = "UTC" // cursors and windows are rendered and compared in UTC
 	conn, err := pgconnect.ConnectConfig(ctx, cfg, o.Connect)
 	if err != nil {
 		return nil, err
 	}
 	s := &Source{cfg: cfg, opts: o, log: o.Logger, main: conn, types: map[uint32]*nopii.Type{},
-		readers: make(chan *pgx.Conn, o.Readers), slots: make(chan struct{}, o.Readers)}
+		readers: make(chan *pgx.Conn, o.Readers), slots: make(chan struct{}, o.Readers), closed: make(chan struct{})}
 	if _, err := conn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
 		conn.Close(context.Background())
 		return nil, fmt.Errorf("source %s: begin snapshot: %w", o.Name, pgconnect.SafeError(err))
@@ -101,6 +101,7 @@ func (s *Source) Snapshot() string { return s.snapshot }
 // Close ends the snapshot and closes every connection.
 func (s *Source) Close() error {
 	ctx := context.Background()
+	s.once.Do(func() { close(s.closed) })
 	for {
 		select {
 		case c := <-s.readers:
@@ -125,8 +126,12 @@ func (s *Source) Relations(ctx context.Context) ([]nopii.Relation, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rows, err := s.main.Query(ctx, `
-		SELECT n.nspname, c.relname, c.relkind::text, c.relispartition
+		SELECT n.nspname, c.relname, c.relkind::text, c.relispartition,
+		       coalesce(pn.nspname, ''), coalesce(p.relname, '')
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		LEFT JOIN LATERAL (SELECT inhparent FROM pg_inherits WHERE inhrelid = c.oid ORDER BY inhseqno LIMIT 1) i ON true
+		LEFT JOIN pg_class p ON p.oid = i.inhparent
+		LEFT JOIN pg_namespace pn ON pn.oid = p.relnamespace
 		WHERE c.relkind IN ('r','p','v','m','f')
 		  AND n.nspname NOT IN ('pg_catalog','information_schema','nopii')
 		  AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%'
@@ -139,7 +144,7 @@ func (s *Source) Relations(ctx context.Context) ([]nopii.Relation, error) {
 	for rows.Next() {
 		var r nopii.Relation
 		var kind string
-		if err := rows.Scan(&r.Name.Schema, &r.Name.Name, &kind, &r.Partition); err != nil {
+		if err := rows.Scan(&r.Name.Schema, &r.Name.Name, &kind, &r.Partition, &r.Parent.Schema, &r.Parent.Name); err != nil {
 			return nil, err
 		}
 		r.Kind = map[string]nopii.RelKind{"r": nopii.RelTable, "p": nopii.RelPartitioned, "v": nopii.RelView, "m": nopii.RelMatView, "f": nopii.RelForeign}[kind]
@@ -190,6 +195,9 @@ func (s *Source) describe(ctx context.Context, rel nopii.Relation, primaryKey []
 		return nil, fmt.Errorf("table %s has no columns", rel.Name)
 	}
 	t.Columns = cols
+	if err := s.generated(ctx, oid, t); err != nil {
+		return nil, err
+	}
 	if _, ok := t.Column(nopii.SourcePrimaryKeyColumn); ok {
 		return nil, fmt.Errorf("column %q is reserved for the key nopii adds; rename it in the source or exclude the table", nopii.SourcePrimaryKeyColumn)
 	}
@@ -236,6 +244,35 @@ func (s *Source) lock(ctx context.Context, name nopii.TableName, kind string) er
 	}
 	_, err := s.main.Exec(ctx, "RELEASE SAVEPOINT nopii_lock")
 	return pgconnect.SafeError(err)
+}
+
+// generated fills GeneratedFrom for stored generated columns, from the
+// dependencies of their expressions.
+func (s *Source) generated(ctx context.Context, rel uint32, t *nopii.Table) error {
+	rows, err := s.main.Query(ctx, `
+		SELECT a.attname, r.attname
+		FROM pg_attrdef d
+		JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum AND a.attgenerated = 's'
+		JOIN pg_depend dep ON dep.classid = 'pg_attrdef'::regclass AND dep.objid = d.oid
+		     AND dep.refclassid = 'pg_class'::regclass AND dep.refobjid = d.adrelid AND dep.refobjsubid > 0
+		JOIN pg_attribute r ON r.attrelid = d.adrelid AND r.attnum = dep.refobjsubid
+		WHERE d.adrelid = $1 ORDER BY a.attnum, r.attnum`, rel)
+	if err != nil {
+		return pgconnect.SafeError(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var gen, from string
+		if err := rows.Scan(&gen, &from); err != nil {
+			return err
+		}
+		for i := range t.Columns {
+			if t.Columns[i].Name == gen {
+				t.Columns[i].GeneratedFrom = append(t.Columns[i].GeneratedFrom, from)
+			}
+		}
+	}
+	return pgconnect.SafeError(rows.Err())
 }
 
 func (s *Source) columns(ctx context.Context, rel uint32) ([]nopii.Column, error) {
@@ -444,12 +481,28 @@ func (s *Source) CopySelect(ctx context.Context, t *nopii.Table, sel nopii.Selec
 		<-s.slots
 		return stats, fmt.Errorf("copy %s: %w", t.Name, pgconnect.SafeError(err))
 	}
-	s.readers <- conn
+	s.release(conn)
 	return stats, nil
+}
+
+// release returns a reader to the pool, or closes it when the Source is.
+func (s *Source) release(conn *pgx.Conn) {
+	select {
+	case <-s.closed:
+		conn.Close(context.Background())
+		<-s.slots
+	default:
+		s.readers <- conn
+	}
 }
 
 // reader returns an idle reader, or opens one that imports the snapshot.
 func (s *Source) reader(ctx context.Context) (*pgx.Conn, error) {
+	select {
+	case <-s.closed:
+		return nil, errors.New("source is closed")
+	default:
+	}
 	select {
 	case c := <-s.readers:
 		return c, nil
