@@ -86,7 +86,10 @@ func (r *Runner) Run(ctx context.Context, cfg *config.Config, wf *config.Workflo
 	for i := range wf.Inputs {
 		in := &wf.Inputs[i]
 		if err := r.runInput(ctx, wf, in, feeds, key, par, rep, log.With(LogKeyInput, in.Name)); err != nil {
-			rep.Error = err.Error()
+			if rep.Error != "" {
+				rep.Error += "; "
+			}
+			rep.Error += err.Error()
 			if ctx.Err() != nil {
 				return rep
 			}
@@ -105,21 +108,28 @@ func (r *Runner) runInput(ctx context.Context, wf *config.Workflow, in *config.I
 	if err != nil {
 		return fmt.Errorf("input %s: %w", in.Name, err)
 	}
+	// Prepare per table, serially (feeds create shared types and schemas):
+	// a type that a feed cannot create fails the tables that use it, not
+	// the whole input.
 	var ready []*job
-	var targets []nopii.Target
 	for _, j := range jobs {
+		if j.err == nil {
+			for _, f := range feeds {
+				if err := f.Prepare(ctx, []nopii.Target{j.target}); err != nil {
+					j.err = fmt.Errorf("prepare %s feed: %w", f.Kind(), err)
+					break
+				}
+			}
+		}
 		if j.err != nil {
 			rep.Tables = append(rep.Tables, j.report(feeds))
 			log.Error("table skipped", LogKeyTable, j.rel.Name.String(), LogKeyError, j.err.Error())
 			continue
 		}
 		ready = append(ready, j)
-		targets = append(targets, j.target)
 	}
-	for _, f := range feeds {
-		if err := f.Prepare(ctx, targets); err != nil {
-			return fmt.Errorf("input %s: prepare %s feed: %w", in.Name, f.Kind(), err)
-		}
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
 	results := make([]TableReport, len(ready))
 	work := make(chan int)

@@ -200,7 +200,10 @@ func (l *fullLoad) swap(ctx context.Context) (time.Duration, error) {
 	idxTime := time.Since(start)
 	// Readers of the twin hold the old table; wait for them a bounded time,
 	// a few times, without losing the loaded shadow (savepoint).
-	var err error
+	keep, err := l.dependents(ctx)
+	if err != nil {
+		return 0, err
+	}
 	for attempt := 1; attempt <= 3; attempt++ {
 		if _, err = l.exec(ctx, "SAVEPOINT nopii_swap"); err != nil {
 			return 0, err
@@ -208,7 +211,7 @@ func (l *fullLoad) swap(ctx context.Context) (time.Duration, error) {
 		if _, err = l.exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = '%dms'", l.feed.opts.LockTimeout.Milliseconds())); err != nil {
 			return 0, err
 		}
-		_, err = l.exec(ctx, "DROP TABLE IF EXISTS "+name.Quoted())
+		_, err = l.exec(ctx, "DROP TABLE IF EXISTS "+name.Quoted()+" CASCADE")
 		if err == nil {
 			break
 		}
@@ -233,11 +236,117 @@ func (l *fullLoad) swap(ctx context.Context) (time.Duration, error) {
 			return 0, err
 		}
 	}
+	if err := l.restore(ctx, keep); err != nil {
+		return 0, err
+	}
 	if err := writeState(ctx, l.conn, name, l.target.State); err != nil {
 		return 0, err
 	}
 	_, err = l.exec(ctx, "COMMIT")
 	return idxTime, err
+}
+
+// kept is what users built on the old table that the swap must carry over:
+// its grants, and views (plain and materialized) that depend on it, in the
+// order they can be recreated, with their own grants.
+type kept struct {
+	grants []string
+	views  []keptView
+}
+
+type keptView struct {
+	name, kind, def string
+	grants          []string
+}
+
+const grantsSQL = `SELECT format('GRANT %s ON %s TO %s%s', a.privilege_type, $2::text,
+	CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
+	CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
+	FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = $1 AND a.grantee <> c.relowner`
+
+// dependents reads what the swap has to carry over from the old table.
+func (l *load) dependents(ctx context.Context) (*kept, error) {
+	var oid *uint32
+	if err := l.conn.QueryRow(ctx, "SELECT to_regclass($1)::oid", l.target.Name.Quoted()).Scan(&oid); err != nil {
+		return nil, pgconnect.SafeError(err)
+	}
+	k := &kept{}
+	if oid == nil {
+		return k, nil
+	}
+	grants := func(rel uint32, name string) ([]string, error) {
+		rows, err := l.conn.Query(ctx, grantsSQL, rel, name)
+		if err != nil {
+			return nil, pgconnect.SafeError(err)
+		}
+		return pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	var err error
+	if k.grants, err = grants(*oid, l.target.Name.Quoted()); err != nil {
+		return nil, fmt.Errorf("read grants: %w", err)
+	}
+	rows, err := l.conn.Query(ctx, `
+		WITH RECURSIVE deps(oid, depth) AS (
+			SELECT r.ev_class, 1 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+			WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = $1 AND r.ev_class <> $1
+			UNION
+			SELECT r.ev_class, deps.depth + 1 FROM deps
+			JOIN pg_depend d ON d.refobjid = deps.oid AND d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+			JOIN pg_rewrite r ON r.oid = d.objid WHERE r.ev_class <> deps.oid AND deps.depth < 50
+		)
+		SELECT c.oid, format('%I.%I', n.nspname, c.relname), c.relkind::text, pg_get_viewdef(c.oid), max(deps.depth)
+		FROM deps JOIN pg_class c ON c.oid = deps.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+		GROUP BY 1, 2, 3, 4 ORDER BY 5, 2`, *oid)
+	if err != nil {
+		return nil, fmt.Errorf("read dependent views: %w", pgconnect.SafeError(err))
+	}
+	type row struct {
+		oid             uint32
+		name, kind, def string
+		depth           int
+	}
+	vs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+		var x row
+		return x, r.Scan(&x.oid, &x.name, &x.kind, &x.def, &x.depth)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read dependent views: %w", pgconnect.SafeError(err))
+	}
+	for _, v := range vs {
+		g, err := grants(v.oid, v.name)
+		if err != nil {
+			return nil, fmt.Errorf("read grants of %s: %w", v.name, err)
+		}
+		k.views = append(k.views, keptView{name: v.name, kind: v.kind, def: v.def, grants: g})
+	}
+	return k, nil
+}
+
+// restore recreates the views and grants on the new table.
+func (l *load) restore(ctx context.Context, k *kept) error {
+	for _, g := range k.grants {
+		if _, err := l.exec(ctx, g); err != nil {
+			return fmt.Errorf("carry over a grant: %w", err)
+		}
+	}
+	for _, v := range k.views {
+		kind := "VIEW"
+		if v.kind == "m" {
+			kind = "MATERIALIZED VIEW"
+		}
+		if _, err := l.exec(ctx, "CREATE "+kind+" "+v.name+" AS "+v.def); err != nil {
+			return fmt.Errorf("view %s depends on the table and cannot be recreated on the new copy (drop or change it): %w", v.name, err)
+		}
+		for _, g := range v.grants {
+			if _, err := l.exec(ctx, g); err != nil {
+				return fmt.Errorf("carry over a grant on %s: %w", v.name, err)
+			}
+		}
+	}
+	if len(k.views) > 0 {
+		l.feed.log.Info("recreated views on the new copy", "table", l.target.Name.String(), "views", len(k.views))
+	}
+	return nil
 }
 
 type deltaLoad struct {

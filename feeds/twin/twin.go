@@ -216,11 +216,8 @@ func ensureType(ctx context.Context, conn *pgx.Conn, t *nopii.Type, prefix strin
 	}
 	if ok {
 		if t.Kind == nopii.TypeEnum {
-			// A label added in the source since the last run.
-			for _, l := range t.Labels {
-				if _, err := conn.Exec(ctx, "ALTER TYPE "+name+" ADD VALUE IF NOT EXISTS "+quoteLiteral(l)); err != nil {
-					return 0, fmt.Errorf("twin: add label to enum %s: %w", name, pgconnect.SafeError(err))
-				}
+			if err := addLabels(ctx, conn, name, oid, t.Labels); err != nil {
+				return 0, err
 			}
 		}
 		return oid, nil
@@ -262,6 +259,42 @@ func ensureType(ctx context.Context, conn *pgx.Conn, t *nopii.Type, prefix strin
 		return 0, fmt.Errorf("twin: look up type %s: %w", name, err)
 	}
 	return oid, nil
+}
+
+// addLabels adds the labels the source gained since the enum was created
+// in the twin, each in its place (BEFORE its successor), so that the sort
+// order stays the source's.
+func addLabels(ctx context.Context, conn *pgx.Conn, name string, oid uint32, labels []string) error {
+	rows, err := conn.Query(ctx, "SELECT enumlabel FROM pg_enum WHERE enumtypid = $1", oid)
+	if err != nil {
+		return pgconnect.SafeError(err)
+	}
+	have, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return pgconnect.SafeError(err)
+	}
+	has := map[string]bool{}
+	for _, l := range have {
+		has[l] = true
+	}
+	for i := len(labels) - 1; i >= 0; i-- {
+		l := labels[i]
+		if has[l] {
+			continue
+		}
+		stmt := "ALTER TYPE " + name + " ADD VALUE " + quoteLiteral(l)
+		for _, next := range labels[i+1:] {
+			if has[next] {
+				stmt += " BEFORE " + quoteLiteral(next)
+				break
+			}
+		}
+		if _, err := conn.Exec(ctx, stmt); err != nil {
+			return fmt.Errorf("twin: add label to enum %s: %w", name, pgconnect.SafeError(err))
+		}
+		has[l] = true
+	}
+	return nil
 }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
