@@ -60,9 +60,11 @@ the feeds' state and writes nothing. Exit status 1 when a table would fail.`,
 			if format == "json" {
 				enc := json.NewEncoder(g.stdout)
 				enc.SetIndent("", "  ")
-				var v any = all
-				if len(all) == 1 {
-					v = all[0]
+				var v any = all[0]
+				if len(all) > 1 {
+					v = struct {
+						Workflows []wfPlan `json:"workflows"`
+					}{all}
 				}
 				if err := enc.Encode(v); err != nil {
 					return err

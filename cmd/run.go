@@ -47,7 +47,7 @@ when any table failed.`,
 			failed := false
 			var reports []*agent.Report
 			for _, wf := range wfs {
-				bars := progress.New(g.stderr, tty)
+				bars := progress.New(g.stderr, tty, log)
 				rep := newRunner(log, bars).Run(c.Context(), cfg, wf)
 				bars.Stop()
 				reports = append(reports, rep)
@@ -62,9 +62,18 @@ when any table failed.`,
 			if format == "json" {
 				enc := json.NewEncoder(g.stdout)
 				enc.SetIndent("", "  ")
-				var v any = reports
-				if len(reports) == 1 {
-					v = reports[0]
+				// One JSON object: the report itself for one workflow, an
+				// object holding them for several.
+				var v any = reports[0]
+				if len(reports) > 1 {
+					status := "success"
+					if failed {
+						status = "failed"
+					}
+					v = struct {
+						Status    string          `json:"status"`
+						Workflows []*agent.Report `json:"workflows"`
+					}{status, reports}
 				}
 				if err := enc.Encode(v); err != nil {
 					return err

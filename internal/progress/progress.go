@@ -1,11 +1,13 @@
-// Package progress draws one progress bar per table on a terminal, or
-// prints a plain line when a table starts and ends elsewhere. It implements
-// agent.Observer.
+// Package progress draws one progress bar per table on a terminal; off a
+// terminal it logs a line when a table starts and, every ten seconds, how far
+// it got, through the run's logger so that JSON logs stay JSON. It
+// implements agent.Observer.
 package progress
 
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +18,7 @@ import (
 // Bars follows a run. Create it with New, Stop it when the run ends.
 type Bars struct {
 	w     io.Writer
+	log   *slog.Logger
 	tty   bool
 	mu    sync.Mutex
 	bars  []*bar
@@ -33,13 +36,14 @@ type bar struct {
 	finished bool
 	err      string
 	secs     float64
+	logged   time.Time
 }
 
 var _ agent.Observer = (*Bars)(nil)
 
-// New returns Bars writing to w; tty selects live bars over plain lines.
-func New(w io.Writer, tty bool) *Bars {
-	b := &Bars{w: w, tty: tty, index: map[string]*bar{}, stop: make(chan struct{}), done: make(chan struct{})}
+// New returns Bars drawing on w when tty, else logging to log.
+func New(w io.Writer, tty bool, log *slog.Logger) *Bars {
+	b := &Bars{w: w, log: log, tty: tty, index: map[string]*bar{}, stop: make(chan struct{}), done: make(chan struct{})}
 	if tty {
 		go b.loop()
 	} else {
@@ -86,8 +90,9 @@ func (b *Bars) TableStarted(input, table string, est int64) {
 	br := &bar{name: input + " " + table, est: est, start: time.Now()}
 	b.bars = append(b.bars, br)
 	b.index[key(input, table)] = br
+	br.logged = br.start
 	if !b.tty {
-		fmt.Fprintf(b.w, "copying %s (~%d rows)\n", br.name, max(est, 0))
+		b.log.Info("copying table", "input", input, "table", table, "estimated_rows", max(est, 0))
 	}
 }
 
@@ -96,6 +101,10 @@ func (b *Bars) TableProgress(input, table string, rows int64) {
 	b.mu.Lock()
 	if br := b.index[key(input, table)]; br != nil {
 		br.rows = rows
+		if !b.tty && time.Since(br.logged) >= 10*time.Second {
+			br.logged = time.Now()
+			b.log.Info("copy progress", "input", input, "table", table, "rows", rows, "estimated_rows", max(br.est, 0))
+		}
 	}
 	b.mu.Unlock()
 }
@@ -109,13 +118,7 @@ func (b *Bars) TableFinished(r agent.TableReport) {
 		return
 	}
 	br.finished, br.rows, br.err, br.secs = true, r.Rows, r.Error, r.Seconds
-	if !b.tty {
-		if r.Error != "" {
-			fmt.Fprintf(b.w, "failed  %s after %d rows: %s\n", br.name, r.Rows, r.Error)
-		} else {
-			fmt.Fprintf(b.w, "copied  %s: %d rows in %.1fs\n", br.name, r.Rows, r.Seconds)
-		}
-	}
+	// Off a terminal the agent's own log line reports the end of the table.
 }
 
 const width = 30
