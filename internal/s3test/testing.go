@@ -1,0 +1,125 @@
+package s3test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// startWait bounds how long MustServer waits for the shared server. A
+// healthy one starts in well under a second, but the first start on a
+// machine may have to build versitygw.
+const startWait = buildTimeout + time.Minute
+
+// shared is the package's server, started by the first MustServer. Its
+// error is kept, so that every later caller fails with the same message
+// instead of retrying a broken setup once per test.
+var shared struct {
+	once   sync.Once
+	server *Server
+	err    error
+}
+
+var bucketSeq atomic.Int64
+
+// Main runs the tests and then stops the shared server, if any test started
+// one. Use it as the whole of TestMain:
+//
+//	func TestMain(m *testing.M) { s3test.Main(m) }
+func Main(m *testing.M) {
+	code := m.Run()
+	// Taking the Once both waits for a start in progress and makes later
+	// callers fail instead of starting a server nobody would stop.
+	shared.once.Do(func() { shared.err = errors.New("s3test: shared server requested after s3test.Main finished") })
+	if s := shared.server; s != nil {
+		if err := s.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "s3test: %v\n", err)
+			if code == 0 {
+				code = 1
+			}
+		}
+	}
+	os.Exit(code)
+}
+
+// MustServer returns the package's shared server, starting it on first use.
+// Tests must not stop it; use MustNewServer for a server of their own.
+// Without s3test.Main in TestMain, the server is cleaned up by its watchdog
+// when the test binary exits.
+func MustServer(tb testing.TB) *Server {
+	tb.Helper()
+	shared.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), startWait)
+		defer cancel()
+		shared.server, shared.err = Start(ctx)
+	})
+	if shared.err != nil {
+		tb.Fatalf("s3test: start shared server: %v", shared.err)
+	}
+	return shared.server
+}
+
+// MustNewServer starts a private server, for tests that stop or otherwise
+// abuse it, and stops it when the test ends.
+func MustNewServer(tb testing.TB) *Server {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(tb.Context(), startWait)
+	defer cancel()
+	s, err := Start(ctx)
+	if err != nil {
+		tb.Fatalf("s3test: start server: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			tb.Errorf("s3test: %v", err)
+		}
+	})
+	return s
+}
+
+// MustBucket creates a bucket with a fresh name on the shared server and
+// returns the name. Buckets are not removed one by one; they go with the
+// server's directory when it stops.
+func MustBucket(tb testing.TB) string {
+	tb.Helper()
+	s := MustServer(tb)
+	name := bucketName(tb.Name(), bucketSeq.Add(1))
+	ctx, cancel := context.WithTimeout(tb.Context(), time.Minute)
+	defer cancel()
+	if err := s.CreateBucket(ctx, name); err != nil {
+		tb.Fatalf("s3test: %v", err)
+	}
+	return name
+}
+
+// bucketName derives a valid, unique bucket name from a test name: lower
+// case letters, digits and hyphens, starting with a letter, at most 63
+// bytes.
+func bucketName(testName string, seq int64) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(testName) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+			dash = false
+		case !dash:
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	prefix := strings.Trim(b.String(), "-")
+	if len(prefix) > 40 {
+		prefix = strings.TrimRight(prefix[:40], "-")
+	}
+	if prefix == "" {
+		return fmt.Sprintf("t-%d", seq)
+	}
+	return fmt.Sprintf("t-%s-%d", prefix, seq)
+}
