@@ -250,19 +250,28 @@ func (l *fullLoad) swap(ctx context.Context) (time.Duration, error) {
 // its grants, and views (plain and materialized) that depend on it, in the
 // order they can be recreated, with their own grants.
 type kept struct {
-	grants []string
+	grants []string // table- and column-level
 	views  []keptView
 }
 
 type keptView struct {
 	name, kind, def string
-	grants          []string
+	options         string   // reloptions: security_barrier, check_option …
+	owner           string   // quoted role name
+	grants          []string // table- and column-level
+	indexes         []string // of materialized views
 }
 
 const grantsSQL = `SELECT format('GRANT %s ON %s TO %s%s', a.privilege_type, $2::text,
 	CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
 	CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
-	FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = $1 AND a.grantee <> c.relowner`
+	FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = $1 AND a.grantee <> c.relowner
+	UNION ALL
+	SELECT format('GRANT %s (%I) ON %s TO %s%s', a.privilege_type, att.attname, $2::text,
+	CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
+	CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
+	FROM pg_class c JOIN pg_attribute att ON att.attrelid = c.oid, aclexplode(att.attacl) a
+	WHERE c.oid = $1 AND att.attacl IS NOT NULL AND a.grantee <> c.relowner`
 
 // dependents reads what the swap has to carry over from the old table.
 func (l *load) dependents(ctx context.Context) (*kept, error) {
@@ -294,20 +303,23 @@ func (l *load) dependents(ctx context.Context) (*kept, error) {
 			JOIN pg_depend d ON d.refobjid = deps.oid AND d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
 			JOIN pg_rewrite r ON r.oid = d.objid WHERE r.ev_class <> deps.oid AND deps.depth < 50
 		)
-		SELECT c.oid, format('%I.%I', n.nspname, c.relname), c.relkind::text, pg_get_viewdef(c.oid), max(deps.depth)
+		SELECT c.oid, format('%I.%I', n.nspname, c.relname), c.relkind::text, pg_get_viewdef(c.oid), max(deps.depth),
+		       coalesce(array_to_string(c.reloptions, ', '), ''), quote_ident(pg_get_userbyid(c.relowner)),
+		       coalesce((SELECT array_agg(pg_get_indexdef(i.indexrelid) ORDER BY i.indexrelid) FROM pg_index i WHERE i.indrelid = c.oid), '{}')
 		FROM deps JOIN pg_class c ON c.oid = deps.oid JOIN pg_namespace n ON n.oid = c.relnamespace
-		GROUP BY 1, 2, 3, 4 ORDER BY 5, 2`, *oid)
+		GROUP BY 1, 2, 3, 4, 6, 7, 8 ORDER BY 5, 2`, *oid)
 	if err != nil {
 		return nil, fmt.Errorf("read dependent views: %w", pgconnect.SafeError(err))
 	}
 	type row struct {
-		oid             uint32
-		name, kind, def string
-		depth           int
+		oid                             uint32
+		name, kind, def, options, owner string
+		depth                           int
+		indexes                         []string
 	}
 	vs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
 		var x row
-		return x, r.Scan(&x.oid, &x.name, &x.kind, &x.def, &x.depth)
+		return x, r.Scan(&x.oid, &x.name, &x.kind, &x.def, &x.depth, &x.options, &x.owner, &x.indexes)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read dependent views: %w", pgconnect.SafeError(err))
@@ -317,7 +329,7 @@ func (l *load) dependents(ctx context.Context) (*kept, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read grants of %s: %w", v.name, err)
 		}
-		k.views = append(k.views, keptView{name: v.name, kind: v.kind, def: v.def, grants: g})
+		k.views = append(k.views, keptView{name: v.name, kind: v.kind, def: v.def, options: v.options, owner: v.owner, grants: g, indexes: v.indexes})
 	}
 	return k, nil
 }
@@ -334,13 +346,29 @@ func (l *load) restore(ctx context.Context, k *kept) error {
 		if v.kind == "m" {
 			kind = "MATERIALIZED VIEW"
 		}
-		if _, err := l.exec(ctx, "CREATE "+kind+" "+v.name+" AS "+v.def); err != nil {
+		with := ""
+		if v.options != "" {
+			with = " WITH (" + v.options + ")"
+		}
+		// pg_get_viewdef ends with ';' and leaves out WITH CHECK OPTION,
+		// which lives in reloptions (check_option=…), carried by WITH above.
+		def := strings.TrimSuffix(strings.TrimSpace(v.def), ";")
+		if _, err := l.exec(ctx, "CREATE "+kind+" "+v.name+with+" AS "+def); err != nil {
 			return fmt.Errorf("view %s depends on the table and cannot be recreated on the new copy (drop or change it): %w", v.name, err)
+		}
+		for _, ix := range v.indexes {
+			if _, err := l.exec(ctx, ix); err != nil {
+				return fmt.Errorf("recreate an index of %s: %w", v.name, err)
+			}
 		}
 		for _, g := range v.grants {
 			if _, err := l.exec(ctx, g); err != nil {
 				return fmt.Errorf("carry over a grant on %s: %w", v.name, err)
 			}
+		}
+		// The view's owner decides whose privileges it runs with: keep it.
+		if _, err := l.exec(ctx, "ALTER "+kind+" "+v.name+" OWNER TO "+v.owner); err != nil {
+			return fmt.Errorf("give %s back to its owner %s: %w", v.name, v.owner, err)
 		}
 	}
 	if len(k.views) > 0 {

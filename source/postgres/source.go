@@ -183,7 +183,21 @@ func (s *Source) describe(ctx context.Context, rel nopii.Relation, primaryKey []
 	if err := s.lock(ctx, rel.Name, kind); err != nil {
 		return nil, err
 	}
-	t := &nopii.Table{Name: rel.Name, Partitioned: kind == "p", View: kind == "v" || kind == "m", EstRows: int64(est)}
+	// TRUNCATE and table-rewriting ALTER TABLE are not MVCC-safe: committed
+	// after the snapshot but before the lock, they leave the snapshot an
+	// empty table, which would replace the twin's copy with nothing. The
+	// snapshot's pg_class row still has the old file; the catalog has the new.
+	var rewritten bool
+	err = s.main.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_class c
+		WHERE c.oid IN (SELECT $1::oid UNION SELECT relid FROM pg_partition_tree($1::oid))
+		  AND c.relkind IN ('r', 'm') AND c.relfilenode <> pg_relation_filenode(c.oid))`, oid).Scan(&rewritten)
+	if err != nil {
+		return nil, pgconnect.SafeError(err)
+	}
+	if rewritten {
+		return nil, fmt.Errorf("table %s was truncated or rewritten (TRUNCATE, ALTER … TYPE, VACUUM FULL) after the run's snapshot was taken; nothing was copied: run again", rel.Name)
+	}
+	t := &nopii.Table{Name: rel.Name, Partitioned: kind == "p", View: kind == "v" || kind == "m" || kind == "f", EstRows: int64(est)}
 	if est < 0 {
 		t.EstRows = -1
 	}
@@ -232,8 +246,10 @@ func (s *Source) describe(ctx context.Context, rel nopii.Relation, primaryKey []
 // pg_dump does, so that no DDL can change it between describe and copy. A
 // savepoint keeps a lock timeout from aborting the snapshot transaction.
 func (s *Source) lock(ctx context.Context, name nopii.TableName, kind string) error {
-	if kind == "v" {
-		return nil // views cannot be locked this way; their tables are read in the snapshot anyway
+	if kind != "r" && kind != "p" {
+		// PostgreSQL locks only tables this way (not views, materialized
+		// views or foreign tables); what they read is in the snapshot anyway.
+		return nil
 	}
 	if _, err := s.main.Exec(ctx, "SAVEPOINT nopii_lock; SET LOCAL lock_timeout = '30s'"); err != nil {
 		return pgconnect.SafeError(err)
