@@ -44,7 +44,7 @@ table and column exists, and that every rule fits its column's type.`,
 			for _, wf := range cfg.Workflows {
 				fmt.Fprintf(g.stdout, "workflow %s\n", wf.Name)
 				for i := range wf.Feeds {
-					f, err := openFeed(ctx, &wf.Feeds[i], log)
+					f, err := openFeed(ctx, wf.Name, &wf.Feeds[i], log)
 					if err != nil {
 						report("feed %s: %v", wf.Feeds[i].Type, err)
 						continue

@@ -8,6 +8,9 @@ import (
 	"github.com/nopii/nopii"
 	"github.com/nopii/nopii/agent"
 	"github.com/nopii/nopii/config"
+	"github.com/nopii/nopii/feeds/files"
+	"github.com/nopii/nopii/feeds/lake"
+	"github.com/nopii/nopii/feeds/s3"
 	"github.com/nopii/nopii/feeds/twin"
 	"github.com/nopii/nopii/source/postgres"
 )
@@ -21,16 +24,32 @@ func newRunner(log *slog.Logger, obs agent.Observer) *agent.Runner {
 			return postgres.Open(ctx, in.DSN.Reveal(), postgres.Options{Name: in.Name, Readers: readers, Logger: log})
 		},
 		OpenFeed: func(ctx context.Context, wf *config.Workflow, f *config.Feed) (nopii.Feed, error) {
-			return openFeed(ctx, f, log)
+			return openFeed(ctx, wf.Name, f, log)
 		},
 	}
 }
 
-func openFeed(ctx context.Context, f *config.Feed, log *slog.Logger) (nopii.Feed, error) {
+// openFeed is the one switch from configuration to feed adapters.
+func openFeed(ctx context.Context, workflow string, f *config.Feed, log *slog.Logger) (nopii.Feed, error) {
+	opts := lake.Options{Workflow: workflow, Format: f.Format, Compression: f.Compression,
+		PartSize: f.PartSize, Retain: f.Retain, Logger: log, Kind: f.Type}
 	switch f.Type {
 	case config.FeedTwin:
 		return twin.Open(ctx, f.DSN.Reveal(), twin.Options{Logger: log})
-	default:
-		return nil, fmt.Errorf("%s: feeds of type %s are not available in this version", f.Pos, f.Type)
+	case config.FeedS3:
+		store, err := s3.NewStore(ctx, s3.Options{Bucket: f.Bucket, Prefix: f.Prefix, Region: f.Region, Endpoint: f.Endpoint,
+			SSE: f.SSE, SSEKMSKeyID: f.SSEKMSKeyID, AccessKeyID: f.AccessKeyID, SecretAccessKey: f.SecretAccessKey.Reveal(),
+			Logger: log.With("workflow", workflow)})
+		if err != nil {
+			return nil, fmt.Errorf("%s: s3 feed: %w", f.Pos, err)
+		}
+		return lake.New(store, opts), nil
+	case config.FeedFiles:
+		feed, err := files.Open(f.Path, opts)
+		if err != nil {
+			return nil, fmt.Errorf("%s: files feed: %w", f.Pos, err)
+		}
+		return feed, nil
 	}
+	return nil, fmt.Errorf("%s: unknown feed type %q", f.Pos, f.Type)
 }

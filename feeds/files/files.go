@@ -77,14 +77,21 @@ func (s *Store) Create(ctx context.Context, key string) (lake.ObjectWriter, erro
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-		return nil, fmt.Errorf("files: create %s: %w", key, err)
+	// Delete removes folders it empties: one may vanish between MkdirAll
+	// and CreateTemp, so try again.
+	for attempt := 0; ; attempt++ {
+		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+			return nil, fmt.Errorf("files: create %s: %w", key, err)
+		}
+		f, err := os.CreateTemp(filepath.Dir(name), filepath.Base(name)+tmpMark+"*")
+		if errors.Is(err, fs.ErrNotExist) && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("files: create %s: %w", key, err)
+		}
+		return &objectWriter{f: f, name: name, key: key}, nil
 	}
-	f, err := os.CreateTemp(filepath.Dir(name), filepath.Base(name)+tmpMark+"*")
-	if err != nil {
-		return nil, fmt.Errorf("files: create %s: %w", key, err)
-	}
-	return &objectWriter{f: f, name: name, key: key}, nil
 }
 
 type objectWriter struct {

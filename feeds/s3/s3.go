@@ -21,7 +21,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/nopii/nopii/config"
 	"github.com/nopii/nopii/feeds/lake"
 )
 
@@ -196,6 +195,12 @@ func NewStore(ctx context.Context, o Options) (*Store, error) {
 	return s, nil
 }
 
+// Server-side encryption modes of Options.SSE.
+const (
+	SSEAES256 = "AES256"
+	SSEKMS    = "aws:kms"
+)
+
 func (o *Options) check() error {
 	var errs []error
 	if o.Bucket == "" {
@@ -204,12 +209,12 @@ func (o *Options) check() error {
 		errs = append(errs, fmt.Errorf("%q is not a bucket name", o.Bucket))
 	}
 	switch o.SSE {
-	case "", config.SSEAES256, config.SSEKMS:
+	case "", SSEAES256, SSEKMS:
 	default:
-		errs = append(errs, fmt.Errorf("sse %q: want %s or %s", o.SSE, config.SSEAES256, config.SSEKMS))
+		errs = append(errs, fmt.Errorf("sse %q: want %s or %s", o.SSE, SSEAES256, SSEKMS))
 	}
-	if o.SSEKMSKeyID != "" && o.SSE != config.SSEKMS {
-		errs = append(errs, fmt.Errorf("an SSE KMS key id needs sse %s", config.SSEKMS))
+	if o.SSEKMSKeyID != "" && o.SSE != SSEKMS {
+		errs = append(errs, fmt.Errorf("an SSE KMS key id needs sse %s", SSEKMS))
 	}
 	if (o.AccessKeyID == "") != (o.SecretAccessKey == "") {
 		errs = append(errs, errors.New("access key id and secret access key go together: set both, or neither for the AWS default credentials"))
@@ -395,29 +400,3 @@ func (s *Store) deleteErrors(errs []types.Error) error {
 	return fmt.Errorf("delete %d objects from %s: %s", failed, s.Describe(), strings.Join(msgs, "; "))
 }
 
-// Open returns the store of an s3 feed of the configuration. The workflow
-// name goes into the store's log lines; keys stay relative to the feed's
-// prefix, as the lake layout (SPEC §4) starts with the workflow's name.
-func Open(ctx context.Context, f *config.Feed, workflow string, log *slog.Logger) (lake.Store, error) {
-	if f.Type != config.FeedS3 {
-		return nil, fmt.Errorf("open s3 feed: feed type is %q", f.Type)
-	}
-	if log == nil {
-		log = slog.Default()
-	}
-	s, err := NewStore(ctx, Options{
-		Bucket:          f.Bucket,
-		Prefix:          f.Prefix,
-		Region:          f.Region,
-		Endpoint:        f.Endpoint,
-		SSE:             f.SSE,
-		SSEKMSKeyID:     f.SSEKMSKeyID,
-		AccessKeyID:     f.AccessKeyID,
-		SecretAccessKey: f.SecretAccessKey.Reveal(),
-		Logger:          log.With("workflow", workflow),
-	})
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
-}

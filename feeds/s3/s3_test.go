@@ -761,18 +761,14 @@ func TestOptions(t *testing.T) {
 	}
 }
 
-func TestOpen(t *testing.T) {
+func TestPrefixAndDescribe(t *testing.T) {
 	t.Parallel()
 	srv := s3test.MustServer(t)
 	bucket := s3test.MustBucket(t)
-	feed := &config.Feed{
-		Type: config.FeedS3, Bucket: bucket, Prefix: "nopii/", Region: srv.Region, Endpoint: srv.Endpoint(),
-		AccessKeyID: srv.AccessKey, SecretAccessKey: config.Secret(srv.SecretKey),
-		PartSize: 1, // the lake's roll-over size: no business of the store
-	}
-	store, err := s3.Open(t.Context(), feed, "ml", slog.New(slog.DiscardHandler))
+	store, err := s3.NewStore(t.Context(), s3.Options{Bucket: bucket, Prefix: "nopii/", Region: srv.Region, Endpoint: srv.Endpoint(),
+		AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
-		t.Fatalf("Open: %v", err)
+		t.Fatalf("NewStore: %v", err)
 	}
 	if got, want := store.Describe(), "s3://"+bucket+"/nopii"; got != want {
 		t.Errorf("Describe() = %q, want %q", got, want)
@@ -793,9 +789,5 @@ func TestOpen(t *testing.T) {
 	}
 	if aws.ToInt64(out.ContentLength) != 1 {
 		t.Errorf("object has %d bytes, want 1", aws.ToInt64(out.ContentLength))
-	}
-
-	if _, err := s3.Open(t.Context(), &config.Feed{Type: config.FeedFiles, Path: "x"}, "ml", nil); err == nil {
-		t.Errorf("Open of a files feed succeeded")
 	}
 }
