@@ -399,4 +399,3 @@ func (s *Store) deleteErrors(errs []types.Error) error {
 	}
 	return fmt.Errorf("delete %d objects from %s: %s", failed, s.Describe(), strings.Join(msgs, "; "))
 }
-
