@@ -25,6 +25,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/nopii/nopii/internal/pgtest"
+	"github.com/nopii/nopii/internal/s3test"
 )
 
 var cpuProfile string
@@ -192,6 +193,13 @@ workflows:
 		return err
 	}
 
+	// The lake feeds: the same table and rules into a local folder in
+	// Parquet and into a real S3 server (versitygw on loopback).
+	lakeTimes, err := lakeRuns(ctx, bin, tmp, src)
+	if err != nil {
+		return err
+	}
+
 	var n int64
 	if err := queryRow(ctx, twin, "SELECT count(*) FROM bench", &n); err != nil {
 		return err
@@ -205,6 +213,9 @@ workflows:
 	fmt.Printf("%-28s %12.0f %10.2f\n", "raw COPY | COPY (binary)", float64(rows)/r.Seconds(), r.Seconds())
 	fmt.Printf("%-28s %12.0f %10.2f\n", "nopii run (4/8 redacted)", float64(rows)/m.Seconds(), m.Seconds())
 	fmt.Printf("ratio nopii/raw: %.2fx   nopii peak RSS: %d MB (max of %d runs)\n", r.Seconds()/m.Seconds(), rss[len(rss)-1]/1024, runs)
+	for _, lt := range lakeTimes {
+		fmt.Printf("%-28s %12.0f %10.2f\n", lt.name, float64(rows)/lt.d.Seconds(), lt.d.Seconds())
+	}
 	fmt.Printf("\ndelta after updating 1%% of the rows (%d): %.2fs vs full copy %.2fs: %.1f%% of the full-copy time\n",
 		changed, deltaD.Seconds(), fullD.Seconds(), 100*deltaD.Seconds()/fullD.Seconds())
 	return nil
@@ -247,4 +258,47 @@ func queryRow(ctx context.Context, dsn, sql string, dst ...any) error {
 	}
 	defer conn.Close(ctx)
 	return conn.QueryRow(ctx, sql).Scan(dst...)
+}
+
+type lakeTime struct {
+	name string
+	d    time.Duration
+}
+
+// lakeRuns times nopii into a files feed (Parquet, zstd) and an S3 feed.
+func lakeRuns(ctx context.Context, bin, tmp, src string) ([]lakeTime, error) {
+	srv, err := s3test.Start(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.Stop()
+	if err := srv.CreateBucket(ctx, "bench"); err != nil {
+		return nil, err
+	}
+	rules := `
+            columns:
+              email:     { rule: redact_email }
+              full_name: { rule: fake, kind: full_name }
+              phone:     { rule: mask, keep_last: 2 }
+              ssn:       { rule: hash }`
+	feeds := []struct{ name, feed string }{
+		{"nopii → files (parquet)", fmt.Sprintf("      - type: files\n        path: %s\n        format: parquet\n        compression: zstd\n", filepath.Join(tmp, "lake"))},
+		{"nopii → s3 (parquet)", fmt.Sprintf("      - type: s3\n        bucket: bench\n        region: %s\n        endpoint: %s\n        access_key_id: %s\n        secret_access_key: %s\n        format: parquet\n        compression: zstd\n",
+			srv.Region, srv.Endpoint(), srv.AccessKey, srv.SecretKey)},
+	}
+	var out []lakeTime
+	for i, f := range feeds {
+		cfg := filepath.Join(tmp, fmt.Sprintf("lake%d.yaml", i))
+		body := fmt.Sprintf("version: 1\nhmac_key: %s\nworkflows:\n  - name: bench_lake\n    parallelism: 1\n    inputs:\n      - name: src\n        dsn: %s\n        tables:\n          - name: public.bench%s\n    feeds:\n%s",
+			key, src, rules, f.feed)
+		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+			return nil, err
+		}
+		d, _, err := timed(exec.Command(bin, "run", "--config", cfg, "--log-level", "warn"))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.name, err)
+		}
+		out = append(out, lakeTime{f.name, d})
+	}
+	return out, nil
 }
