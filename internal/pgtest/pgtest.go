@@ -21,6 +21,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/nopii/nopii/internal/watchdog"
 )
 
 // User is the superuser of every cluster; it authenticates with trust.
@@ -54,8 +55,7 @@ type Cluster struct {
 
 	mu       sync.Mutex
 	stopped  bool
-	watchdog *exec.Cmd
-	lifeline int // write end of the watchdog's pipe; see startWatchdog
+	watchdog *watchdog.Watchdog
 }
 
 const (
@@ -102,7 +102,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Dir: dir, binDir: binDir, acct: acct, lifeline: -1}
+	c := &Cluster{Dir: dir, binDir: binDir, acct: acct}
 	if err := c.startWatchdog(); err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
@@ -523,7 +523,4 @@ func postmasterPID(dataDir string) (int, bool) {
 
 // alive reports whether a process exists; EPERM means it does, as someone
 // else's.
-func alive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
-}
+func alive(pid int) bool { return watchdog.Alive(pid) }

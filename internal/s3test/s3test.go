@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/nopii/nopii/internal/watchdog"
 )
 
 // The fixed credentials and region of every test server.
@@ -53,8 +54,7 @@ type Server struct {
 	proc     *os.Process
 	exited   chan struct{} // closed once the gateway has exited
 	exitErr  error         // its exit status, set before exited closes
-	watchdog *exec.Cmd
-	lifeline int // write end of the watchdog's pipe; see startWatchdog
+	watchdog *watchdog.Watchdog
 
 	clientOnce sync.Once
 	client     *s3.Client
@@ -86,7 +86,7 @@ func Start(ctx context.Context) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create server directory: %w", err)
 	}
-	s := &Server{Dir: dir, AccessKey: AccessKey, SecretKey: SecretKey, Region: Region, lifeline: -1}
+	s := &Server{Dir: dir, AccessKey: AccessKey, SecretKey: SecretKey, Region: Region}
 	for _, d := range []string{s.dataDir(), s.metaDir()} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			_ = os.RemoveAll(dir)
