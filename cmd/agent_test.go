@@ -1,0 +1,273 @@
+package cmd
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nopii/nopii/internal/pgtest"
+)
+
+// fakeDashboard records what agents post, checking the bearer token.
+type fakeDashboard struct {
+	mu         sync.Mutex
+	heartbeats []map[string]any
+	jobs       []map[string]any
+	rejected   int
+}
+
+func (f *fakeDashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Authorization") != "Bearer agent-token-123" {
+		f.mu.Lock()
+		f.rejected++
+		f.mu.Unlock()
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	var v map[string]any
+	if err := json.NewDecoder(r.Body).Decode(&v); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch r.URL.Path {
+	case "/api/v1/heartbeat":
+		f.heartbeats = append(f.heartbeats, v)
+	case "/api/v1/jobs":
+		f.jobs = append(f.jobs, v)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (f *fakeDashboard) finishedJobs() []map[string]any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []map[string]any
+	for _, j := range f.jobs {
+		if j["status"] != "running" {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+func (f *fakeDashboard) lastHeartbeat() map[string]any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.heartbeats) == 0 {
+		return nil
+	}
+	return f.heartbeats[len(f.heartbeats)-1]
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func eventually(t *testing.T, within time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		if ok() {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("after %s: %s", within, what)
+}
+
+func httpGet(url string) (int, string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// syncBuf is a goroutine-safe buffer for a child's output.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestAgentProcess runs the real `nopii agent` binary against real
+// PostgreSQL and a recording dashboard.
+func TestAgentProcess(t *testing.T) {
+	bin := buildNopii(t)
+	prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	prod, twin := mustConnect(t, prodDSN), mustConnect(t, twinDSN)
+	mustExec(t, prod, `CREATE TABLE public.a (id int PRIMARY KEY, email text);
+		INSERT INTO public.a SELECT i, 'a' || i || '@x.org' FROM generate_series(1, 50) i;
+		CREATE TABLE public.b (id int PRIMARY KEY);
+		INSERT INTO public.b SELECT generate_series(1, 7);
+		CREATE VIEW public.slow AS SELECT g AS id FROM generate_series(1, 2) g, pg_sleep(2.5)`)
+	dash := &fakeDashboard{}
+	ds := httptest.NewServer(dash)
+	defer ds.Close()
+	listen := freeAddr(t)
+	const secretPW = "agent-Secret-pw-91"
+	prodWithPW := strings.Replace(prodDSN, "postgres@", "postgres:"+secretPW+"@", 1)
+	config := func(tables string) string {
+		return `
+version: 1
+hmac_key: ` + testKey + `
+dashboard:
+  url: ` + ds.URL + `
+  token: agent-token-123
+  heartbeat_interval: 1s
+agent:
+  name: test-agent
+  listen: ` + listen + `
+workflows:
+  - name: w
+    schedule: "@every 2s"
+    inputs:
+      - name: prod
+        dsn: ` + prodWithPW + `
+        tables:
+` + tables + `
+    feeds:
+      - type: twin
+        dsn: ` + twinDSN + `
+  - name: slowflow
+    schedule: "@every 1s"
+    inputs:
+      - name: prod
+        dsn: ` + prodDSN + `
+        tables:
+          - name: public.slow
+            primary_key: [id]
+    feeds:
+      - type: twin
+        dsn: ` + twinDSN + `
+`
+	}
+	tableA := `          - name: public.a
+            columns:
+              email: { rule: redact_email }`
+	cfgPath := writeConfig(t, config(tableA))
+	var out syncBuf
+	cmd := exec.Command(bin, "agent", "--config", cfgPath, "--reload-every", "200ms", "--grace", "20s", "--log-format", "json")
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("agent output:\n%s", out.String())
+		}
+	}()
+
+	base := "http://" + listen
+	eventually(t, 10*time.Second, "/healthz answers", func() bool { c, _ := httpGet(base + "/healthz"); return c == 200 })
+	eventually(t, 15*time.Second, "/readyz is ready", func() bool { c, _ := httpGet(base + "/readyz"); return c == 200 })
+
+	// The schedule fires: the twin gets public.a, redacted; the dashboard a report.
+	eventually(t, 15*time.Second, "a scheduled run copied public.a", func() bool {
+		var n int64
+		err := twin.QueryRow(t.Context(), "SELECT count(*) FROM public.a WHERE email LIKE 'u%@example.com'").Scan(&n)
+		return err == nil && n == 50
+	})
+	eventually(t, 10*time.Second, "a finished job report with per-table rows reached the dashboard", func() bool {
+		for _, j := range dash.finishedJobs() {
+			if j["workflow"] == "w" && j["status"] == "success" && j["agent"] == "test-agent" && j["job_id"] != "" {
+				if tables, _ := j["tables"].([]any); len(tables) == 1 && tables[0].(map[string]any)["rows"] == float64(50) {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	eventually(t, 5*time.Second, "a heartbeat names the workflows with their next run", func() bool {
+		h := dash.lastHeartbeat()
+		wfs, _ := h["workflows"].([]any)
+		return h != nil && h["agent"] == "test-agent" && len(wfs) == 2 && wfs[0].(map[string]any)["next_run"] != nil
+	})
+
+	// Overlap: slowflow takes 2.5s on a 1s schedule, so ticks are skipped.
+	eventually(t, 15*time.Second, "overlapping ticks are skipped and logged", func() bool {
+		return strings.Contains(out.String(), "scheduled run skipped: the previous run is still going")
+	})
+
+	// Reload: a new table is picked up without a restart.
+	if err := os.WriteFile(cfgPath, []byte(strings.TrimLeft(config(tableA+"\n          - name: public.b"), "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "the reloaded configuration copied public.b", func() bool {
+		var n int64
+		err := twin.QueryRow(t.Context(), "SELECT count(*) FROM public.b").Scan(&n)
+		return err == nil && n == 7
+	})
+
+	// A broken file is rejected; the previous configuration stays in force.
+	jobsBefore := len(dash.finishedJobs())
+	if err := os.WriteFile(cfgPath, []byte("version: 1\nworkflows: [ {name: oops\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the broken configuration is rejected and reported", func() bool {
+		h := dash.lastHeartbeat()
+		return strings.Contains(out.String(), "configuration change rejected") && h != nil && h["config_error"] != nil && h["config_error"] != ""
+	})
+	eventually(t, 10*time.Second, "runs go on under the previous configuration", func() bool { return len(dash.finishedJobs()) > jobsBefore+1 })
+
+	_, metrics := httpGet(base + "/metrics")
+	for _, want := range []string{`nopii_runs_total{status="success",workflow="w"}`, `nopii_config_valid 0`, `nopii_runs_skipped_total{workflow="slowflow"}`, `nopii_rows_copied_total{table="public.a",workflow="w"}`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	_, ready := httpGet(base + "/readyz")
+	for _, secret := range []string{secretPW, "agent-token-123", testKey} {
+		if strings.Contains(metrics+ready+out.String(), secret) {
+			t.Errorf("a secret appears in /metrics, /readyz or the logs")
+		}
+	}
+	if dash.rejected != 0 {
+		t.Errorf("%d posts were rejected by the dashboard", dash.rejected)
+	}
+
+	// SIGTERM: stop scheduling, finish or cancel, exit 0; the twin is whole.
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("agent exited with %v after SIGTERM, want 0", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("agent did not exit within the grace period after SIGTERM")
+	}
+	if n := queryInt(t, twin, `SELECT count(*) FROM pg_class WHERE relname LIKE '\_nopii\_new\_%'`); n != 0 {
+		t.Errorf("%d shadow tables after SIGTERM", n)
+	}
+	if n := queryInt(t, twin, "SELECT count(*) FROM public.a"); n != 50 {
+		t.Errorf("public.a has %d rows after SIGTERM", n)
+	}
+	fmt.Fprint(io.Discard, out.String())
+}
