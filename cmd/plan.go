@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -23,18 +22,7 @@ warnings (a delta cursor column without an index). It reads the source and
 the feeds' state and writes nothing. Exit status 1 when a table would fail.`,
 		Example: "  nopii plan --config nopii.yaml\n  nopii plan ml-experimentation --config nopii.yaml --format json",
 		RunE: func(c *cobra.Command, args []string) error {
-			if format != "text" && format != "json" {
-				return usageError{fmt.Errorf("--format %q", format), "use text or json"}
-			}
-			cfg, err := loadConfig(cfgPath)
-			if err != nil {
-				return err
-			}
-			wfs, err := pickWorkflows(cfg, args)
-			if err != nil {
-				return err
-			}
-			log, err := g.logger(true)
+			cfg, wfs, log, err := g.setup(cfgPath, format, args)
 			if err != nil {
 				return err
 			}
@@ -58,15 +46,13 @@ the feeds' state and writes nothing. Exit status 1 when a table would fail.`,
 				}
 			}
 			if format == "json" {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
 				var v any = all[0]
 				if len(all) > 1 {
 					v = struct {
 						Workflows []wfPlan `json:"workflows"`
 					}{all}
 				}
-				if err := enc.Encode(v); err != nil {
+				if err := writeJSON(g.stdout, v); err != nil {
 					return err
 				}
 			}

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -155,6 +156,34 @@ func loadConfig(path string) (*config.Config, error) {
 		return nil, usageError{errors.New("--config is required"), "point --config at your workflow file, e.g. --config nopii.yaml"}
 	}
 	return config.Load(path, config.Options{CheckRule: rulesets.Check, RuleNeedsKey: rulesets.NeedsKey})
+}
+
+// setup is what run and plan share: check --format, load and validate the
+// file, pick the workflows, build the logger.
+func (g *globals) setup(cfgPath, format string, args []string) (*config.Config, []*config.Workflow, *slog.Logger, error) {
+	if format != "text" && format != "json" {
+		return nil, nil, nil, usageError{fmt.Errorf("--format %q", format), "use text or json"}
+	}
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	wfs, err := pickWorkflows(cfg, args)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	log, err := g.logger(true)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return cfg, wfs, log, nil
+}
+
+// writeJSON prints v as one indented JSON object.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // pickWorkflows returns the named workflows, or all of them.

@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -28,22 +27,11 @@ report follows: rows, bytes, seconds and rows/s per table. The exit status is 1
 when any table failed.`,
 		Example: "  nopii run --config nopii.yaml\n  nopii run ml-experimentation --config nopii.yaml --format json",
 		RunE: func(c *cobra.Command, args []string) error {
-			if format != "text" && format != "json" {
-				return usageError{fmt.Errorf("--format %q", format), "use text or json"}
-			}
-			cfg, err := loadConfig(cfgPath)
-			if err != nil {
-				return err
-			}
-			wfs, err := pickWorkflows(cfg, args)
+			cfg, wfs, log, err := g.setup(cfgPath, format, args)
 			if err != nil {
 				return err
 			}
 			tty := isTerminal(g.stderr)
-			log, err := g.logger(true)
-			if err != nil {
-				return err
-			}
 			failed := false
 			var reports []*agent.Report
 			for _, wf := range wfs {
@@ -60,8 +48,6 @@ when any table failed.`,
 				}
 			}
 			if format == "json" {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
 				// One JSON object: the report itself for one workflow, an
 				// object holding them for several.
 				var v any = reports[0]
@@ -75,7 +61,7 @@ when any table failed.`,
 						Workflows []*agent.Report `json:"workflows"`
 					}{status, reports}
 				}
-				if err := enc.Encode(v); err != nil {
+				if err := writeJSON(g.stdout, v); err != nil {
 					return err
 				}
 			}
