@@ -127,11 +127,11 @@ func guardNewColumns(ctx context.Context, src nopii.Source, wf *config.Workflow,
 		if old[c.Name] || ruled[c.Name] {
 			continue
 		}
-		sample, err := src.Sample(ctx, j.table, c.Name, 100)
+		f, ok, err := scanner.Judge(c, func() ([]string, error) { return src.Sample(ctx, j.table, c.Name, 100) })
 		if err != nil {
 			return err
 		}
-		if f, ok := scanner.Classify(c.Name, sample); ok {
+		if ok {
 			d.unclassified = append(d.unclassified, f)
 			d.unclassCols = append(d.unclassCols, c.Name)
 		}

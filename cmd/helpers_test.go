@@ -90,3 +90,12 @@ func demoDatabases(t *testing.T) (prod, twin string) {
 	t.Setenv("NOPII_HMAC_KEY", testKey)
 	return prod, twin
 }
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -59,6 +59,8 @@ var (
 	emailRe = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[a-zA-Z]{2,}$`)
 	phoneRe = regexp.MustCompile(`^\+?[0-9][0-9 ().-]{6,18}[0-9]$`)
 	ssnRe   = regexp.MustCompile(`^[0-9]{3}-[0-9]{2}-[0-9]{4}$`)
+	// isoDateRe keeps dates held as text from passing for phone numbers.
+	isoDateRe = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}`)
 )
 
 // Classify judges a column from its name and sampled values (text).
@@ -89,7 +91,7 @@ func Classify(column string, values []string) (Finding, bool) {
 		{"ssn", "{ rule: hash }", ssnRe.MatchString},
 		{"card", "{ rule: mask, keep_last: 4 }", luhnCard},
 		{"ip", "{ rule: fake, kind: ipv4 }", func(s string) bool { _, err := netip.ParseAddr(s); return err == nil }},
-		{"phone", "{ rule: fake, kind: phone }", phoneRe.MatchString},
+		{"phone", "{ rule: fake, kind: phone }", func(s string) bool { return phoneRe.MatchString(s) && !isoDateRe.MatchString(s) }},
 	}
 	for _, c := range checks {
 		if f := count(c.match); f >= 0.6 {

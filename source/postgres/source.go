@@ -162,7 +162,10 @@ func (s *Source) Describe(ctx context.Context, rel nopii.Relation, primaryKey []
 	defer s.mu.Unlock()
 	t, err := s.describe(ctx, rel, primaryKey)
 	if err != nil {
-		return nil, fmt.Errorf("describe %s: %w", rel.Name, err)
+		if !errors.Is(err, nopii.ErrNoPrimaryKey) {
+			t = nil
+		}
+		return t, fmt.Errorf("describe %s: %w", rel.Name, err)
 	}
 	return t, nil
 }
@@ -237,7 +240,7 @@ func (s *Source) describe(ctx context.Context, rel nopii.Relation, primaryKey []
 		return nil, pgconnect.SafeError(err)
 	}
 	if len(t.PrimaryKey) == 0 {
-		return nil, nopii.ErrNoPrimaryKey
+		return t, nopii.ErrNoPrimaryKey
 	}
 	return t, nil
 }
