@@ -38,7 +38,9 @@
 // with a known precision ≤ 38 DECIMAL (INT32, INT64 or the fewest fixed
 // bytes; NaN is written NULL, with a warning) and other numerics STRING,
 // date DATE, time TIME(MICROS), timestamp TIMESTAMP(MICROS) and timestamptz
-// TIMESTAMP(MICROS, UTC) (±infinity keep PostgreSQL's sentinels), uuid UUID,
+// TIMESTAMP(MICROS, UTC) (±infinity keep PostgreSQL's sentinels; the last
+// 29 years PostgreSQL allows, after 294247-01-10 04:00:54.775807 UTC, do not
+// fit INT64 microseconds since 1970 and are written NULL, with a warning), uuid UUID,
 // json and jsonb JSON, bytea and unknown types BYTE_ARRAY, text types and
 // enums STRING, arrays LIST of their element (multi-dimensional arrays
 // flattened), domains their base type, everything else its text.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/big"
 	"math/rand/v2"
 	"os"
@@ -184,6 +185,76 @@ func TestDecimal(t *testing.T) {
 			t.Errorf("decimalSize(%d) = %d, want %d", p, got, want)
 		}
 	}
+}
+
+// TestTimestampRange: PostgreSQL's timestamps go on 29 years past what INT64
+// microseconds since 1970 hold; those are written NULL (and counted), not
+// wrapped around to negative years, and ±infinity keep their sentinels.
+func TestTimestampRange(t *testing.T) {
+	m := pgtype.NewMap()
+	last := time.UnixMicro(math.MaxInt64 - 1).UTC() // 294247-01-10 04:00:54.775806
+	for _, c := range []struct {
+		in   string
+		want int64 // microseconds since 1970
+		null bool
+	}{
+		{"2000-01-01 00:00:00", pgEpochMicros, false},
+		{"1969-12-31 23:59:59.999999", -1, false},
+		{last.Format("2006-01-02 15:04:05.999999"), math.MaxInt64 - 1, false},
+		{"294247-01-10 04:00:54.775807", 0, true}, // would be +infinity's sentinel
+		{"294276-12-31 23:59:59.999999", 0, true}, // PostgreSQL's last
+		{"infinity", math.MaxInt64, false},
+		{"-infinity", math.MinInt64, false},
+	} {
+		var us int64
+		switch c.in {
+		case "infinity":
+			us = math.MaxInt64
+		case "-infinity":
+			us = math.MinInt64
+		default:
+			// Microseconds since 2000 as PostgreSQL sends them, computed
+			// apart from time.Time, which cannot reach year 294276.
+			var y, mo, d, h, mi, s, frac int64
+			whole, fracText, _ := strings.Cut(c.in, ".")
+			if _, err := fmt.Sscanf(whole, "%d-%d-%d %d:%d:%d", &y, &mo, &d, &h, &mi, &s); err != nil {
+				t.Fatalf("%s: %v", c.in, err)
+			}
+			if fracText != "" {
+				if _, err := fmt.Sscanf((fracText + "00000")[:6], "%d", &frac); err != nil {
+					t.Fatalf("%s: %v", c.in, err)
+				}
+			}
+			us = (daysFromCivil(y, mo, d)-pgEpochDays)*86400e6 + ((h*60+mi)*60+s)*1e6 + frac
+		}
+		bin := binary.BigEndian.AppendUint64(nil, uint64(us))
+		for _, k := range []kind{kTimestamp, kTimestamptz} {
+			cd := &codec{kind: k, name: "ts"}
+			v, _, null, err := parquetValue(nil, cd, bin, m)
+			switch {
+			case err != nil:
+				t.Errorf("%s: %v", c.in, err)
+			case null != c.null:
+				t.Errorf("%s: NULL %t, want %t", c.in, null, c.null)
+			case !c.null && v.Int64() != c.want:
+				t.Errorf("%s = %d µs since 1970, want %d", c.in, v.Int64(), c.want)
+			}
+		}
+	}
+}
+
+// daysFromCivil is the number of days from 1970-01-01 to a proleptic
+// Gregorian date (Howard Hinnant's algorithm).
+func daysFromCivil(y, m, d int64) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := y / 400
+	yoe := y - era*400
+	mp := (m + 9) % 12
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return era*146097 + doe - 719468
 }
 
 func TestKeySorterSpills(t *testing.T) {

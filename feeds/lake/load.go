@@ -263,7 +263,7 @@ func (l *load) finish(ctx context.Context, keysKey string, full bool) {
 	defer l.f.release(l.target.Name)
 	log := l.f.log.With(logKeyTable, l.target.Name.String())
 	if l.warnings > 0 {
-		log.Warn("values the Parquet type cannot hold (NaN in a DECIMAL column) were written as NULL", "values", l.warnings)
+		log.Warn("values the Parquet type cannot hold (NaN in a DECIMAL column, timestamps after 294247-01-10) were written as NULL", "values", l.warnings)
 	}
 	if err := l.f.dropKeys(ctx, l.target.Name, keysKey); err != nil {
 		log.Warn("could not delete old key lists", logKeyError, err.Error())

@@ -255,7 +255,8 @@ func appendParquet(row parquet.Row, arena []byte, c *codec, col int, v []byte, m
 }
 
 // parquetValue converts one non-NULL scalar. null reports a value that the
-// column's Parquet type cannot hold (NaN in a DECIMAL): it is written NULL.
+// column's Parquet type cannot hold (NaN in a DECIMAL, a timestamp after
+// 294247-01-10 04:00:54.775807 UTC): it is written NULL.
 func parquetValue(arena []byte, c *codec, v []byte, m *pgtype.Map) (parquet.Value, []byte, bool, error) {
 	switch c.kind {
 	case kBool:
@@ -301,8 +302,15 @@ func parquetValue(arena []byte, c *codec, v []byte, m *pgtype.Map) (parquet.Valu
 		return parquet.Int64Value(us), arena, false, err
 	case kTimestamp, kTimestamptz:
 		us, err := readInt(v, 8, c)
-		if err == nil && us != math.MaxInt64 && us != math.MinInt64 {
-			us += pgEpochMicros // infinity keeps its sentinel
+		switch {
+		case err != nil, us == math.MaxInt64, us == math.MinInt64: // infinity keeps its sentinel
+		case us >= math.MaxInt64-pgEpochMicros:
+			// After 294247-01-10 04:00:54.775807 UTC (PostgreSQL goes on
+			// to 294276): microseconds since 1970 overflow INT64, or would
+			// be +infinity's sentinel.
+			return parquet.Value{}, arena, true, nil
+		default:
+			us += pgEpochMicros
 		}
 		return parquet.Int64Value(us), arena, false, err
 	case kUUID:
