@@ -110,7 +110,7 @@ Then:        nopii run --config nopii.yaml`,
 			prof.Close()
 		}
 	}
-	root.AddCommand(newRunCmd(g), newPlanCmd(g), newValidateCmd(g), newVersionCmd(g))
+	root.AddCommand(newRunCmd(g), newPlanCmd(g), newValidateCmd(g), newDashboardCmd(g), newVersionCmd(g))
 	return root
 }
 
