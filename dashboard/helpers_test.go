@@ -34,12 +34,13 @@ func (c *clock) Add(d time.Duration) {
 }
 
 type env struct {
-	t     *testing.T
-	dsn   string
-	store *dashboard.Store
-	srv   *httptest.Server
-	clock *clock
-	conn  *pgx.Conn
+	t       *testing.T
+	dsn     string
+	store   *dashboard.Store
+	srv     *httptest.Server
+	handler http.Handler
+	clock   *clock
+	conn    *pgx.Conn
 }
 
 // newEnv starts a dashboard over a fresh database.
@@ -64,7 +65,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close(context.Background()) })
-	return &env{t: t, dsn: dsn, store: store, srv: srv, clock: clk, conn: conn}
+	return &env{t: t, dsn: dsn, store: store, srv: srv, handler: s, clock: clk, conn: conn}
 }
 
 func (e *env) token(name string) string {
