@@ -1,0 +1,166 @@
+package cmd
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nopii/nopii/dashboard"
+)
+
+// envAdminToken names the variable holding the dashboard's admin token.
+const envAdminToken = "NOPII_DASHBOARD_ADMIN_TOKEN"
+
+// envDashboardDSN is the fallback for --dsn, so that the DSN (and its
+// password) need not appear on a command line.
+const envDashboardDSN = "NOPII_DASHBOARD_DSN"
+
+func newDashboardCmd(g *globals) *cobra.Command {
+	var dsn, listen string
+	var secureCookies bool
+	c := &cobra.Command{
+		Use:   "dashboard --dsn DSN [--listen ADDR]",
+		Short: "Serve the dashboard: agents' heartbeats, job reports and PII scans",
+		Long: `The dashboard stores what agents post (heartbeats, job reports, scanner
+findings) in PostgreSQL, schema nopii_dashboard (created and migrated at start),
+and serves:
+
+  /             Agents: a green check when the last heartbeat is younger than
+                two intervals, else a red mark with the time last seen
+  /jobs         runs per workflow, newest first, with their per-table report
+  /scans        scanner findings per agent, with the YAML rules to add
+  /healthz      open; 200 when the database answers
+
+  POST /api/v1/heartbeat, /api/v1/jobs, /api/v1/scans   agent token (Bearer)
+  GET  /api/v1/agents, /api/v1/jobs                     admin token (Bearer)
+
+The pages and the read API take the admin token from $NOPII_DASHBOARD_ADMIN_TOKEN,
+as a Bearer header or through the login form at /login. Agents authenticate with
+tokens made by 'nopii dashboard token create NAME'. The DSN may come from
+$NOPII_DASHBOARD_DSN instead of --dsn. Serve behind a TLS-terminating proxy and
+pass --secure-cookies. Stops gracefully on SIGINT/SIGTERM.`,
+		Example: `  export NOPII_DASHBOARD_ADMIN_TOKEN=$(openssl rand -base64 32)
+  nopii dashboard --dsn postgres://nopii@db/nopii --listen :8090`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			dsn, err := dashboardDSN(dsn)
+			if err != nil {
+				return err
+			}
+			admin := os.Getenv(envAdminToken)
+			if len(admin) < 16 {
+				return usageError{fmt.Errorf("$%s is unset or shorter than 16 characters", envAdminToken),
+					"set it to a long random secret, e.g. export " + envAdminToken + "=$(openssl rand -base64 32)"}
+			}
+			log, err := g.logger(false)
+			if err != nil {
+				return err
+			}
+			ctx := c.Context()
+			store, err := dashboard.Open(ctx, dsn)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			srv, err := dashboard.NewServer(store, dashboard.Options{AdminToken: admin, Logger: log, SecureCookies: secureCookies})
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return usageError{fmt.Errorf("listen on %s: %w", listen, err), "pick a free address with --listen, e.g. --listen :8090"}
+			}
+			log.Info("dashboard listening", "addr", ln.Addr().String())
+			return srv.Serve(ctx, ln)
+		},
+	}
+	c.Flags().StringVar(&dsn, "dsn", "", "PostgreSQL connection URL of the dashboard's database (default $"+envDashboardDSN+")")
+	c.Flags().StringVar(&listen, "listen", ":8090", "address to serve on")
+	c.Flags().BoolVar(&secureCookies, "secure-cookies", false, "mark cookies Secure even over plain HTTP (behind a TLS proxy)")
+	c.AddCommand(newDashboardTokenCmd(g))
+	return c
+}
+
+func dashboardDSN(flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	if env := os.Getenv(envDashboardDSN); env != "" {
+		return env, nil
+	}
+	return "", usageError{errors.New("--dsn is required"), "point --dsn (or $" + envDashboardDSN + ") at the dashboard's PostgreSQL database"}
+}
+
+func newDashboardTokenCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "token",
+		Short: "Create and revoke agent tokens",
+		Long: `Agents authenticate to the dashboard with a bearer token bound to the agent's
+name: a heartbeat, job report or scan posted with it must name that agent.
+Only a SHA-256 of each token is stored.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error { return c.Help() },
+	}
+	var dsn string
+	create := &cobra.Command{
+		Use:   "create NAME --dsn DSN",
+		Short: "Create a token for agent NAME and print it (on the last line)",
+		Long: `Create prints a new token for the agent NAME on its last line. It is shown once:
+put it in the agent's secret (dashboard.token: ${NOPII_AGENT_TOKEN}). An agent
+may hold several tokens, to rotate them; revoke removes them all.`,
+		Example: "  nopii dashboard token create prod-eu-1 --dsn postgres://nopii@db/nopii | tail -n1",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			dsn, err := dashboardDSN(dsn)
+			if err != nil {
+				return err
+			}
+			store, err := dashboard.Open(c.Context(), dsn)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			tok, err := store.CreateToken(c.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "Token for agent %s (shown once; store it as the agent's dashboard.token):\n%s\n", args[0], tok)
+			return nil
+		},
+	}
+	revoke := &cobra.Command{
+		Use:     "revoke NAME --dsn DSN",
+		Short:   "Revoke every token of agent NAME",
+		Long:    `Revoke makes every token of the agent NAME invalid at once: its posts get 401.`,
+		Example: "  nopii dashboard token revoke prod-eu-1 --dsn postgres://nopii@db/nopii",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			dsn, err := dashboardDSN(dsn)
+			if err != nil {
+				return err
+			}
+			store, err := dashboard.Open(c.Context(), dsn)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			n, err := store.RevokeTokens(c.Context(), args[0])
+			if errors.Is(err, dashboard.ErrNotFound) {
+				return usageError{err, "nothing to revoke: check the agent's name"}
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "Revoked %d token(s) of agent %s.\n", n, args[0])
+			return nil
+		},
+	}
+	for _, sub := range []*cobra.Command{create, revoke} {
+		sub.Flags().StringVar(&dsn, "dsn", "", "PostgreSQL connection URL of the dashboard's database (default $"+envDashboardDSN+")")
+	}
+	c.AddCommand(create, revoke)
+	return c
+}
