@@ -1,0 +1,122 @@
+package cmd
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nopii/nopii/internal/pgtest"
+)
+
+// TestAgentWithDashboard: a real agent process reports to a real dashboard
+// process: its heartbeat turns it green, its job report with per-table rows
+// is listed, and it turns red once stopped.
+func TestAgentWithDashboard(t *testing.T) {
+	bin := buildNopii(t)
+	dashDSN, prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	mustExec(t, mustConnect(t, prodDSN), `CREATE TABLE public.t (id int PRIMARY KEY, email text);
+		INSERT INTO public.t SELECT i, 'x' || i || '@y.org' FROM generate_series(1, 42) i`)
+	const admin = "admin-token-0123456789abcdef"
+	env := append(os.Environ(), "NOPII_DASHBOARD_ADMIN_TOKEN="+admin)
+
+	out, err := exec.Command(bin, "dashboard", "token", "create", "edge-agent", "--dsn", dashDSN).Output()
+	if err != nil {
+		t.Fatalf("token create: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	token := lines[len(lines)-1]
+
+	dashAddr := freeAddr(t)
+	dash := exec.Command(bin, "dashboard", "--dsn", dashDSN, "--listen", dashAddr)
+	dash.Env = env
+	var dashOut syncBuf
+	dash.Stdout, dash.Stderr = &dashOut, &dashOut
+	if err := dash.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { dash.Process.Kill(); dash.Wait() }()
+	eventually(t, 15*time.Second, "the dashboard answers", func() bool { c, _ := httpGet("http://" + dashAddr + "/healthz"); return c == 200 })
+
+	cfg := writeConfig(t, `
+version: 1
+hmac_key: `+testKey+`
+dashboard:
+  url: http://`+dashAddr+`
+  token: `+token+`
+  heartbeat_interval: 1s
+agent:
+  name: edge-agent
+  listen: `+freeAddr(t)+`
+workflows:
+  - name: nightly
+    schedule: "@every 2s"
+    inputs:
+      - name: prod
+        dsn: `+prodDSN+`
+        tables:
+          - name: public.t
+            columns:
+              email: { rule: redact_email }
+    feeds:
+      - type: twin
+        dsn: `+twinDSN+`
+`)
+	ag := exec.Command(bin, "agent", "--config", cfg)
+	var agOut syncBuf
+	ag.Stdout, ag.Stderr = &agOut, &agOut
+	if err := ag.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ag.Process.Kill()
+		if t.Failed() {
+			t.Logf("agent:\n%s\ndashboard:\n%s", agOut.String(), dashOut.String())
+		}
+	}()
+
+	get := func(path string, v any) bool {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+dashAddr+path, nil)
+		req.Header.Set("Authorization", "Bearer "+admin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			return false
+		}
+		defer resp.Body.Close()
+		return json.NewDecoder(resp.Body).Decode(v) == nil
+	}
+	healthy := func() (bool, bool) {
+		var agents []map[string]any
+		if !get("/api/v1/agents", &agents) {
+			return false, false
+		}
+		for _, a := range agents {
+			if a["name"] == "edge-agent" {
+				return true, a["healthy"] == true
+			}
+		}
+		return false, false
+	}
+	eventually(t, 15*time.Second, "the agent shows healthy on the dashboard", func() bool { seen, ok := healthy(); return seen && ok })
+	eventually(t, 20*time.Second, "a successful job with per-table rows is listed", func() bool {
+		var jobs []map[string]any
+		if !get("/api/v1/jobs?agent=edge-agent", &jobs) {
+			return false
+		}
+		for _, j := range jobs {
+			tables, _ := j["tables"].([]any)
+			if j["status"] == "success" && j["workflow"] == "nightly" && len(tables) == 1 && tables[0].(map[string]any)["rows"] == float64(42) {
+				return true
+			}
+		}
+		return false
+	})
+
+	ag.Process.Signal(syscall.SIGTERM)
+	ag.Wait()
+	eventually(t, 10*time.Second, "the stopped agent turns unhealthy", func() bool { seen, ok := healthy(); return seen && !ok })
+}
