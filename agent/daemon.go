@@ -269,7 +269,12 @@ func (d *Daemon) fire(name string) {
 	if d.reporter != nil {
 		d.reporter.Job(JobReport{JobID: jobID, Agent: cfg.Agent.Name, Report: &Report{Workflow: name, Status: "running", StartedAt: now}})
 	}
-	rep := d.NewRunner(log, nopObserver{}).Run(d.runCtx, cfg, wf)
+	var obs Observer = nopObserver{}
+	if d.reporter != nil {
+		obs = &jobProgress{r: d.reporter, job: JobReport{JobID: jobID, Agent: cfg.Agent.Name,
+			Report: &Report{Workflow: name, Status: "running", StartedAt: now}}}
+	}
+	rep := d.NewRunner(log, obs).Run(d.runCtx, cfg, wf)
 	d.m.runs.WithLabelValues(name, rep.Status).Inc()
 	d.m.duration.WithLabelValues(name).Observe(rep.Seconds)
 	for _, t := range rep.Tables {
@@ -290,6 +295,25 @@ func (d *Daemon) fire(name string) {
 	st.LastResult = rep.Status
 	d.last[name] = st
 	d.mu.Unlock()
+}
+
+// jobProgress re-posts a running job each time one of its tables is done,
+// so the dashboard's Jobs page shows how far a run got.
+type jobProgress struct {
+	mu  sync.Mutex
+	r   *Reporter
+	job JobReport
+}
+
+func (p *jobProgress) TableStarted(string, string, int64)  {}
+func (p *jobProgress) TableProgress(string, string, int64) {}
+func (p *jobProgress) TableFinished(t TableReport) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rep := *p.job.Report
+	rep.Tables = append(append([]TableReport(nil), rep.Tables...), t)
+	p.job.Report = &rep
+	p.r.Job(p.job)
 }
 
 func newJobID() string {

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -115,6 +116,21 @@ workflows:
 		}
 		return false
 	})
+
+	// And the Jobs page shows it to a person.
+	req, _ := http.NewRequest(http.MethodGet, "http://"+dashAddr+"/jobs", nil)
+	req.Header.Set("Authorization", "Bearer "+admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"nightly", "public.t", "42", "edge-agent"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("the Jobs page lacks %q", want)
+		}
+	}
 
 	ag.Process.Signal(syscall.SIGTERM)
 	ag.Wait()

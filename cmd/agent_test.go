@@ -205,6 +205,16 @@ workflows:
 		}
 		return false
 	})
+	eventually(t, 10*time.Second, "a running job was re-posted with the tables done so far", func() bool {
+		dash.mu.Lock()
+		defer dash.mu.Unlock()
+		for _, j := range dash.jobs {
+			if tables, _ := j["tables"].([]any); j["status"] == "running" && len(tables) > 0 {
+				return true
+			}
+		}
+		return false
+	})
 	eventually(t, 5*time.Second, "a heartbeat names the workflows with their next run", func() bool {
 		h := dash.lastHeartbeat()
 		wfs, _ := h["workflows"].([]any)
