@@ -30,7 +30,6 @@ type decision struct {
 	deletes      bool // stream keys for the anti-join (detect_deletes or window)
 	unclassified []scanner.Finding
 	unclassCols  []string
-	warnings     []string
 }
 
 // decide reads the feeds' state and chooses full or delta for a job.
