@@ -10,6 +10,7 @@ import (
 
 	"github.com/nopii/nopii"
 	"github.com/nopii/nopii/internal/pgconnect"
+	"github.com/nopii/nopii/internal/pgcopy"
 )
 
 // The state table lives in schema nopii of the twin. One row per table of
@@ -92,6 +93,23 @@ func (f *Feed) State(ctx context.Context, k nopii.StateKey) (*nopii.TableState, 
 		return nil, fmt.Errorf("twin: decode state of %s: %w", k.Table, err)
 	}
 	return &st, nil
+}
+
+// ColumnText streams every row's source_primary_key and the column's text
+// (NULL as nil) from the twin's table, for the leak check.
+func (f *Feed) ColumnText(ctx context.Context, target nopii.TableName, column string, row func(key, value []byte) error) error {
+	conn, err := f.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	sql := "COPY (SELECT " + nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn) + ", " + nopii.QuoteIdent(column) + "::text FROM " +
+		target.Quoted() + ") TO STDOUT (FORMAT binary)"
+	dec := pgcopy.NewDecoder(2, func(v [][]byte) error { return row(v[0], v[1]) })
+	if _, err := conn.PgConn().CopyTo(ctx, dec, sql); err != nil {
+		return fmt.Errorf("twin: read %s.%s: %w", target, column, pgconnect.SafeError(err))
+	}
+	return dec.Close()
 }
 
 // quoteTarget turns the stored "schema.table" (split at the first dot,

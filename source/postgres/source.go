@@ -552,6 +552,31 @@ func (s *Source) reader(ctx context.Context) (*pgx.Conn, error) {
 	return conn, nil
 }
 
+// ColumnText streams every row's key text and the column's text (NULL as
+// nil), for the leak check.
+func (s *Source) ColumnText(ctx context.Context, t *nopii.Table, column string, row func(key, value []byte) error) error {
+	conn, err := s.reader(ctx)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	b.WriteString("COPY (SELECT ")
+	writeKey(&b, t)
+	b.WriteString(", " + nopii.QuoteIdent(column) + "::text FROM " + from(t) + ") TO STDOUT (FORMAT binary)")
+	dec := pgcopy.NewDecoder(2, func(v [][]byte) error { return row(v[0], v[1]) })
+	_, err = conn.PgConn().CopyTo(ctx, dec, b.String())
+	if err == nil {
+		err = dec.Close()
+	}
+	if err != nil {
+		conn.Close(context.Background())
+		<-s.slots
+		return fmt.Errorf("read %s.%s: %w", t.Name, column, pgconnect.SafeError(err))
+	}
+	s.release(conn)
+	return nil
+}
+
 // Max implements nopii.Source.
 func (s *Source) Max(ctx context.Context, t *nopii.Table, column string, since *nopii.Cursor) (string, error) {
 	q := "SELECT max(" + nopii.QuoteIdent(column) + ")::text FROM " + from(t)
