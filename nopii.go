@@ -95,39 +95,43 @@ type Column struct {
 	GeneratedFrom []string
 }
 
-// MaxChars returns the character limit of a varchar(n) or char(n) column,
-// looking through domains, or 0 when the column has none.
-func (c Column) MaxChars() int {
+// scalar looks through domains, an array and its element's domains to the
+// type whose values the column holds, with the typmod that applies to them:
+// the column's own, else the first a domain gives.
+func (c Column) scalar() (*Type, int32) {
 	t, mod := c.Type, c.Typmod
-	for t.Kind == TypeDomain && t.Base != nil {
-		if mod < 0 {
-			mod = t.BaseTypmod
+	strip := func() {
+		for t.Kind == TypeDomain && t.Base != nil {
+			if mod < 0 {
+				mod = t.BaseTypmod
+			}
+			t = t.Base
 		}
-		t = t.Base
 	}
-	if t.Kind == TypeArray {
-		t = t.Elem.Underlying()
+	strip()
+	if t.Kind == TypeArray && t.Elem != nil {
+		t = t.Elem
+		strip()
 	}
-	switch t.Name {
-	case "varchar", "bpchar":
-		if mod >= 4 {
-			return int(mod - 4)
-		}
+	return t, mod
+}
+
+// MaxChars returns the character limit of a varchar(n) or char(n) column
+// (or array of them), looking through domains, or 0 when it has none.
+func (c Column) MaxChars() int {
+	t, mod := c.scalar()
+	if (t.Name == "varchar" || t.Name == "bpchar") && mod >= 4 {
+		return int(mod - 4)
 	}
 	return 0
 }
 
-// NumericScale returns the declared scale of a numeric(p,s) column, or -1.
+// NumericScale returns the declared scale of a numeric(p,s) column, which
+// PostgreSQL 15 allows to be negative, or -1 when it declares none.
 func (c Column) NumericScale() int {
-	t, mod := c.Type, c.Typmod
-	for t.Kind == TypeDomain && t.Base != nil {
-		if mod < 0 {
-			mod = t.BaseTypmod
-		}
-		t = t.Base
-	}
+	t, mod := c.scalar()
 	if t.Name == "numeric" && mod >= 4 {
-		return int((mod - 4) & 0xffff)
+		return int(((mod-4)&0x7ff)^1024) - 1024 // an 11-bit signed number
 	}
 	return -1
 }

@@ -77,8 +77,8 @@ func describe(col nopii.Column) (target, error) {
 	c.class = classify(t)
 	switch t.Name {
 	case "varchar", "bpchar":
-		if c.class == cText && mod >= 4 {
-			c.maxChars = int(mod - 4)
+		if c.class == cText {
+			c.maxChars = col.MaxChars()
 		}
 		c.bpchar = t.Name == "bpchar"
 	case "name":
