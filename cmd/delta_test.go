@@ -43,23 +43,6 @@ func tableReport(t *testing.T, rep agent.Report, table string) agent.TableReport
 	return agent.TableReport{}
 }
 
-func deltaConfig(t *testing.T, prodDSN, twinDSN, tables string) string {
-	return writeConfig(t, `
-version: 1
-hmac_key: `+testKey+`
-workflows:
-  - name: w
-    inputs:
-      - name: prod
-        dsn: `+prodDSN+`
-        tables:
-`+tables+`
-    feeds:
-      - type: twin
-        dsn: `+twinDSN+`
-`)
-}
-
 // TestDeltaUpdates: inserts, updates and deletes between runs land in the
 // twin; deletes only with detect_deletes; plan says what the run will do.
 func TestDeltaUpdates(t *testing.T) {
@@ -72,7 +55,7 @@ func TestDeltaUpdates(t *testing.T) {
 			INSERT INTO public.%[1]s SELECT i, 'u' || i || '@x.org', 'n' || i, now() - interval '1 day' - i * interval '1 hour' FROM generate_series(1, 1000) i`, tbl))
 	}
 	mustExec(t, prod, `CREATE TABLE public.noindex (id int PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT now())`)
-	cfgPath := deltaConfig(t, prodDSN, twinDSN, `
+	cfgPath := oneInputConfig(t, prodDSN, twinDSN, `
           - name: public.keep_deleted
             updated_at: updated_at
             columns:
@@ -142,7 +125,7 @@ func TestDeltaInFlightWriter(t *testing.T) {
 	prod, twin := mustConnect(t, prodDSN), mustConnect(t, twinDSN)
 	mustExec(t, prod, `CREATE TABLE public.acct (id int PRIMARY KEY, name text, updated_at timestamptz NOT NULL);
 		INSERT INTO public.acct SELECT i, 'n' || i, now() - interval '1 hour' - i * interval '1 hour' FROM generate_series(1, 100) i`)
-	cfgPath := deltaConfig(t, prodDSN, twinDSN, `
+	cfgPath := oneInputConfig(t, prodDSN, twinDSN, `
           - name: public.acct
             updated_at: updated_at`)
 	runJSON(t, cfgPath, 0)
@@ -186,7 +169,7 @@ func TestWindow(t *testing.T) {
 	prod, twin := mustConnect(t, prodDSN), mustConnect(t, twinDSN)
 	mustExec(t, prod, `CREATE TABLE public.ev (id int PRIMARY KEY, created_at timestamptz NOT NULL);
 		INSERT INTO public.ev SELECT i, now() - i * interval '1 day' + interval '1 hour' FROM generate_series(1, 20) i`)
-	cfgPath := deltaConfig(t, prodDSN, twinDSN, `
+	cfgPath := oneInputConfig(t, prodDSN, twinDSN, `
           - name: public.ev
             created_at: created_at
             window: 7d
@@ -221,7 +204,7 @@ func TestSchemaDrift(t *testing.T) {
             updated_at: updated_at
             columns:
               email: { rule: redact_email }`
-	cfgPath := deltaConfig(t, prodDSN, twinDSN, tables)
+	cfgPath := oneInputConfig(t, prodDSN, twinDSN, tables)
 	runJSON(t, cfgPath, 0)
 	steps := []struct {
 		ddl, reason, twinCheck string
@@ -271,7 +254,7 @@ func TestSchemaDrift(t *testing.T) {
 		t.Fatal("the unclassified column reached the twin")
 	}
 	// With the rule added, it goes through redacted.
-	cfgPath = deltaConfig(t, prodDSN, twinDSN, tables+`
+	cfgPath = oneInputConfig(t, prodDSN, twinDSN, tables+`
               backup_contact: { rule: redact_email }`)
 	if tr := tableReport(t, runJSON(t, cfgPath, 0), "public.person"); !tr.DriftForced {
 		t.Fatalf("%+v", tr)
@@ -288,7 +271,7 @@ func TestCancelMidDelta(t *testing.T) {
 	prod, twin := mustConnect(t, prodDSN), mustConnect(t, twinDSN)
 	mustExec(t, prod, `CREATE TABLE public.big (id int PRIMARY KEY, v int NOT NULL, updated_at timestamptz NOT NULL);
 		INSERT INTO public.big SELECT i, 0, now() - interval '1 day' - i * interval '1 second' FROM generate_series(1, 60000) i`)
-	cfgPath := deltaConfig(t, prodDSN, twinDSN, `
+	cfgPath := oneInputConfig(t, prodDSN, twinDSN, `
           - name: public.big
             updated_at: updated_at`)
 	runJSON(t, cfgPath, 0)

@@ -35,22 +35,10 @@ func TestCancelMidCopyKeepsPreviousTwin(t *testing.T) {
 	prod, twin := mustConnect(t, prodDSN), mustConnect(t, twinDSN)
 	mustExec(t, prod, `CREATE TABLE public.big (id bigint PRIMARY KEY, email text NOT NULL, pad text);
 		INSERT INTO public.big SELECT i, 'user' || i || '@example.org', repeat('x', 100) FROM generate_series(1, 200000) i`)
-	cfgPath := writeConfig(t, `
-version: 1
-hmac_key: `+testKey+`
-workflows:
-  - name: w
-    inputs:
-      - name: prod
-        dsn: `+prodDSN+`
-        tables:
+	cfgPath := oneInputConfig(t, prodDSN, twinDSN, `
           - name: public.big
             columns:
-              email: { rule: redact_email }
-    feeds:
-      - type: twin
-        dsn: `+twinDSN+`
-`)
+              email: { rule: redact_email }`)
 	if code, out, errOut := runCLI(t, "run", "--config", cfgPath); code != 0 {
 		t.Fatalf("first run exited %d\n%s\n%s", code, out, errOut)
 	}
@@ -94,15 +82,7 @@ func TestTableErrors(t *testing.T) {
 		CREATE TABLE public.good (id int PRIMARY KEY, email text);
 		INSERT INTO public.good VALUES (1, 'x@y.z'), (2, NULL);
 		CREATE TABLE public.typed (id int PRIMARY KEY, age int)`)
-	cfgPath := writeConfig(t, `
-version: 1
-hmac_key: `+testKey+`
-workflows:
-  - name: w
-    inputs:
-      - name: prod
-        dsn: `+prodDSN+`
-        tables:
+	cfgPath := oneInputConfig(t, prodDSN, twinDSN, `
           - name: public.nokey
           - name: public.good
             columns:
@@ -110,11 +90,7 @@ workflows:
           - name: public.missing
           - name: public.typed
             columns:
-              nope: { rule: hash }
-    feeds:
-      - type: twin
-        dsn: `+twinDSN+`
-`)
+              nope: { rule: hash }`)
 	code, out, errOut := runCLI(t, "run", "--config", cfgPath)
 	if code != 1 {
 		t.Fatalf("exit %d, want 1\n%s\n%s", code, out, errOut)

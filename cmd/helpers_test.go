@@ -99,3 +99,22 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+// oneInputConfig writes a workflow w with one input (prod), the given
+// table entries, and one twin feed.
+func oneInputConfig(t *testing.T, prodDSN, twinDSN, tables string) string {
+	return writeConfig(t, `
+version: 1
+hmac_key: `+testKey+`
+workflows:
+  - name: w
+    inputs:
+      - name: prod
+        dsn: `+prodDSN+`
+        tables:
+`+tables+`
+    feeds:
+      - type: twin
+        dsn: `+twinDSN+`
+`)
+}

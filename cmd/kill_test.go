@@ -36,7 +36,7 @@ func TestSIGKILL(t *testing.T) {
 		CREATE TABLE public.delta_t (id int PRIMARY KEY, email text NOT NULL, gen int NOT NULL, updated_at timestamptz NOT NULL);
 		CREATE INDEX ON public.delta_t (updated_at);
 		INSERT INTO public.delta_t SELECT i, 'u' || i || '@x.org', 0, now() - interval '1 day' - i * interval '1 second' FROM generate_series(1, 60000) i`)
-	cfg := deltaConfig(t, prodDSN, twinDSN, `
+	cfg := oneInputConfig(t, prodDSN, twinDSN, `
           - name: public.full_t
             columns:
               email: { rule: redact_email }

@@ -16,7 +16,7 @@ func TestNoLeakAroundRules(t *testing.T) {
 		mustExec(t, mustConnect(t, prodDSN), `CREATE TABLE public."Customer" (id int PRIMARY KEY, email text);
 			INSERT INTO public."Customer" VALUES (1, 'alice@real.example');
 			CREATE TABLE public.other (id int PRIMARY KEY)`)
-		cfg := deltaConfig(t, prodDSN, twinDSN, `
+		cfg := oneInputConfig(t, prodDSN, twinDSN, `
           - name: public.*
           - name: public.Customer
             columns:
@@ -39,7 +39,7 @@ func TestNoLeakAroundRules(t *testing.T) {
 			ALTER TABLE public.employee ADD PRIMARY KEY (id);
 			INSERT INTO public.person VALUES (1, 'p@real.example');
 			INSERT INTO public.employee VALUES (2, 'e@real.example', 7)`)
-		cfg := deltaConfig(t, prodDSN, twinDSN, `
+		cfg := oneInputConfig(t, prodDSN, twinDSN, `
           - name: public.*
           - name: public.person
             columns:
@@ -61,7 +61,7 @@ func TestNoLeakAroundRules(t *testing.T) {
 		mustExec(t, mustConnect(t, prodDSN), `CREATE TABLE public.ev (id int, at date, email text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
 			CREATE TABLE public.ev_2025 PARTITION OF public.ev FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
 			INSERT INTO public.ev VALUES (1, '2025-02-02', 'x@real.example')`)
-		cfg := deltaConfig(t, prodDSN, twinDSN, `
+		cfg := oneInputConfig(t, prodDSN, twinDSN, `
           - name: public.*
           - name: public.ev_2025
             columns:
@@ -79,7 +79,7 @@ func TestNoLeakAroundRules(t *testing.T) {
 		mustExec(t, mustConnect(t, prodDSN), `CREATE TABLE public.u (id int PRIMARY KEY, email text,
 			email_lc text GENERATED ALWAYS AS (lower(email)) STORED);
 			INSERT INTO public.u (id, email) VALUES (1, 'Dave@Real.example')`)
-		cfg := deltaConfig(t, prodDSN, twinDSN, `
+		cfg := oneInputConfig(t, prodDSN, twinDSN, `
           - name: public.u
             columns:
               email: { rule: redact_email }`)
@@ -87,7 +87,7 @@ func TestNoLeakAroundRules(t *testing.T) {
 		if tr := tableReport(t, rep, "public.u"); !strings.Contains(tr.Error, "generated column email_lc of public.u is computed from redacted column email") {
 			t.Fatalf("generated column not guarded: %+v", tr)
 		}
-		cfg = deltaConfig(t, prodDSN, twinDSN, `
+		cfg = oneInputConfig(t, prodDSN, twinDSN, `
           - name: public.u
             columns:
               email: { rule: redact_email }

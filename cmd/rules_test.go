@@ -77,22 +77,10 @@ func TestRulesOnTypes(t *testing.T) {
 	}
 	mustExec(t, prod, "CREATE TABLE public.typed (id int PRIMARY KEY, "+strings.Join(cols, ", ")+")")
 	mustExec(t, prod, "INSERT INTO public.typed SELECT i, "+strings.Join(gens, ", ")+" FROM generate_series(1, 500) i")
-	cfgPath := writeConfig(t, `
-version: 1
-hmac_key: `+testKey+`
-workflows:
-  - name: types
-    inputs:
-      - name: prod
-        dsn: `+prodDSN+`
-        tables:
+	cfgPath := oneInputConfig(t, prodDSN, twinDSN, `
           - name: public.typed
             columns:
-`+strings.Join(rules, "\n")+`
-    feeds:
-      - type: twin
-        dsn: `+twinDSN+`
-`)
+`+strings.Join(rules, "\n"))
 	if code, out, errOut := runCLI(t, "run", "--config", cfgPath); code != 0 {
 		t.Fatalf("run exited %d\n%s\n%s", code, out, errOut)
 	}

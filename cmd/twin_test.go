@@ -17,7 +17,7 @@ func TestSwapKeepsWhatUsersBuilt(t *testing.T) {
 	mustExec(t, prod, `CREATE TYPE public.tier AS ENUM ('bronze', 'gold');
 		CREATE TABLE public.acct (id int PRIMARY KEY, email text, tier public.tier, region text);
 		INSERT INTO public.acct SELECT i, 'a' || i || '@x.org', 'gold', 'eu' FROM generate_series(1, 20) i`)
-	cfg := deltaConfig(t, prodDSN, twinDSN, `
+	cfg := oneInputConfig(t, prodDSN, twinDSN, `
           - name: public.acct
             columns:
               email: { rule: redact_email }`)
