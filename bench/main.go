@@ -92,25 +92,7 @@ func run(ctx context.Context, rows, runs int) error {
 	}
 	fmt.Printf("table: %s\n", size)
 	cfg := filepath.Join(tmp, "bench.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`version: 1
-hmac_key: %s
-workflows:
-  - name: bench
-    parallelism: 1
-    inputs:
-      - name: src
-        dsn: %s
-        tables:
-          - name: public.bench
-            columns:
-              email:     { rule: redact_email }
-              full_name: { rule: fake, kind: full_name }
-              phone:     { rule: mask, keep_last: 2 }
-              ssn:       { rule: hash }
-    feeds:
-      - type: twin
-        dsn: %s
-`, key, src, twin)), 0o600); err != nil {
+	if err := writeWorkflow(cfg, "bench", src, false, fmt.Sprintf("      - type: twin\n        dsn: %s\n", twin)); err != nil {
 		return err
 	}
 	psql := "psql"
@@ -155,26 +137,7 @@ workflows:
 		return err
 	}
 	dcfg := filepath.Join(tmp, "delta.yaml")
-	if err := os.WriteFile(dcfg, []byte(fmt.Sprintf(`version: 1
-hmac_key: %s
-workflows:
-  - name: bench_delta
-    parallelism: 1
-    inputs:
-      - name: src
-        dsn: %s
-        tables:
-          - name: public.bench
-            updated_at: updated_at
-            columns:
-              email:     { rule: redact_email }
-              full_name: { rule: fake, kind: full_name }
-              phone:     { rule: mask, keep_last: 2 }
-              ssn:       { rule: hash }
-    feeds:
-      - type: twin
-        dsn: %s
-`, key, src, twin2)), 0o600); err != nil {
+	if err := writeWorkflow(dcfg, "bench_delta", src, true, fmt.Sprintf("      - type: twin\n        dsn: %s\n", twin2)); err != nil {
 		return err
 	}
 	fullD, _, err := timed(exec.Command(bin, "run", "--config", dcfg, "--log-level", "warn"))
@@ -275,12 +238,6 @@ func lakeRuns(ctx context.Context, bin, tmp, src string) ([]lakeTime, error) {
 	if err := srv.CreateBucket(ctx, "bench"); err != nil {
 		return nil, err
 	}
-	rules := `
-            columns:
-              email:     { rule: redact_email }
-              full_name: { rule: fake, kind: full_name }
-              phone:     { rule: mask, keep_last: 2 }
-              ssn:       { rule: hash }`
 	feeds := []struct{ name, feed string }{
 		{"nopii → files (parquet)", fmt.Sprintf("      - type: files\n        path: %s\n        format: parquet\n        compression: zstd\n", filepath.Join(tmp, "lake"))},
 		{"nopii → s3 (parquet)", fmt.Sprintf("      - type: s3\n        bucket: bench\n        region: %s\n        endpoint: %s\n        access_key_id: %s\n        secret_access_key: %s\n        format: parquet\n        compression: zstd\n",
@@ -289,9 +246,7 @@ func lakeRuns(ctx context.Context, bin, tmp, src string) ([]lakeTime, error) {
 	var out []lakeTime
 	for i, f := range feeds {
 		cfg := filepath.Join(tmp, fmt.Sprintf("lake%d.yaml", i))
-		body := fmt.Sprintf("version: 1\nhmac_key: %s\nworkflows:\n  - name: bench_lake\n    parallelism: 1\n    inputs:\n      - name: src\n        dsn: %s\n        tables:\n          - name: public.bench%s\n    feeds:\n%s",
-			key, src, rules, f.feed)
-		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		if err := writeWorkflow(cfg, "bench_lake", src, false, f.feed); err != nil {
 			return nil, err
 		}
 		d, _, err := timed(exec.Command(bin, "run", "--config", cfg, "--log-level", "warn"))
@@ -301,4 +256,32 @@ func lakeRuns(ctx context.Context, bin, tmp, src string) ([]lakeTime, error) {
 		out = append(out, lakeTime{f.name, d})
 	}
 	return out, nil
+}
+
+// writeWorkflow writes the benchmark's workflow: the bench table with 4 of
+// its 8 columns redacted, optionally with its updated_at cursor (delta),
+// into the feed given as YAML list items.
+func writeWorkflow(path, name, src string, cursor bool, feeds string) error {
+	cur := ""
+	if cursor {
+		cur = "\n            updated_at: updated_at"
+	}
+	body := fmt.Sprintf(`version: 1
+hmac_key: %s
+workflows:
+  - name: %s
+    parallelism: 1
+    inputs:
+      - name: src
+        dsn: %s
+        tables:
+          - name: public.bench%s
+            columns:
+              email:     { rule: redact_email }
+              full_name: { rule: fake, kind: full_name }
+              phone:     { rule: mask, keep_last: 2 }
+              ssn:       { rule: hash }
+    feeds:
+%s`, key, name, src, cur, feeds)
+	return os.WriteFile(path, []byte(body), 0o600)
 }
