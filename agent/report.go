@@ -35,6 +35,8 @@ type TableReport struct {
 	Redacted    []string `json:"redacted_columns,omitempty"`
 	Feeds       []string `json:"feeds,omitempty"`
 	Error       string   `json:"error,omitempty"`
+
+	err error // the error behind Error, for retry decisions
 }
 
 // Failed reports whether the run or any table failed.

@@ -28,6 +28,8 @@ type Runner struct {
 	OpenSource func(ctx context.Context, in *config.Input, readers int) (nopii.Source, error)
 	// OpenFeed opens one feed of a workflow.
 	OpenFeed func(ctx context.Context, wf *config.Workflow, f *config.Feed) (nopii.Feed, error)
+	// Retry says how tables whose copy lost a connection are tried again.
+	Retry    Retry
 	Logger   *slog.Logger
 	Observer Observer
 }
@@ -99,20 +101,38 @@ func (r *Runner) Run(ctx context.Context, cfg *config.Config, wf *config.Workflo
 }
 
 func (r *Runner) runInput(ctx context.Context, wf *config.Workflow, in *config.Input, feeds []nopii.Feed, key []byte, par int, rep *Report, log *slog.Logger) error {
-	src, err := r.OpenSource(ctx, in, par)
+	reports, err := r.attemptInput(ctx, wf, in, feeds, key, par, nil, log)
+	reports, err = r.retryLost(ctx, reports, err, log, func(only map[string]bool) ([]TableReport, error) {
+		return r.attemptInput(ctx, wf, in, feeds, key, par, only, log)
+	})
+	rep.Tables = append(rep.Tables, reports...)
 	if err != nil {
 		return fmt.Errorf("input %s: %w", in.Name, err)
+	}
+	return nil
+}
+
+// attemptInput opens a snapshot of the input and copies its tables, or
+// those named in only (source schema.table) when only is not nil.
+func (r *Runner) attemptInput(ctx context.Context, wf *config.Workflow, in *config.Input, feeds []nopii.Feed, key []byte, par int, only map[string]bool, log *slog.Logger) ([]TableReport, error) {
+	src, err := r.OpenSource(ctx, in, par)
+	if err != nil {
+		return nil, err
 	}
 	defer src.Close()
 	jobs, err := resolve(ctx, src, in, key)
 	if err != nil {
-		return fmt.Errorf("input %s: %w", in.Name, err)
+		return nil, err
 	}
+	var reports []TableReport
 	// Prepare per table, serially (feeds create shared types and schemas):
 	// a type that a feed cannot create fails the tables that use it, not
 	// the whole input.
 	var ready []*job
 	for _, j := range jobs {
+		if only != nil && !only[j.rel.Name.String()] {
+			continue
+		}
 		if j.err == nil {
 			for _, f := range feeds {
 				if err := f.Prepare(ctx, []nopii.Target{j.target}); err != nil {
@@ -122,14 +142,14 @@ func (r *Runner) runInput(ctx context.Context, wf *config.Workflow, in *config.I
 			}
 		}
 		if j.err != nil {
-			rep.Tables = append(rep.Tables, j.report(feeds))
+			reports = append(reports, j.report(feeds))
 			log.Error("table skipped", LogKeyTable, j.rel.Name.String(), LogKeyError, j.err.Error())
 			continue
 		}
 		ready = append(ready, j)
 	}
 	if ctx.Err() != nil {
-		return ctx.Err()
+		return reports, ctx.Err()
 	}
 	results := make([]TableReport, len(ready))
 	work := make(chan int)
@@ -148,8 +168,7 @@ func (r *Runner) runInput(ctx context.Context, wf *config.Workflow, in *config.I
 	}
 	close(work)
 	wg.Wait()
-	rep.Tables = append(rep.Tables, results...)
-	return nil
+	return append(reports, results...), nil
 }
 
 // resolve matches an input's table entries against the source catalog and
@@ -180,7 +199,7 @@ func (j *job) report(feeds []nopii.Feed) TableReport {
 		tr.Feeds = append(tr.Feeds, f.Kind())
 	}
 	if j.err != nil {
-		tr.Error = j.err.Error()
+		tr.Error, tr.err = j.err.Error(), j.err
 	}
 	return tr
 }
@@ -205,7 +224,7 @@ func (r *Runner) copyTable(ctx context.Context, src nopii.Source, feeds []nopii.
 		}
 	}()
 	fail := func(err error) TableReport {
-		tr.Error = err.Error()
+		tr.Error, tr.err = err.Error(), err
 		return tr
 	}
 	phase := func(name string, since time.Time) {

@@ -3,6 +3,7 @@ package cmd
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -117,4 +118,31 @@ workflows:
       - type: twin
         dsn: `+twinDSN+`
 `)
+}
+
+// runRules copies public.<table> from prod to twin with the given column
+// rules ("c0: { rule: … }" lines) and fails the test unless the run succeeds.
+func runRules(t *testing.T, prodDSN, twinDSN, table string, rules []string) {
+	t.Helper()
+	cfgPath := oneInputConfig(t, prodDSN, twinDSN, `
+          - name: public.`+table+`
+            columns:
+`+strings.Join(rules, "\n"))
+	if code, out, errOut := runCLI(t, "run", "--config", cfgPath); code != 0 {
+		t.Fatalf("run exited %d\n%s\n%s", code, out, errOut)
+	}
+}
+
+// columnText reads a column of public.<table> as text, ordered by id.
+func columnText(t *testing.T, conn *pgx.Conn, table, col string) []*string {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), fmt.Sprintf("SELECT %s::text FROM public.%s ORDER BY id", col, table))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, err := pgx.CollectRows(rows, pgx.RowTo[*string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vs
 }

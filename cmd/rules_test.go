@@ -1,12 +1,9 @@
 package cmd
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/nopii/nopii/internal/pgtest"
 )
@@ -77,28 +74,11 @@ func TestRulesOnTypes(t *testing.T) {
 	}
 	mustExec(t, prod, "CREATE TABLE public.typed (id int PRIMARY KEY, "+strings.Join(cols, ", ")+")")
 	mustExec(t, prod, "INSERT INTO public.typed SELECT i, "+strings.Join(gens, ", ")+" FROM generate_series(1, 500) i")
-	cfgPath := oneInputConfig(t, prodDSN, twinDSN, `
-          - name: public.typed
-            columns:
-`+strings.Join(rules, "\n"))
-	if code, out, errOut := runCLI(t, "run", "--config", cfgPath); code != 0 {
-		t.Fatalf("run exited %d\n%s\n%s", code, out, errOut)
-	}
-	read := func(conn *pgx.Conn, col string) []*string {
-		rows, err := conn.Query(context.Background(), fmt.Sprintf("SELECT %s::text FROM public.typed ORDER BY id", col))
-		if err != nil {
-			t.Fatal(err)
-		}
-		vs, err := pgx.CollectRows(rows, pgx.RowTo[*string])
-		if err != nil {
-			t.Fatal(err)
-		}
-		return vs
-	}
+	runRules(t, prodDSN, twinDSN, "typed", rules)
 	for i, c := range cases {
 		col := fmt.Sprintf("c%d", i)
 		t.Run(fmt.Sprintf("%s/%s", c.typ, c.rule), func(t *testing.T) {
-			src, dst := read(prod, col), read(twin, col)
+			src, dst := columnText(t, prod, "typed", col), columnText(t, twin, "typed", col)
 			if len(src) != len(dst) {
 				t.Fatalf("rows: %d vs %d", len(src), len(dst))
 			}

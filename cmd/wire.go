@@ -12,6 +12,7 @@ import (
 	"github.com/nopii/nopii/feeds/lake"
 	"github.com/nopii/nopii/feeds/s3"
 	"github.com/nopii/nopii/feeds/twin"
+	"github.com/nopii/nopii/internal/pgconnect"
 	"github.com/nopii/nopii/source/postgres"
 )
 
@@ -20,6 +21,7 @@ func newRunner(log *slog.Logger, obs agent.Observer) *agent.Runner {
 	return &agent.Runner{
 		Logger:   log,
 		Observer: obs,
+		Retry:    agent.DefaultRetry(pgconnect.Lost),
 		OpenSource: func(ctx context.Context, in *config.Input, readers int) (nopii.Source, error) {
 			return postgres.Open(ctx, in.DSN.Reveal(), postgres.Options{Name: in.Name, Readers: readers, Logger: log})
 		},

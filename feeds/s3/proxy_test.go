@@ -1,6 +1,7 @@
 package s3_test
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"sync"
 	"testing"
+	"time"
 )
 
 // S3 operations as the proxy tells them apart.
@@ -73,9 +75,10 @@ type request struct {
 
 // fault is what the proxy does to a request instead of forwarding it.
 type fault struct {
-	status int    // answer with this status and an S3 error document
-	code   string // the error code, e.g. InternalError or SlowDown
-	drop   bool   // read half the body, then close the connection
+	status int           // answer with this status and an S3 error document
+	code   string        // the error code, e.g. InternalError or SlowDown
+	drop   bool          // read half the body, then close the connection
+	delay  time.Duration // wait this long (or until the client gives up), then forward
 }
 
 // faultFunc decides the fault for a request; attempt counts the requests
@@ -122,6 +125,17 @@ func newProxy(t *testing.T, target string, faults faultFunc) *proxy {
 
 		switch {
 		case f == nil:
+			rp.ServeHTTP(w, r)
+		case f.delay > 0:
+			// A slow or stalled server: the body is read, the answer
+			// comes late, if the client still waits for it.
+			body, _ := io.ReadAll(r.Body)
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(f.delay):
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
 			rp.ServeHTTP(w, r)
 		case f.drop:
 			// Half the body, then a reset: the client is mid-upload.

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -37,6 +38,10 @@ const (
 	DefaultPartSize   = 8 << 20
 	DefaultRetries    = 5
 	DefaultMaxBackoff = 20 * time.Second
+	// DefaultResponseTimeout bounds the wait for a response once a request
+	// is sent: long enough for a server to store an 8 MiB part, short
+	// enough that a stalled server costs a retry, not a hung run.
+	DefaultResponseTimeout = 2 * time.Minute
 	// DefaultRegion is used when neither Options nor the environment name
 	// one: S3's own default, and what S3-compatible servers expect.
 	DefaultRegion = "us-east-1"
@@ -88,7 +93,12 @@ type Options struct {
 	// Logger gets retries, failed clean-ups and the SDK's warnings;
 	// slog.Default() if nil.
 	Logger *slog.Logger
-	// HTTPClient sends the requests; the SDK's default client if nil.
+	// ResponseTimeout bounds the wait for a response's headers after a
+	// request was sent; a request that times out is retried like a 5xx.
+	// DefaultResponseTimeout if 0. Ignored with HTTPClient.
+	ResponseTimeout time.Duration
+	// HTTPClient sends the requests; the SDK's default client, with
+	// ResponseTimeout, if nil.
 	HTTPClient *http.Client
 }
 
@@ -169,6 +179,13 @@ func NewStore(ctx context.Context, o Options) (*Store, error) {
 	}
 	if o.HTTPClient != nil {
 		loadOpts = append(loadOpts, awsconfig.WithHTTPClient(o.HTTPClient))
+	} else {
+		timeout := o.ResponseTimeout
+		if timeout == 0 {
+			timeout = DefaultResponseTimeout
+		}
+		loadOpts = append(loadOpts, awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(
+			func(tr *http.Transport) { tr.ResponseHeaderTimeout = timeout })))
 	}
 	cfg, err := awsconfig.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {

@@ -619,6 +619,42 @@ func TestDroppedConnection(t *testing.T) {
 	}
 }
 
+// TestSlowAndStalledServer: a slow answer within ResponseTimeout is waited
+// for; a stalled one is given up after ResponseTimeout and retried, so a
+// hung server costs a retry, not a hung run.
+func TestSlowAndStalledServer(t *testing.T) {
+	t.Parallel()
+	faults := func(r *http.Request, op string, attempt int) *fault {
+		switch {
+		case op == opUploadPart && r.URL.Query().Get("partNumber") == "2" && attempt == 1:
+			return &fault{delay: time.Minute} // stalled
+		case op == opPutObject && attempt == 1:
+			return &fault{delay: 200 * time.Millisecond} // slow
+		}
+		return nil
+	}
+	f := newFixture(t, faults, func(o *s3.Options) { o.ResponseTimeout = time.Second })
+	start := time.Now()
+	big := randomBytes(3*partSize, 8)
+	f.put(t, "big", big)
+	f.put(t, "small", []byte("small"))
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("uploads took %v: the stalled request was not given up", d)
+	}
+	if got := f.get(t, "big"); !bytes.Equal(got, big) {
+		t.Errorf("Get big: not byte-identical after the stalled part was retried")
+	}
+	if got := f.get(t, "small"); string(got) != "small" {
+		t.Errorf("Get small = %q", got)
+	}
+	if n := f.proxy.count(opUploadPart); n != 3+1 {
+		t.Errorf("%d UploadPart requests, want 3 and one retry of the stalled part", n)
+	}
+	if n := f.proxy.count(opPutObject); n != 1 {
+		t.Errorf("%d PutObject requests, want 1: a slow answer within the timeout is not retried", n)
+	}
+}
+
 func TestSSE(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {

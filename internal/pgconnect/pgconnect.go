@@ -7,7 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -99,6 +103,42 @@ func Retryable(err error) bool {
 		return false
 	}
 	return true
+}
+
+// Lost reports whether err, returned mid-work (a query, a COPY, a commit),
+// means that the connection or the server went away — a restart, a
+// terminated backend, a network failure, or the source's snapshot vanishing
+// with the session that exported it — so that the work may succeed on a new
+// connection. Errors about the data or the request, and cancellation, are
+// not lost connections.
+func Lost(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
+			strings.HasPrefix(pgErr.Code, "57P"), // admin/crash shutdown, cannot connect now
+			pgErr.Code == "53300":                // too many connections
+			return true
+		case pgErr.Code == "22023" && strings.Contains(pgErr.Message, "snapshot"):
+			// invalid snapshot identifier: the exporting session died.
+			return true
+		}
+		return false
+	}
+	var netErr net.Error
+	var connectErr *pgconn.ConnectError
+	switch {
+	case errors.As(err, &connectErr), errors.As(err, &netErr),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EPIPE),
+		pgconn.SafeToRetry(err):
+		return true
+	}
+	// pgx reports use of a connection that a failure already closed so.
+	return strings.Contains(err.Error(), "conn closed")
 }
 
 // Describe renders a PostgreSQL error without its Detail, which can hold row
