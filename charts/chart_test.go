@@ -121,8 +121,8 @@ func TestRenderFull(t *testing.T) {
 		dsvc.Spec.Ports[0].TargetPort != intstr.FromString("http") || dsvc.Spec.Ports[0].Port != 8090 {
 		t.Errorf("dashboard Service %+v must select the dashboard pods only, on 8090 → http", dsvc)
 	}
-	if *dash.Spec.Replicas != 2 {
-		t.Errorf("dashboard replicas %d, want 2", *dash.Spec.Replicas)
+	if *dash.Spec.Replicas != 1 {
+		t.Errorf("dashboard replicas %d, want 1", *dash.Spec.Replicas)
 	}
 	dnp := r.networkPolicies["nopii-prod-eu-dashboard"]
 	if dnp == nil || len(dnp.Spec.Ingress) != 1 || len(dnp.Spec.Ingress[0].From) != 2 ||
@@ -157,6 +157,7 @@ func TestSchemaRejects(t *testing.T) {
 		{"agent.logLevel=loud", "/agent/logLevel"},
 		{"image.pullPolicy=Sometimes", "/image/pullPolicy"},
 		{"dashboard.enabled=yes", "/dashboard/enabled"},
+		{"dashboard.replicas=2", "/dashboard/replicas"},
 		{"secretEnv[0].name=hmac-key", "/secretEnv/0/name"},
 		{"service.type=Ingress", "/service/type"},
 		{"existingSecret=Not_A_Name", "/existingSecret"},
