@@ -18,7 +18,8 @@
 //     real PostgreSQL; /readyz must answer 200 and a ConfigMap update must
 //     be reloaded.
 //
-// The tests find helm through $NOPII_HELM, PATH or $(go env GOPATH)/bin; a
+// The tests find helm through $NOPII_HELM, PATH, $(go env GOPATH)/bin or the
+// cache that .ci/run fills (~/.cache/nopii/gobin/helm-<version>); a
 // missing helm skips them, except under CI, where it fails them. Install it
 // with: go install helm.sh/helm/v3/cmd/helm@v3.20.2
 package charts

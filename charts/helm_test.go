@@ -29,8 +29,9 @@ const (
 )
 
 // mustHelm returns the path of helm: $NOPII_HELM, else helm on PATH, else
-// in $(go env GOPATH)/bin. Without one the test is skipped, or fails under
-// CI, which must run every test.
+// in $(go env GOPATH)/bin, else where .ci/run caches it
+// (${NOPII_CACHE:-~/.cache/nopii}/gobin/helm-<version>/helm). Without one
+// the test is skipped, or fails under CI, which must run every test.
 func mustHelm(t *testing.T) string {
 	t.Helper()
 	if p := os.Getenv("NOPII_HELM"); p != "" {
@@ -39,12 +40,22 @@ func mustHelm(t *testing.T) string {
 	if p, err := exec.LookPath("helm"); err == nil {
 		return p
 	}
+	var candidates []string
 	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
 		for _, dir := range filepath.SplitList(strings.TrimSpace(string(out))) {
-			p := filepath.Join(dir, "bin", "helm")
-			if _, err := os.Stat(p); err == nil {
-				return p
-			}
+			candidates = append(candidates, filepath.Join(dir, "bin", "helm"))
+		}
+	}
+	cache := os.Getenv("NOPII_CACHE")
+	if home, err := os.UserHomeDir(); cache == "" && err == nil {
+		cache = filepath.Join(home, ".cache", "nopii")
+	}
+	if cache != "" {
+		candidates = append(candidates, filepath.Join(cache, "gobin", "helm-"+helmVersion, "helm"))
+	}
+	for _, p := range candidates {
+		if _, err := os.Stat(p); err == nil {
+			return p
 		}
 	}
 	msg := "helm not found ($NOPII_HELM, PATH, $(go env GOPATH)/bin): go install helm.sh/helm/v3/cmd/helm@" + helmVersion
