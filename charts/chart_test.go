@@ -154,6 +154,7 @@ func TestSchemaRejects(t *testing.T) {
 		{"agent.port=70000", "/agent/port"},
 		{"agent.prot=8080", "'prot' not allowed"},
 		{"agent.reloadEvery=often", "/agent/reloadEvery"},
+		{"agent.config=", "/agent/config"},
 		{"agent.logLevel=loud", "/agent/logLevel"},
 		{"image.pullPolicy=Sometimes", "/image/pullPolicy"},
 		{"dashboard.enabled=yes", "/dashboard/enabled"},
