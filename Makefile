@@ -2,7 +2,13 @@
 # PostgreSQL server binaries (apt-get install postgresql-15), nothing else.
 
 GO        ?= go
-VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The release is charts/nopii/Chart.yaml's appVersion (one place to bump). A
+# build from the commit tagged v<release> is that version; any other build is
+# <release>-dev.<commit>[.dirty], which is also a valid image tag.
+RELEASE   := $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\} *$$/\1/p' charts/nopii/Chart.yaml)
+VERSION   ?= $(shell if [ "$$(git describe --tags --exact-match --dirty 2>/dev/null)" = "v$(RELEASE)" ]; then \
+	echo "$(RELEASE)"; else echo "$(RELEASE)-dev.$$(git describe --always --dirty=.dirty 2>/dev/null || echo unknown)"; fi)
+IMAGE     ?= ghcr.io/nopii/nopii
 LDFLAGS   := -X github.com/nopii/nopii/cmd.version=$(VERSION)
 TESTFLAGS ?=
 PKGS      ?= ./...
@@ -11,10 +17,29 @@ PKGS      ?= ./...
 # deliberately odd Go.
 GOFILES = $(shell find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*')
 
-.PHONY: build test bench lint demo fuzz clean
+.PHONY: build version image test bench lint demo fuzz clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/nopii ./cmd/nopii
+
+# The version that build and image stamp (charts/chart_test.go checks it
+# against the chart's appVersion).
+version:
+	@echo $(VERSION)
+
+# The container image (Dockerfile: static binary on distroless, non-root).
+# Needs Docker or a Docker-compatible CLI (podman: make image DOCKER=podman).
+DOCKER ?= docker
+image:
+	@if ! command -v $(DOCKER) >/dev/null 2>&1; then \
+		echo "make image: '$(DOCKER)' not found, so no image was built. Where Docker runs: make image (or DOCKER=podman make image)"; \
+		exit 1; \
+	fi
+	@if ! $(DOCKER) info >/dev/null 2>&1; then \
+		echo "make image: '$(DOCKER)' cannot reach its daemon, so no image was built. Start it, or build where one runs: make image"; \
+		exit 1; \
+	fi
+	$(DOCKER) build --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) .
 
 test:
 	$(GO) vet $(PKGS)
