@@ -64,14 +64,14 @@ type SubjectReport struct {
 
 // SubjectTable is one source table's line of a SubjectReport.
 type SubjectTable struct {
-	Input         string        `json:"input"`
-	Table         string        `json:"table"`            // in the source
-	Target        string        `json:"target,omitempty"` // in the feeds; empty when the workflow does not copy the table
-	Via           []string      `json:"via"`
-	SourceRows    int64         `json:"source_rows"`
-	TableRows     int64         `json:"table_rows"`
-	Proportion    float64       `json:"proportion"`
-	SourceDeleted int64         `json:"source_deleted,omitempty"`
+	Input         string            `json:"input"`
+	Table         string            `json:"table"`            // in the source
+	Target        string            `json:"target,omitempty"` // in the feeds; empty when the workflow does not copy the table
+	Via           []string          `json:"via"`
+	SourceRows    int64             `json:"source_rows"`
+	TableRows     int64             `json:"table_rows"`
+	Proportion    float64           `json:"proportion"`
+	SourceDeleted int64             `json:"source_deleted,omitempty"`
 	Feeds         []SubjectFeedRows `json:"feeds"`
 }
 
