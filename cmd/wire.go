@@ -16,7 +16,10 @@ import (
 )
 
 // The feeds serve data-subject requests.
-var _ agent.SubjectFeed = (*twin.Feed)(nil)
+var (
+	_ agent.SubjectFeed = (*twin.Feed)(nil)
+	_ agent.SubjectFeed = (*lake.Feed)(nil)
+)
 
 // newRunner wires the adapters into an agent.Runner.
 func newRunner(log *slog.Logger, obs agent.Observer) *agent.Runner {
