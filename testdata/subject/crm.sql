@@ -12,3 +12,10 @@ CREATE TABLE public.ticket (
     subject    text NOT NULL
 );
 INSERT INTO public.ticket SELECT t, 1 + (t - 1) / 2, 'ticket ' || t FROM generate_series(1, 2000) AS t;
+
+-- A key with a rule: source_primary_key is the hash of the e-mail address.
+CREATE TABLE public.subscriber (
+    email text PRIMARY KEY,
+    list  text NOT NULL
+);
+INSERT INTO public.subscriber SELECT 'customer' || i || '@example.org', (ARRAY['news','offers'])[1 + i % 2] FROM generate_series(1, 1000) AS i;
