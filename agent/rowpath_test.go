@@ -10,7 +10,10 @@ import (
 
 type countingLoad struct{ keys []string }
 
-func (l *countingLoad) WriteRow(v [][]byte) error       { l.keys = append(l.keys, string(v[len(v)-1])); return nil }
+func (l *countingLoad) WriteRow(v [][]byte) error {
+	l.keys = append(l.keys, string(v[len(v)-1]))
+	return nil
+}
 func (l *countingLoad) Commit(ctx context.Context) error { return nil }
 func (l *countingLoad) Abort()                           {}
 
