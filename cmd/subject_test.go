@@ -352,3 +352,44 @@ workflows:
 func equalRows(a, b map[string]map[string][]string) bool {
 	return maps.EqualFunc(a, b, func(x, y map[string][]string) bool { return maps.EqualFunc(x, y, slices.Equal) })
 }
+
+// TestSubjectUsage: --help on each subcommand, and mistakes in the command
+// line caught before anything is opened, without echoing the value.
+func TestSubjectUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"subject", "--help"}, "forget"},
+		{[]string{"subject", "find", "--help"}, "--match"},
+		{[]string{"subject", "export", "--help"}, "--out"},
+		{[]string{"subject", "forget", "--help"}, "--max-matching-proportion"},
+	} {
+		code, out, _ := runCLI(t, tc.args...)
+		if code != 0 || !strings.Contains(out, "Usage:") || !strings.Contains(out, tc.want) {
+			t.Errorf("%v: exit %d: %s", tc.args, code, out)
+		}
+	}
+	cfg := oneInputConfig(t, "postgres://127.0.0.1:1/x", "postgres://127.0.0.1:1/y", `
+          - name: public.customer
+            identifies: [email]
+`)
+	reqFile := filepath.Join(t.TempDir(), "r.txt")
+	os.WriteFile(reqFile, []byte("email=a@b.c\nsecret-value-without-column\n"), 0o600)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"subject", "find", "--config", cfg}, "no request"},
+		{[]string{"subject", "find", "--config", cfg, "--match", "secret-value"}, "--match: want column=value"},
+		{[]string{"subject", "find", "--config", cfg, "--requests", reqFile}, "r.txt:2: want column=value"},
+		{[]string{"subject", "export", "--config", cfg, "--match", "email=a@b.c"}, "--out is required"},
+		{[]string{"subject", "forget", "--config", cfg, "--match", "email=a@b.c", "--max-matching-proportion", "2"}, "--max-matching-proportion 2"},
+		{[]string{"subject", "forget", "--config", cfg, "--match", "phone=secret-555"}, `column "phone" is not declared identifying in workflow w; identifying columns: email`},
+	} {
+		code, _, errOut := runCLI(t, tc.args...)
+		if code != 1 || !strings.Contains(errOut, tc.want) || strings.Contains(errOut, "secret-") {
+			t.Errorf("%v: exit %d: %s", tc.args[1:], code, errOut)
+		}
+	}
+}
