@@ -103,6 +103,6 @@ type SubjectAudit struct {
 	Workflow    string    `json:"workflow"`
 	Target      string    `json:"target"` // twin, s3, files, source <input>
 	RowsDeleted int64     `json:"rows_deleted"`
-	Status      string    `json:"status"` // done, failed
+	Status      string    `json:"status"` // done, failed, refused (the safeguard: nothing deleted)
 	Error       string    `json:"error,omitempty"`
 }

@@ -107,7 +107,7 @@ type subjectTableRun struct {
 	rows       nopii.SubjectRows // of all requests
 	job        *job              // nil when the workflow does not copy the table
 	feedKeys   []string          // rows.Keys as the feeds hold them
-	perRequest [][]string        // feed keys per request
+	perRequest []map[string]bool // feed keys per request
 	perRows    []int64           // source rows per request
 }
 
@@ -311,7 +311,7 @@ func (r *Runner) matchInput(ctx context.Context, sr *subjectRun, in *config.Inpu
 			}
 		}
 		for _, t := range si.tables {
-			t.perRequest = append(t.perRequest, nil)
+			t.perRequest = append(t.perRequest, map[string]bool{})
 			t.perRows = append(t.perRows, 0)
 		}
 		for _, rows := range per {
@@ -321,8 +321,12 @@ func (r *Runner) matchInput(ctx context.Context, sr *subjectRun, in *config.Inpu
 			}
 			t.perRows[i] = rows.Rows
 			if t.job != nil {
-				if t.perRequest[i], err = feedKeys(t.job, sr.key, rows.Keys); err != nil {
+				keys, err := feedKeys(t.job, sr.key, rows.Keys)
+				if err != nil {
 					return nil, err
+				}
+				for _, k := range keys {
+					t.perRequest[i][k] = true
 				}
 			}
 		}
@@ -443,26 +447,53 @@ func (r *Runner) ForgetSubject(ctx context.Context, cfg *config.Config, wf *conf
 		return nil, err
 	}
 	rep.DryRun = o.DryRun
+	var refused error
 	for _, t := range rep.Tables {
 		if t.Proportion > o.MaxProportion {
-			return rep.finish(fmt.Errorf("the request matches %d of %d rows (%.4f) of %s in input %s, more than --max-matching-proportion %g: nothing was deleted anywhere (check the match, or raise the limit if this is meant)",
-				t.SourceRows, t.TableRows, t.Proportion, t.Table, t.Input, o.MaxProportion))
+			refused = fmt.Errorf("the request matches %d of %d rows (%.4f) of %s in input %s, more than --max-matching-proportion %g: nothing was deleted anywhere (check the match, or raise the limit if this is meant)",
+				t.SourceRows, t.TableRows, t.Proportion, t.Table, t.Input, o.MaxProportion)
+			break
 		}
 	}
 	if o.DryRun {
-		return rep.finish(nil)
+		return rep.finish(refused)
 	}
 	rep.RequestID = newJobID()
 	at := o.Now().UTC()
 	var audits []nopii.SubjectAudit
 	audit := func(target string, rows []int64, err error) {
 		for i, s := range sr.subjects {
-			a := nopii.SubjectAudit{RequestID: rep.RequestID, Subject: s, At: at, Workflow: wf.Name, Target: target, RowsDeleted: rows[i], Status: "done"}
-			if err != nil {
+			a := nopii.SubjectAudit{RequestID: rep.RequestID, Subject: s, At: at, Workflow: wf.Name, Target: target, Status: "done"}
+			if rows != nil {
+				a.RowsDeleted = rows[i]
+			}
+			switch {
+			case refused != nil:
+				a.Status, a.Error = "refused", refused.Error()
+			case err != nil:
 				a.Status, a.Error = "failed", err.Error()
 			}
 			audits = append(audits, a)
 		}
+	}
+	if refused != nil {
+		// Nothing is deleted; the refusal is audited, so that the request
+		// can be shown to have been received and why it was not served.
+		for _, name := range sr.names {
+			audit(name, nil, nil)
+		}
+		if o.IncludeSources {
+			for _, si := range sr.inputs {
+				audit("source "+si.in.Name, nil, nil)
+			}
+		}
+		errs := []error{refused}
+		for fi, sf := range sfeeds {
+			if err := sf.RecordSubjectRequests(ctx, audits); err != nil {
+				errs = append(errs, fmt.Errorf("record the request in the %s feed: %w", sr.names[fi], err))
+			}
+		}
+		return rep.finish(errors.Join(errs...))
 	}
 	var errs []error
 	hashKey := forgottenHasher(sr.key)
@@ -496,7 +527,7 @@ func (r *Runner) ForgetSubject(ctx context.Context, cfg *config.Config, wf *conf
 			where[i].Deleted = int64(len(keys))
 			for s := range sr.subjects {
 				for _, k := range keys {
-					if slices.Contains(tables[i].perRequest[s], k) {
+					if tables[i].perRequest[s][k] {
 						rows[s]++
 					}
 				}

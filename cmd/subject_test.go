@@ -236,8 +236,13 @@ workflows:
 	if got := rowsOf(); !equalRows(got, lakeBefore) {
 		t.Errorf("lake rows changed by a refused request or a dry run")
 	}
-	if n := queryInt(t, twin, "SELECT count(*) FROM pg_tables WHERE schemaname = 'nopii' AND tablename = 'forgotten_keys'"); n != 0 {
-		t.Errorf("a refused request or dry run created the suppression list")
+	if n := queryInt(t, twin, "SELECT count(*) FROM nopii.forgotten_keys"); n != 0 {
+		t.Errorf("a refused request or dry run put %d keys on the suppression list", n)
+	}
+	// The refusal is audited (no rows, the reason), the dry run is not.
+	audit := queryString(t, twin, "SELECT string_agg(target || ':' || status || ':' || rows_deleted, ' ' ORDER BY target) FROM nopii.subject_requests")
+	if audit != "files:refused:0 s3:refused:0 twin:refused:0" || refused.RequestID == "" {
+		t.Errorf("audit of the refused request %q: %s", refused.RequestID, audit)
 	}
 
 	// forget: gone from the twin and both lakes, every other row intact.
@@ -279,7 +284,7 @@ workflows:
 		}
 	}
 	// Audit: one record per target, a keyed hash, no identifier anywhere.
-	audit := queryString(t, twin, "SELECT string_agg(target || ':' || status || ':' || rows_deleted, ' ' ORDER BY target) FROM nopii.subject_requests WHERE request_id = $1", done.RequestID)
+	audit = queryString(t, twin, "SELECT string_agg(target || ':' || status || ':' || rows_deleted, ' ' ORDER BY target) FROM nopii.subject_requests WHERE request_id = $1", done.RequestID)
 	if audit != "files:done:15 s3:done:15 twin:done:15" {
 		t.Errorf("audit rows: %s", audit)
 	}
