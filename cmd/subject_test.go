@@ -329,6 +329,21 @@ workflows:
 		}
 	}
 
+	// And a full copy of the same table (the config without its cursor).
+	fullCfg := writeConfig(t, strings.Replace(string(mustRead(t, cfg)), "            updated_at: updated_at\n", "", 1))
+	rep = runJSON(t, fullCfg, 0)
+	if tr := tableReport(t, rep, "public.customer"); tr.Mode != "full" || tr.Forgotten != 1 {
+		t.Errorf("full copy of customer after forget: %+v", tr)
+	}
+	if n := count("public.customer"); n != twinBefore["public.customer"]-1 {
+		t.Errorf("twin customer after a full copy: %d rows, want %d", n, twinBefore["public.customer"]-1)
+	}
+	for name, r := range lakes {
+		if _, ok := r.Rows(t, nopii.TableName{Schema: "public", Name: "customer"})["1"]; ok {
+			t.Errorf("%s: customer 1 came back with a full copy", name)
+		}
+	}
+
 	// --requests, in one pass, with --include-sources.
 	reqFile := filepath.Join(t.TempDir(), "requests.txt")
 	if err := os.WriteFile(reqFile, []byte("# erasures\nemail=customer1@example.org\n\nemail=customer3@example.org\n"), 0o600); err != nil {
