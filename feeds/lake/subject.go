@@ -228,10 +228,10 @@ func (f *Feed) Forget(ctx context.Context, req nopii.Forget) ([][]string, error)
 			continue
 		}
 		deleted, err := f.forgetTable(ctx, t, req.At)
+		out[i] = deleted // rows already gone when only the cleanup failed
 		if err != nil {
 			return out, fmt.Errorf("%s: forget rows of %s: %w", f.opts.Kind, t.Target, err)
 		}
-		out[i] = deleted
 	}
 	return out, nil
 }
