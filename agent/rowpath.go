@@ -11,11 +11,12 @@ import (
 	"github.com/nopii/nopii"
 )
 
-// rowPath is the per-row function of one table's stream: it redacts a
-// source row, drops rows whose key was forgotten (SPEC §7), and hands the
-// row to every load. Full copies, deltas and CDC all send their rows
-// through it, so a forgotten subject comes back by none of them. A rowPath
-// keeps scratch state: one per stream.
+// rowPath is the per-row function of one table's copy: it redacts a
+// source row (redactRow, which CDC's stream uses too), drops rows whose key
+// was forgotten (SPEC §7), and hands the row to every load. A stream of
+// changes checks forgottenSet.has on the redacted key the same way, so a
+// forgotten subject comes back by no mode. A rowPath keeps scratch state:
+// one per stream.
 type rowPath struct {
 	c         *compiled
 	table     *nopii.Table
@@ -35,43 +36,15 @@ func newRowPath(c *compiled, t *nopii.Table, forgotten *forgottenSet, loads []no
 
 // row takes the source's values: the table's columns, then the key text.
 func (p *rowPath) row(vals [][]byte) error {
-	n := len(p.table.Columns)
-	c, out := p.c, p.out
-	if c.hasAny || c.keyFn != nil {
-		p.scratch = p.scratch[:0]
-		if c.keyFn != nil {
-			v, err := apply(c.keyFn, &p.scratch, vals[n])
-			if err != nil {
-				return fmt.Errorf("%s: %w", nopii.SourcePrimaryKeyColumn, err)
-			}
-			out[n] = v
-		} else {
-			out[n] = vals[n]
-		}
-		if p.forgotten.has(out[n]) {
-			p.suppressed++
-			return nil
-		}
-		for i, f := range c.funcs {
-			if f == nil {
-				out[i] = vals[i]
-				continue
-			}
-			v, err := apply(f, &p.scratch, vals[i])
-			if err != nil {
-				return fmt.Errorf("column %s: %w", p.table.Columns[i].Name, err)
-			}
-			out[i] = v
-		}
-	} else {
-		if p.forgotten.has(vals[n]) {
-			p.suppressed++
-			return nil
-		}
-		copy(out, vals)
+	if err := p.c.redactRow(p.table, vals, p.out, &p.scratch); err != nil {
+		return err
+	}
+	if p.forgotten.has(p.out[len(p.table.Columns)]) {
+		p.suppressed++
+		return nil
 	}
 	for _, l := range p.loads {
-		if err := l.WriteRow(out); err != nil {
+		if err := l.WriteRow(p.out); err != nil {
 			return err
 		}
 	}
@@ -82,11 +55,49 @@ func (p *rowPath) row(vals [][]byte) error {
 // feedKey returns the key as the feeds hold it: hashed when a key column
 // has a rule. The result aliases the path's scratch buffer.
 func (p *rowPath) feedKey(k []byte) ([]byte, error) {
-	if p.c.keyFn == nil {
+	p.scratch = p.scratch[:0]
+	return p.c.redactKey(k, &p.scratch)
+}
+
+// redactRow is the one per-row redaction path, for copies and streamed
+// changes alike: vals are a source row (the table's columns, then the key
+// text); out gets the row to load. out aliases vals and *scratch, which it
+// resets.
+func (c *compiled) redactRow(t *nopii.Table, vals, out [][]byte, scratch *[]byte) error {
+	n := len(t.Columns)
+	if !c.hasAny && c.keyFn == nil {
+		copy(out, vals)
+		return nil
+	}
+	*scratch = (*scratch)[:0]
+	for i, f := range c.funcs {
+		if f == nil {
+			out[i] = vals[i]
+			continue
+		}
+		v, err := apply(f, scratch, vals[i])
+		if err != nil {
+			return fmt.Errorf("column %s: %w", t.Columns[i].Name, err)
+		}
+		out[i] = v
+	}
+	out[n] = vals[n]
+	if c.keyFn != nil {
+		v, err := c.redactKey(vals[n], scratch)
+		if err != nil {
+			return err
+		}
+		out[n] = v
+	}
+	return nil
+}
+
+// redactKey hashes a key text when a key column is redacted.
+func (c *compiled) redactKey(k []byte, scratch *[]byte) ([]byte, error) {
+	if c.keyFn == nil {
 		return k, nil
 	}
-	p.scratch = p.scratch[:0]
-	v, err := apply(p.c.keyFn, &p.scratch, k)
+	v, err := apply(c.keyFn, scratch, k)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", nopii.SourcePrimaryKeyColumn, err)
 	}
