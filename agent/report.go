@@ -25,9 +25,10 @@ type TableReport struct {
 	Reason      string   `json:"reason,omitempty"` // first run, delta from cursor …, full copy: schema changed (…)
 	DriftForced bool     `json:"drift_forced_full_copy,omitempty"`
 	Note        string   `json:"note,omitempty"`
-	Rows        int64    `json:"rows"`     // read from the source
-	Upserted    int64    `json:"upserted"` // delta: rows inserted or updated in the feeds
-	Deleted     int64    `json:"deleted"`  // delta: rows removed (detect_deletes, window)
+	Rows        int64    `json:"rows"`                // read from the source
+	Upserted    int64    `json:"upserted"`            // delta: rows inserted or updated in the feeds
+	Deleted     int64    `json:"deleted"`             // delta: rows removed (detect_deletes, window)
+	Forgotten   int64    `json:"forgotten,omitempty"` // source rows left out: their subject was forgotten (SPEC §7)
 	Warnings    []string `json:"warnings,omitempty"`
 	Bytes       int64    `json:"bytes"`
 	Seconds     float64  `json:"seconds"`

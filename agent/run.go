@@ -288,61 +288,37 @@ func (r *Runner) copyTable(ctx context.Context, src nopii.Source, feeds []nopii.
 	}
 	phase("open loads", t0)
 	t0 = time.Now()
-	n := len(j.table.Columns)
-	out := make([][]byte, n+1)
-	scratch := make([]byte, 0, 4096)
-	var rows int64
+	forgotten, err := loadForgotten(ctx, feeds, nopii.StateKey{Workflow: wf.Name, Input: j.input, Table: j.table.Name}, key)
+	if err != nil {
+		return fail(err)
+	}
+	path := newRowPath(c, j.table, forgotten, loads)
 	sel := nopii.Selection{Since: d.since, WindowSince: d.window, WindowBy: d.windowBy}
 	stats, err := src.CopySelect(ctx, j.table, sel, func(vals [][]byte) error {
-		if c.hasAny || c.keyFn != nil {
-			scratch = scratch[:0]
-			for i, f := range c.funcs {
-				if f == nil {
-					out[i] = vals[i]
-					continue
-				}
-				v, err := apply(f, &scratch, vals[i])
-				if err != nil {
-					return fmt.Errorf("column %s: %w", j.table.Columns[i].Name, err)
-				}
-				out[i] = v
-			}
-			if c.keyFn != nil {
-				v, err := apply(c.keyFn, &scratch, vals[n])
-				if err != nil {
-					return fmt.Errorf("%s: %w", nopii.SourcePrimaryKeyColumn, err)
-				}
-				out[n] = v
-			} else {
-				out[n] = vals[n]
-			}
-		} else {
-			copy(out, vals)
+		if err := path.row(vals); err != nil {
+			return err
 		}
-		for _, l := range loads {
-			if err := l.WriteRow(out); err != nil {
-				return err
-			}
-		}
-		rows++
-		if rows%progressEvery == 0 {
-			obs.TableProgress(j.input, tr.Table, rows)
+		if path.rows%progressEvery == 0 {
+			obs.TableProgress(j.input, tr.Table, path.rows)
 		}
 		return nil
 	})
+	rows := path.rows
 	tr.Rows, tr.Bytes = stats.Rows, stats.Bytes
+	if path.suppressed > 0 {
+		tr.Forgotten = path.suppressed
+	}
 	if err == nil && d.deletes {
-		// The keys that should remain (all, or those inside the window):
-		// the feeds remove the others by an anti-join.
+		// The keys that should remain (all, or those inside the window,
+		// but never a forgotten one): the feeds remove the others by an
+		// anti-join.
 		_, err = src.CopySelect(ctx, j.table, nopii.Selection{KeysOnly: true, WindowSince: d.window, WindowBy: d.windowBy}, func(vals [][]byte) error {
-			k := vals[0]
-			if c.keyFn != nil {
-				scratch = scratch[:0]
-				v, err := apply(c.keyFn, &scratch, k)
-				if err != nil {
-					return fmt.Errorf("%s: %w", nopii.SourcePrimaryKeyColumn, err)
-				}
-				k = v
+			k, err := path.feedKey(vals[0])
+			if err != nil {
+				return err
+			}
+			if forgotten.has(k) {
+				return nil
 			}
 			for _, l := range deltas {
 				if err := l.WriteKey(k); err != nil {

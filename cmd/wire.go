@@ -16,6 +16,12 @@ import (
 	"github.com/nopii/nopii/source/postgres"
 )
 
+// The feeds serve data-subject requests.
+var (
+	_ agent.SubjectFeed = (*twin.Feed)(nil)
+	_ agent.SubjectFeed = (*lake.Feed)(nil)
+)
+
 // newRunner wires the adapters into an agent.Runner.
 func newRunner(log *slog.Logger, obs agent.Observer) *agent.Runner {
 	return &agent.Runner{

@@ -1,0 +1,174 @@
+package twin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/nopii/nopii"
+	"github.com/nopii/nopii/internal/pgconnect"
+)
+
+// Data-subject requests (SPEC §7) keep two tables in schema nopii: the
+// suppression list of forgotten keys, which every run consults so that
+// forgotten rows never come back, and the audit of requests. Neither holds
+// an identifier: keys and subjects are keyed hashes (HMAC under hmac_key).
+const subjectDDL = `CREATE SCHEMA IF NOT EXISTS nopii;
+CREATE TABLE IF NOT EXISTS nopii.forgotten_keys (
+    workflow     text NOT NULL,
+    input        text NOT NULL,
+    source_table text NOT NULL,
+    key_hmac     text NOT NULL,
+    request_id   uuid NOT NULL,
+    forgotten_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (workflow, input, source_table, key_hmac)
+);
+CREATE TABLE IF NOT EXISTS nopii.subject_requests (
+    request_id   uuid NOT NULL,
+    subject_hmac text NOT NULL,
+    requested_at timestamptz NOT NULL,
+    workflow     text NOT NULL,
+    target       text NOT NULL,
+    rows_deleted bigint NOT NULL,
+    status       text NOT NULL,
+    error        text,
+    PRIMARY KEY (request_id, subject_hmac, target)
+)`
+
+func ensureSubjectTables(ctx context.Context, conn *pgx.Conn) error {
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT to_regclass('nopii.forgotten_keys') IS NOT NULL AND to_regclass('nopii.subject_requests') IS NOT NULL").Scan(&exists); err != nil {
+		return pgconnect.SafeError(err)
+	}
+	if exists {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, subjectDDL); err != nil {
+		return fmt.Errorf("twin: create nopii.forgotten_keys and nopii.subject_requests: %w", pgconnect.SafeError(err))
+	}
+	return nil
+}
+
+func isUndefinedTable(err error) bool {
+	var pgErr interface{ SQLState() string }
+	return errors.As(err, &pgErr) && pgErr.SQLState() == "42P01"
+}
+
+// ForgottenKeys returns the suppression list of a table: the keyed hashes
+// of the keys forgotten, nil when none.
+func (f *Feed) ForgottenKeys(ctx context.Context, k nopii.StateKey) ([]string, error) {
+	conn, err := f.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(ctx, `SELECT key_hmac FROM nopii.forgotten_keys WHERE workflow = $1 AND input = $2 AND source_table = $3`,
+		k.Workflow, k.Input, k.Table.String())
+	if err == nil {
+		var keys []string
+		keys, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		if err == nil {
+			return keys, nil
+		}
+	}
+	if isUndefinedTable(err) {
+		return nil, nil
+	}
+	return nil, fmt.Errorf("twin: read forgotten keys of %s: %w", k.Table, pgconnect.SafeError(err))
+}
+
+// CountKeys returns how many rows of the twin's table have one of keys as
+// source_primary_key; 0 when the table is not in the twin.
+func (f *Feed) CountKeys(ctx context.Context, target nopii.TableName, keys []string) (int64, error) {
+	conn, err := f.connect(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.Background())
+	var n int64
+	err = conn.QueryRow(ctx, "SELECT count(*) FROM "+target.Quoted()+" WHERE "+nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn)+" = ANY ($1::text[])", keys).Scan(&n)
+	if isUndefinedTable(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("twin: count rows of %s: %w", target, pgconnect.SafeError(err))
+	}
+	return n, nil
+}
+
+// Forget deletes the rows of a forget request and adds their keys to the
+// suppression list, all in one transaction: the twin either no longer has
+// the rows and will keep them out, or nothing changed. It returns the keys
+// deleted per table, in the order of req.Tables.
+func (f *Feed) Forget(ctx context.Context, req nopii.Forget) ([][]string, error) {
+	conn, err := f.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	if err := ensureSubjectTables(ctx, conn); err != nil {
+		return nil, err
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("twin: forget: %w", pgconnect.SafeError(err))
+	}
+	defer tx.Rollback(context.Background())
+	out := make([][]string, len(req.Tables))
+	for i, t := range req.Tables {
+		if _, err := tx.Exec(ctx, `INSERT INTO nopii.forgotten_keys (workflow, input, source_table, key_hmac, request_id, forgotten_at)
+			SELECT $1, $2, $3, k, $5, $6 FROM unnest($4::text[]) AS k ON CONFLICT DO NOTHING`,
+			t.Key.Workflow, t.Key.Input, t.Key.Table.String(), t.Forgotten, req.RequestID, req.At); err != nil {
+			return nil, fmt.Errorf("twin: record forgotten keys of %s: %w", t.Key.Table, pgconnect.SafeError(err))
+		}
+		var exists bool
+		if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", t.Target.Quoted()).Scan(&exists); err != nil {
+			return nil, fmt.Errorf("twin: look up %s: %w", t.Target, pgconnect.SafeError(err))
+		}
+		if !exists {
+			continue
+		}
+		key := nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn)
+		rows, err := tx.Query(ctx, "DELETE FROM "+t.Target.Quoted()+" WHERE "+key+" = ANY ($1::text[]) RETURNING "+key, t.Keys)
+		if err == nil {
+			out[i], err = pgx.CollectRows(rows, pgx.RowTo[string])
+		}
+		if err != nil {
+			return nil, fmt.Errorf("twin: delete from %s: %w", t.Target, pgconnect.SafeError(err))
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("twin: forget: commit: %w", pgconnect.SafeError(err))
+	}
+	return out, nil
+}
+
+// RecordSubjectRequests appends audit records to nopii.subject_requests.
+func (f *Feed) RecordSubjectRequests(ctx context.Context, recs []nopii.SubjectAudit) error {
+	conn, err := f.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if err := ensureSubjectTables(ctx, conn); err != nil {
+		return err
+	}
+	batch := &pgx.Batch{}
+	for _, r := range recs {
+		var errText *string
+		if r.Error != "" {
+			errText = &r.Error
+		}
+		batch.Queue(`INSERT INTO nopii.subject_requests (request_id, subject_hmac, requested_at, workflow, target, rows_deleted, status, error)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+			ON CONFLICT (request_id, subject_hmac, target) DO UPDATE
+			SET rows_deleted = EXCLUDED.rows_deleted, status = EXCLUDED.status, error = EXCLUDED.error`,
+			r.RequestID, r.Subject, r.At, r.Workflow, r.Target, r.RowsDeleted, r.Status, errText)
+	}
+	if err := conn.SendBatch(ctx, batch).Close(); err != nil {
+		return fmt.Errorf("twin: record subject requests: %w", pgconnect.SafeError(err))
+	}
+	return nil
+}

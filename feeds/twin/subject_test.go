@@ -1,0 +1,82 @@
+package twin_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/nopii/nopii"
+	"github.com/nopii/nopii/feeds/twin"
+	"github.com/nopii/nopii/internal/pgtest"
+)
+
+// TestForgetIsOneTransaction: the rows of every table and the suppression
+// list go together; when one table's delete fails, nothing changed.
+func TestForgetIsOneTransaction(t *testing.T) {
+	dsn := pgtest.MustDatabase(t)
+	conn := mustConnect(t, dsn)
+	mustExec(t, conn,
+		`CREATE TABLE public.a (v text, source_primary_key text NOT NULL UNIQUE)`,
+		`INSERT INTO public.a SELECT 'v' || i, i::text FROM generate_series(1, 10) i`,
+		`CREATE TABLE public.broken (v text)`) // no source_primary_key: its delete fails
+	f, err := twin.Open(testContext(t), dsn, twin.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(table string) nopii.StateKey {
+		return nopii.StateKey{Workflow: "w", Input: "in", Table: nopii.TableName{Schema: "public", Name: table}}
+	}
+	table := func(name string, keys ...string) nopii.ForgetTable {
+		var hashes []string
+		for _, k := range keys {
+			hashes = append(hashes, k+"-hash")
+		}
+		return nopii.ForgetTable{Key: key(name), Target: nopii.TableName{Schema: "public", Name: name}, Keys: keys, Forgotten: hashes}
+	}
+	req := nopii.Forget{RequestID: "5b0a3c9e-0000-4000-8000-000000000001", At: time.Now(),
+		Tables: []nopii.ForgetTable{table("a", "2", "3"), table("broken", "x")}}
+	if _, err := f.Forget(testContext(t), req); err == nil {
+		t.Fatal("forget with a broken table succeeded")
+	}
+	if n := queryInt(t, conn, "SELECT count(*) FROM public.a"); n != 10 {
+		t.Errorf("a failed forget deleted rows: %d left", n)
+	}
+	if n := queryInt(t, conn, "SELECT count(*) FROM nopii.forgotten_keys"); n != 0 {
+		t.Errorf("a failed forget recorded %d forgotten keys", n)
+	}
+
+	// A table the twin does not have yet still gets its keys forgotten.
+	req.Tables = []nopii.ForgetTable{table("a", "2", "3", "99"), table("later", "7")}
+	deleted, err := f.Forget(testContext(t), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(deleted) != 2 || len(deleted[0]) != 2 || len(deleted[1]) != 0 {
+		t.Errorf("deleted %v", deleted)
+	}
+	if n := queryInt(t, conn, "SELECT count(*) FROM public.a"); n != 8 {
+		t.Errorf("%d rows left, want 8", n)
+	}
+	for name, want := range map[string]int{"a": 3, "later": 1, "broken": 0} {
+		got, err := f.ForgottenKeys(testContext(t), key(name))
+		if err != nil || len(got) != want {
+			t.Errorf("forgotten keys of %s: %v, %v; want %d", name, got, err, want)
+		}
+	}
+	if n, err := f.CountKeys(testContext(t), nopii.TableName{Schema: "public", Name: "a"}, []string{"1", "2"}); n != 1 || err != nil {
+		t.Errorf("CountKeys = %d, %v", n, err)
+	}
+	if n, err := f.CountKeys(testContext(t), nopii.TableName{Schema: "public", Name: "missing"}, []string{"1"}); n != 0 || err != nil {
+		t.Errorf("CountKeys of a missing table = %d, %v", n, err)
+	}
+	// Audit records are upserted per request, subject and target.
+	rec := nopii.SubjectAudit{RequestID: req.RequestID, Subject: "s", At: req.At, Workflow: "w", Target: "twin", RowsDeleted: 2, Status: "failed", Error: "x"}
+	for _, status := range []string{"failed", "done"} {
+		rec.Status = status
+		if err := f.RecordSubjectRequests(testContext(t), []nopii.SubjectAudit{rec}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := queryInt(t, conn, "SELECT count(*) FROM nopii.subject_requests WHERE status = 'done'"); n != 1 {
+		t.Errorf("audit rows: %d done", n)
+	}
+}
