@@ -122,21 +122,38 @@ func guardNewColumns(ctx context.Context, src nopii.Source, wf *config.Workflow,
 			ruled[r.Column] = true
 		}
 	}
+	var fresh []nopii.Column
+	var sampled []string
 	for _, c := range j.table.Columns {
 		if old[c.Name] || ruled[c.Name] {
 			continue
 		}
-		f, ok, err := scanner.Judge(c, func() ([]string, error) { return src.Sample(ctx, j.table, c.Name, 100) })
+		fresh = append(fresh, c)
+		if scanner.NeedsValues(c) {
+			sampled = append(sampled, c.Name)
+		}
+	}
+	values := map[string][]string{}
+	if len(sampled) > 0 {
+		vs, err := src.Sample(ctx, j.table, sampled, driftSample)
 		if err != nil {
 			return err
 		}
-		if ok {
+		for i, name := range sampled {
+			values[name] = vs[i]
+		}
+	}
+	for _, c := range fresh {
+		if f, ok := scanner.Judge(c, values[c.Name]); ok {
 			d.unclassified = append(d.unclassified, f)
 			d.unclassCols = append(d.unclassCols, c.Name)
 		}
 	}
 	return nil
 }
+
+// driftSample is how many rows the drift guard samples to judge new columns.
+const driftSample = 200
 
 // unclassifiedError is the message of on_unclassified: fail.
 func (d *decision) unclassifiedError(t nopii.TableName) error {
