@@ -128,7 +128,13 @@ func Judge(c nopii.Column, values []string) (Finding, bool) {
 	var ok bool
 	switch cl {
 	case classInet:
-		f, ok = Finding{Kind: KindIP, Confidence: 0.95, Evidence: "column type " + c.Type.Underlying().Name}, true
+		// inet holds a host's address; cidr a network, personal only when
+		// its name says so.
+		if c.Type.Underlying().Name == "inet" {
+			f, ok = Finding{Kind: KindIP, Confidence: 0.95, Evidence: "column type inet"}, true
+		} else {
+			f, ok = judgeColumn(c, cl, nil)
+		}
 	case classJSON:
 		f, ok = judgeJSON(values)
 	default:
@@ -147,8 +153,9 @@ func Judge(c nopii.Column, values []string) (Finding, bool) {
 
 // reliable kinds have validators that real values of the kind pass: when
 // none of many sampled values does, the name was wrong (a card column
-// holding "Visa", an email column holding "n/a").
-var reliable = map[string]bool{KindEmail: true, KindIP: true, KindCard: true, KindIBAN: true, KindSSN: true}
+// holding "Visa", an email column holding "n/a"). SSNs are not: they are
+// often stored as bare digits, which the check leaves alone.
+var reliable = map[string]bool{KindEmail: true, KindIP: true, KindCard: true, KindIBAN: true}
 
 func judgeColumn(c nopii.Column, cl typeClass, values []string) (Finding, bool) {
 	hit, byName := judgeName(c.Name)
@@ -206,6 +213,7 @@ type valueJudgement struct {
 	names       nameStats
 	postcodes   float64
 	words       float64 // fraction of values that are words of letters (city)
+	embedded    float64 // fraction of prose values with an email, phone, card or IBAN inside
 }
 
 // support is the fraction of values that pass the check of kind, and
@@ -227,6 +235,8 @@ func (v valueJudgement) support(kind string) (float64, string) {
 		return v.postcodes, "the postcode shape"
 	case KindCity:
 		return v.words, "the place-name shape (words of letters)"
+	case KindFreeText:
+		return v.embedded, "the email, phone, card and IBAN checks on their words"
 	}
 	if c, ok := v.checks[kind]; ok {
 		return v.fracs[kind], c
@@ -246,7 +256,29 @@ const (
 	minStreetFrac = 0.5
 	minNameFrac   = 0.6
 	minDOBFrac    = 0.95
+	// minEmbeddedFrac: prose where this many values carry an email or a
+	// number of a person is judged as a whole.
+	minEmbeddedFrac = 0.2
 )
+
+// embedsPII: prose (three words or more) with an email, an international
+// phone number, a card number or an IBAN among its words.
+func embedsPII(s string) bool {
+	ws := strings.Fields(s)
+	if len(ws) < 3 {
+		return false
+	}
+	for i, w := range ws {
+		w = strings.Trim(w, ".,;:!?()<>[]\"'")
+		if isEmail(w) || isIBAN(w) || strings.HasPrefix(w, "+") && i+1 < len(ws) && isPhone(w+" "+strings.Trim(ws[i+1], ".,;:")) || isPhone(w) && strings.HasPrefix(w, "+") {
+			return true
+		}
+		if i+3 < len(ws) && isCard(strings.Join(ws[i:i+4], " ")) {
+			return true
+		}
+	}
+	return false
+}
 
 func judgeValues(cl typeClass, values []string) valueJudgement {
 	v := valueJudgement{fracs: map[string]float64{}, checks: map[string]string{}}
@@ -255,7 +287,7 @@ func judgeValues(cl typeClass, values []string) valueJudgement {
 		return v
 	}
 	counts := map[string]int{}
-	words, postcodes := 0, 0
+	words, postcodes, embedded := 0, 0, 0
 	for _, raw := range values {
 		s := strings.TrimSpace(raw)
 		if s == "" {
@@ -273,6 +305,9 @@ func judgeValues(cl typeClass, values []string) valueJudgement {
 		if lettersOnly(s) {
 			words++
 		}
+		if cl == classText && embedsPII(s) {
+			embedded++
+		}
 		if postcodeShape(s) {
 			postcodes++
 		}
@@ -281,7 +316,7 @@ func judgeValues(cl typeClass, values []string) valueJudgement {
 		v.fracs[val.kind] = float64(counts[val.kind]) / float64(n)
 		v.checks[val.kind] = val.check
 	}
-	v.words, v.postcodes = float64(words)/float64(n), float64(postcodes)/float64(n)
+	v.words, v.postcodes, v.embedded = float64(words)/float64(n), float64(postcodes)/float64(n), float64(embedded)/float64(n)
 	if cl == classText || cl == classDate {
 		v.dob = birthDates(values, now())
 	}
@@ -319,6 +354,8 @@ func judgeValues(cl typeClass, values []string) valueJudgement {
 		v.kind, v.frac, v.check = KindLastName, v.names.last, "the family-name list"
 	case v.dob.plausible >= minDOBFrac && n >= 20 && v.dob.days*2 >= n && v.dob.medianAge >= 18 && v.dob.medianAge <= 90 && v.dob.spread >= 15:
 		v.kind, v.frac, v.check = KindBirthDate, v.dob.plausible, "the date of birth check (ages 0–120, adult median, decades apart)"
+	case v.embedded >= minEmbeddedFrac:
+		v.kind, v.frac, v.check = KindFreeText, v.embedded, "the email, phone, card and IBAN checks on their words"
 	}
 	return v
 }

@@ -23,7 +23,8 @@ const (
 	KindCity       = "city"
 	KindIP         = "ip"
 	KindPassword   = "password"
-	KindJSON       = "json" // a json/jsonb column with PII at some paths
+	KindFreeText   = "free_text" // prose with emails, phone, card or IBAN numbers inside
+	KindJSON       = "json"      // a json/jsonb column with PII at some paths
 )
 
 // words maps a word, or words run together (e_mail → email, date_of_birth
@@ -35,7 +36,7 @@ var words = map[string]string{}
 var stems = []struct{ stem, kind string }{
 	{"email", KindEmail}, {"telefon", KindPhone}, {"telephon", KindPhone}, {"phone", KindPhone},
 	{"geburts", KindBirthDate}, {"birth", KindBirthDate}, {"strasse", KindAddress}, {"street", KindAddress},
-	{"postleitzahl", KindPostcode}, {"passw", KindPassword}, {"kreditkart", KindCard}, {"handynummer", KindPhone},
+	{"postleitzahl", KindPostcode}, {"addr", KindAddress}, {"passw", KindPassword}, {"kreditkart", KindCard}, {"handynummer", KindPhone},
 }
 
 func init() {
@@ -49,7 +50,7 @@ func init() {
 	add(KindPhone, "phone", "phonenumber", "phoneno", "telephone", "tel", "telno", "telefon", "telefono", "telefone",
 		"telefoon", "telephonenumber", "mobile", "mobil", "mobilnummer", "mobilephone", "movil", "cell", "cellphone",
 		"cellular", "handy", "fax", "portable", "cellulare", "celular", "gsm", "msisdn", "tlf", "telefonnummer",
-		"numerotelephone", "numerodetelephone", "numerotelefono", "telefoonnummer", "contactnumber")
+		"numerotelephone", "numerodetelephone", "numerotelefono", "telefoonnummer", "contactnumber", "telemovel", "telemovil")
 	add(KindFirstName, "firstname", "givenname", "forename", "fname", "vorname", "prenom", "nombre", "nome",
 		"voornaam", "primeironome", "christianname", "middlename")
 	add(KindLastName, "lastname", "surname", "familyname", "lname", "nachname", "familienname", "nom", "apellido",
@@ -86,7 +87,7 @@ func init() {
 		"sourceip", "srcip", "lastip", "loginip", "xforwardedfor", "ipadresse", "direccionip", "adresseip")
 	add(KindPassword, "password", "passwd", "pwd", "passwort", "kennwort", "contrasena", "motdepasse", "wachtwoord",
 		"senha", "passwordhash", "passwordsalt", "secret", "apikey", "apisecret", "accesstoken", "refreshtoken",
-		"secretkey", "privatekey", "otpsecret", "totpsecret")
+		"secretkey", "privatekey", "otpsecret", "totpsecret", "apitoken", "authtoken", "sessiontoken")
 }
 
 // negative words next to a kind's word say the column is about the thing,
@@ -202,7 +203,7 @@ func judgeName(name string) (nameHit, bool) {
 			if !ok && j == i+1 {
 				kind, ok = stem(w)
 			}
-			if ok && (bi < 0 || j-i > bj-bi) {
+			if ok && (bi < 0 || j-i >= bj-bi) { // ties: the later word, the head noun (last_login_ip)
 				best, bi, bj = nameHit{kind, strings.Join(ts[i:j], "_")}, i, j
 			}
 		}

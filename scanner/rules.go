@@ -29,6 +29,7 @@ var candidates = map[string][]map[string]any{
 	KindCity:       {{"rule": "fake", "kind": "city"}},
 	KindIP:         {{"rule": "fake", "kind": "ipv4"}, {"rule": "hash"}},
 	KindPassword:   {{"rule": "destroy"}},
+	KindFreeText:   {{"rule": "fake", "kind": "sentence"}, {"rule": "destroy"}},
 }
 
 // checkKey is a key for compiling suggestions: rules that need hmac_key

@@ -99,16 +99,18 @@ func TestJudgeValues(t *testing.T) {
 		{"c", "text", []string{"Anna Müller", "Thomas Schmidt", "María García", "Giulia Rossi", "Jan de Vries"}, "full_name"},
 		{"c", "text", []string{"Widget Pro", "Blue Steel Hammer", "Cable 2m", "Laptop Stand", "USB Hub"}, ""},
 		{"c", "text", []string{"$2b$12$abcdefghijklmnopqrstuv", "$2b$12$bbcdefghijklmnopqrstuv", "$argon2id$v=19$m=65536", "$2a$10$xyzxyzxyzxyzxyzxyzxyzx", "$2b$12$cbcdefghijklmnopqrstuv"}, "password"},
-		{"c", "text", repeat(20, func(i int) string { return fmt.Sprintf("%064x", i*7919) }), ""},                                        // hashes
-		{"c", "text", repeat(20, func(i int) string { return fmt.Sprintf("SKU-%05d-AB", i) }), ""},                                       // SKUs
-		{"c", "text", repeat(20, func(i int) string { return fmt.Sprintf("%08d", 100000+i*37) }), ""},                                    // zero-padded ids
-		{"c", "text", repeat(20, func(i int) string { return fmt.Sprintf("%d.%d.%d", i%3, i%7, i) }), ""},                                // versions
-		{"c", "text", repeat(20, func(i int) string { return fmt.Sprintf("%d.%02d", 100+i*13, i) }), ""},                                 // amounts
-		{"c", "date", repeat(40, func(i int) string { return fmt.Sprintf("%d-%02d-%02d", 1940+i, 1+i%12, 1+i%28) }), "birth_date"},      // adults decades apart
-		{"c", "date", repeat(40, func(i int) string { return fmt.Sprintf("2024-%02d-%02d", 1+i%12, 1+i%28) }), ""},                       // recent events
-		{"birth_date", "date", repeat(40, func(i int) string { return "2001-01-01" }), ""},                                               // all one day: a placeholder
-		{"email", "text", repeat(20, func(i int) string { return "n/a" }), ""},                                                           // the name is wrong
-		{"doc", "jsonb", repeat(10, func(i int) string { return fmt.Sprintf(`{"contact":{"email":"p%d@x.org","tel":"+4930123456%d"},"n":%d}`, i, i, i) }), "json"},
+		{"c", "text", repeat(20, func(i int) string { return fmt.Sprintf("%064x", i*7919) }), ""},                                  // hashes
+		{"c", "text", repeat(20, func(i int) string { return fmt.Sprintf("SKU-%05d-AB", i) }), ""},                                 // SKUs
+		{"c", "text", repeat(20, func(i int) string { return fmt.Sprintf("%08d", 100000+i*37) }), ""},                              // zero-padded ids
+		{"c", "text", repeat(20, func(i int) string { return fmt.Sprintf("%d.%d.%d", i%3, i%7, i) }), ""},                          // versions
+		{"c", "text", repeat(20, func(i int) string { return fmt.Sprintf("%d.%02d", 100+i*13, i) }), ""},                           // amounts
+		{"c", "date", repeat(40, func(i int) string { return fmt.Sprintf("%d-%02d-%02d", 1940+i, 1+i%12, 1+i%28) }), "birth_date"}, // adults decades apart
+		{"c", "date", repeat(40, func(i int) string { return fmt.Sprintf("2024-%02d-%02d", 1+i%12, 1+i%28) }), ""},                 // recent events
+		{"birth_date", "date", repeat(40, func(i int) string { return "2001-01-01" }), ""},                                         // all one day: a placeholder
+		{"email", "text", repeat(20, func(i int) string { return "n/a" }), ""},                                                     // the name is wrong
+		{"doc", "jsonb", repeat(10, func(i int) string {
+			return fmt.Sprintf(`{"contact":{"email":"p%d@x.org","tel":"+4930123456%d"},"n":%d}`, i, i, i)
+		}), "json"},
 	}
 	for i, tt := range tests {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
