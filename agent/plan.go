@@ -155,6 +155,16 @@ func guardNewColumns(ctx context.Context, src nopii.Source, wf *config.Workflow,
 // driftSample is how many rows the drift guard samples to judge new columns.
 const driftSample = 200
 
+// findings returns the unclassified columns as scanner findings.
+func (d *decision) findings(t *nopii.Table) []scanner.ColumnFinding {
+	out := make([]scanner.ColumnFinding, len(d.unclassified))
+	for i, f := range d.unclassified {
+		c, _ := t.Column(d.unclassCols[i])
+		out[i] = scanner.NewColumnFinding(t.Name, c, f)
+	}
+	return out
+}
+
 // unclassifiedError is the message of on_unclassified: fail.
 func (d *decision) unclassifiedError(t nopii.TableName) error {
 	var b strings.Builder

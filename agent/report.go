@@ -2,6 +2,8 @@ package agent
 
 import (
 	"time"
+
+	"github.com/nopii/nopii/scanner"
 )
 
 // Report is what a run did, per table. It is printed after every run and
@@ -35,6 +37,9 @@ type TableReport struct {
 	Redacted    []string `json:"redacted_columns,omitempty"`
 	Feeds       []string `json:"feeds,omitempty"`
 	Error       string   `json:"error,omitempty"`
+	// Unclassified are the new columns the drift guard judged PII without
+	// a rule; the agent posts them to the dashboard as a scan.
+	Unclassified []scanner.ColumnFinding `json:"unclassified,omitempty"`
 }
 
 // Failed reports whether the run or any table failed.

@@ -103,18 +103,23 @@ func mustRead(t *testing.T, path string) []byte {
 // oneInputConfig writes a workflow w with one input (prod), the given
 // table entries, and one twin feed.
 func oneInputConfig(t *testing.T, prodDSN, twinDSN, tables string) string {
-	return writeConfig(t, `
+	return writeConfig(t, oneInputYAML(prodDSN, twinDSN, tables))
+}
+
+// oneInputYAML is the file oneInputConfig writes.
+func oneInputYAML(prodDSN, twinDSN, tables string) string {
+	return `
 version: 1
-hmac_key: `+testKey+`
+hmac_key: ` + testKey + `
 workflows:
   - name: w
     inputs:
       - name: prod
-        dsn: `+prodDSN+`
+        dsn: ` + prodDSN + `
         tables:
-`+tables+`
+` + tables + `
     feeds:
       - type: twin
-        dsn: `+twinDSN+`
-`)
+        dsn: ` + twinDSN + `
+`
 }

@@ -136,10 +136,15 @@ func scanTable(ctx context.Context, src nopii.Source, r nopii.Relation, o Option
 		if !ok {
 			continue
 		}
-		out = append(out, ColumnFinding{Schema: t.Name.Schema, Table: t.Name.Name, Column: c.Name, Type: c.TypeSQL,
-			Kind: f.Kind, Confidence: f.Confidence, Evidence: f.Evidence, Rule: f.Spec, Paths: f.Paths, RuleYAML: f.Rule})
+		out = append(out, NewColumnFinding(t.Name, c, f))
 	}
 	return out, nil
+}
+
+// NewColumnFinding is the finding f of column c of table t.
+func NewColumnFinding(t nopii.TableName, c nopii.Column, f Finding) ColumnFinding {
+	return ColumnFinding{Schema: t.Schema, Table: t.Name, Column: c.Name, Type: c.TypeSQL, Kind: f.Kind,
+		Confidence: f.Confidence, Evidence: f.Evidence, Rule: f.Spec, Paths: f.Paths, RuleYAML: f.Rule}
 }
 
 func schemaChosen(patterns []string, schema string) bool {
