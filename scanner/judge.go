@@ -214,6 +214,7 @@ type valueJudgement struct {
 	postcodes   float64
 	words       float64 // fraction of values that are words of letters (city)
 	embedded    float64 // fraction of prose values with an email, phone, card or IBAN inside
+	distinct    int     // distinct values
 }
 
 // support is the fraction of values that pass the check of kind, and
@@ -288,8 +289,10 @@ func judgeValues(cl typeClass, values []string) valueJudgement {
 	}
 	counts := map[string]int{}
 	words, postcodes, embedded := 0, 0, 0
+	seen := map[string]bool{}
 	for _, raw := range values {
 		s := strings.TrimSpace(raw)
+		seen[s] = true
 		if s == "" {
 			continue
 		}
@@ -323,7 +326,10 @@ func judgeValues(cl typeClass, values []string) valueJudgement {
 	if cl == classText {
 		v.names = personNames(values)
 	}
-	if n < minValues {
+	v.distinct = len(seen)
+	// Values alone judge only a column of varied values: one default
+	// repeated ("nick", "n/a") is no sample of people.
+	if n < minValues || v.distinct < 3 {
 		return v
 	}
 	// The best-supported kind over its threshold, most specific first.
@@ -345,13 +351,18 @@ func judgeValues(cl typeClass, values []string) valueJudgement {
 	if v.kind != "" {
 		return v
 	}
+	names := v.distinct*50 >= n // a handful of names repeated over many rows is a category
 	switch {
+	case !names:
 	case v.names.full >= minNameFrac && v.names.full >= v.names.first:
 		v.kind, v.frac, v.check = KindFullName, v.names.full, "the name lists (first and family names)"
 	case v.names.first >= minNameFrac && v.names.first >= v.names.last:
 		v.kind, v.frac, v.check = KindFirstName, v.names.first, "the first-name list"
 	case v.names.last >= minNameFrac:
 		v.kind, v.frac, v.check = KindLastName, v.names.last, "the family-name list"
+	}
+	switch {
+	case v.kind != "":
 	case v.dob.plausible >= minDOBFrac && n >= 20 && v.dob.days*2 >= n && v.dob.medianAge >= 18 && v.dob.medianAge <= 90 && v.dob.spread >= 15:
 		v.kind, v.frac, v.check = KindBirthDate, v.dob.plausible, "the date of birth check (ages 0–120, adult median, decades apart)"
 	case v.embedded >= minEmbeddedFrac:

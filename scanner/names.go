@@ -57,7 +57,7 @@ func init() {
 		"apellidos", "cognome", "achternaam", "sobrenome", "apelido", "maidenname")
 	add(KindFullName, "fullname", "displayname", "nomcomplet", "nombrecompleto", "volledigenaam", "nomecompleto",
 		"vollername", "cardholder", "cardholdername", "accountholder", "contactperson", "ansprechpartner")
-	add(KindUsername, "username", "login", "userlogin", "loginname", "nickname", "screenname", "benutzername",
+	add(KindUsername, "username", "login", "userlogin", "loginname", "screenname", "benutzername",
 		"nomeutente", "nombredeusuario")
 	add(KindSSN, "ssn", "socialsecurity", "socialsecuritynumber", "socialsecurityno", "sozialversicherungsnummer",
 		"svnr", "nss", "numerosecuritesociale", "securitesociale", "nir", "bsn", "burgerservicenummer")

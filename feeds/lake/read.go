@@ -29,13 +29,17 @@ import (
 // the column's value as PostgreSQL's text output renders it (nil for NULL).
 // It is the read side of `nopii verify`. Parquet parts are read whole, one
 // at a time; CSV and JSONL parts are streamed. Array columns of Parquet
-// parts are not read back (ErrUnsupportedType).
+// parts are not read back (ErrUnsupportedType); a table the lake does not
+// hold yet is nopii.ErrNotFound.
 func (f *Feed) ColumnText(ctx context.Context, target nopii.TableName, column string, row func(key, value []byte) error) error {
 	if f.err != nil {
 		return f.err
 	}
 	dir := TableDir(f.opts.Workflow, target)
 	m, err := ReadManifest(ctx, f.store, dir)
+	if errors.Is(err, ErrNotExist) {
+		return fmt.Errorf("read %s: %w: no manifest in %s", target, nopii.ErrNotFound, f.store.Describe())
+	}
 	if err != nil {
 		return fmt.Errorf("read %s: %w", target, err)
 	}
@@ -56,7 +60,7 @@ func (f *Feed) ColumnText(ctx context.Context, target nopii.TableName, column st
 		parts = append(parts, d.Parts...)
 	}
 	for _, p := range parts {
-		key := dir + "/" + p.Path
+		key := dir + p.Path
 		if err := f.readPart(ctx, key, m.Format, column, typ, row); err != nil {
 			return fmt.Errorf("read %s: %w", key, err)
 		}
@@ -188,7 +192,7 @@ func readCSVColumn(r io.Reader, column string, row func(key, value []byte) error
 	var cur []byte
 	quoted, inQuotes, atStart := false, false, true
 	end := func() {
-		fields = append(fields, append([]byte(nil), cur...))
+		fields = append(fields, append([]byte{}, cur...))
 		nulls = append(nulls, len(cur) == 0 && !quoted)
 		cur, quoted, atStart = cur[:0], false, true
 	}
