@@ -21,23 +21,31 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
 // mustLoad creates a database from a SQL file and returns its DSN.
 func mustLoad(tb testing.TB, sqlFile string) string {
 	tb.Helper()
-	dsn := pgtest.MustDatabase(tb)
 	sql, err := os.ReadFile(sqlFile)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	return mustLoadSQL(tb, string(sql))
+}
+
+// mustLoadSQL creates a database, runs sql in it and returns its DSN.
+func mustLoadSQL(tb testing.TB, sql string) string {
+	tb.Helper()
+	dsn := pgtest.MustDatabase(tb)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, string(sql)); err != nil {
-		tb.Fatalf("load %s: %v", sqlFile, err)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		tb.Fatalf("load: %v", err)
 	}
 	return dsn
 }
@@ -46,7 +54,7 @@ func mustScan(tb testing.TB, dsn string, o scanner.Options) []scanner.ColumnFind
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	src, err := postgres.Open(ctx, dsn, postgres.Options{Name: "corpus", Readers: 4, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	src, err := postgres.Open(ctx, dsn, postgres.Options{Name: "corpus", Readers: 4, Logger: quiet})
 	if err != nil {
 		tb.Fatal(err)
 	}
