@@ -199,6 +199,16 @@ INSERT INTO product SELECT i, 'SKU-' || lpad(i::text, 6, '0') || '-' || pick(ARR
   lpad((i * 37)::text, 9, '0'), lpad((i * 104729)::text, 12, '0')
 FROM generate_series(1, 300) i;
 
+-- Brands named after people, and the town of a warehouse: not personal data
+CREATE TABLE brand_stock (
+  id int PRIMARY KEY, brand text, warehouse_city text, units int
+);
+INSERT INTO brand_stock SELECT i, pick(ARRAY['Hugo Boss','Tommy Hilfiger','Calvin Klein','Ralph Lauren','Marc Jacobs','Karl Lagerfeld',
+  'Paul Smith','Ted Baker','Vera Wang','Michael Kors','Kate Spade','Tory Burch','Stella McCartney','Giorgio Armani','Donna Karan',
+  'Hugo Boss Orange','Anna Sui','Emilio Pucci','Roberto Cavalli','Jean Paul Gaultier','Christian Dior'], i),
+  pick(ARRAY['Duisburg','Venlo','Rotterdam','Lyon','Zaragoza'], i), i % 500
+FROM generate_series(1, 300) i;
+
 CREATE TABLE ledger (
   entry_id bigint PRIMARY KEY, account_code text, amount numeric(14,2), currency char(3), booked_on date,
   value_date date, memo text, reference text, cost_center int, fiscal_year int, hired_on date
