@@ -9,8 +9,12 @@ import (
 	"github.com/nopii/nopii"
 )
 
-// maxPathValues bounds the values kept per path of a json column's sample.
-const maxPathValues = 1000
+// maxPathValues bounds the values kept per path of a json column's sample,
+// maxPaths the paths judged (documents keyed by ids have a path per id).
+const (
+	maxPathValues = 1000
+	maxPaths      = 500
+)
 
 var textColumnType = &nopii.Type{Schema: "pg_catalog", Name: "text"}
 
@@ -30,6 +34,9 @@ func judgeJSON(docs []string) (Finding, bool) {
 		}
 		parsed++
 		walkJSON("$", "", v, func(path, key, val string) {
+			if _, known := vals[path]; !known && len(vals) >= maxPaths {
+				return
+			}
 			if len(vals[path]) < maxPathValues {
 				vals[path] = append(vals[path], val)
 				keys[path] = key

@@ -23,7 +23,10 @@ func TestSample(t *testing.T) {
 		`CREATE TABLE public.parted_a PARTITION OF public.parted FOR VALUES FROM (0) TO (30000)`,
 		`CREATE TABLE public.parted_b PARTITION OF public.parted FOR VALUES FROM (30000) TO (70000)`,
 		`INSERT INTO public.parted SELECT i, 'v' || i FROM generate_series(1, 60000) i`,
-		`ANALYZE`)
+		`CREATE TABLE public.emptied (id int PRIMARY KEY, v text)`,
+		`INSERT INTO public.emptied SELECT i, 'v' || i FROM generate_series(1, 60000) i`,
+		`ANALYZE`,
+		`DELETE FROM public.emptied WHERE id > 3`)
 	src := mustOpen(t, dsn, 2)
 	big := mustDescribe(t, src, "public", "big")
 	if c, _ := big.Column("email"); c.Comment != "E-Mail des Kunden" {
@@ -50,6 +53,12 @@ func TestSample(t *testing.T) {
 	}
 	if vs, err := src.Sample(testContext(t), small, []string{"note"}, 1000); err != nil || len(vs[0]) != 50 {
 		t.Fatalf("small: %d values, %v", len(vs[0]), err)
+	}
+	// Statistics say 60,000 rows, 3 are left: the sampled pages hold none,
+	// and Sample reads with LIMIT instead.
+	emptied := mustDescribe(t, src, "public", "emptied")
+	if vs, err := src.Sample(testContext(t), emptied, []string{"v"}, 1000); err != nil || len(vs[0]) != 3 {
+		t.Fatalf("emptied: %d values, %v", len(vs[0]), err)
 	}
 	parted, err := src.Describe(testContext(t), rel("public", "parted"), nil)
 	if parted == nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -635,17 +636,27 @@ func (s *Source) Sample(ctx context.Context, t *nopii.Table, columns []string, n
 	if err != nil {
 		return nil, err
 	}
-	dec := pgcopy.NewDecoder(len(columns), func(v [][]byte) error {
+	collect := func(v [][]byte) error {
 		for i, b := range v {
 			if b != nil {
 				out[i] = append(out[i], string(b))
 			}
 		}
 		return nil
-	})
+	}
+	dec := pgcopy.NewDecoder(len(columns), collect)
 	_, err = conn.PgConn().CopyTo(ctx, dec, SampleSQL(t, columns, n))
 	if err == nil {
 		err = dec.Close()
+	}
+	if err == nil && t.EstRows > int64(sampleSpread*n) && empty(out) {
+		// TABLESAMPLE SYSTEM picks whole pages: a table much smaller than
+		// its statistics say can yield none. Read the first n rows instead.
+		dec = pgcopy.NewDecoder(len(columns), collect)
+		_, err = conn.PgConn().CopyTo(ctx, dec, sampleSQL(t, columns, n, false))
+		if err == nil {
+			err = dec.Close()
+		}
 	}
 	if err != nil {
 		conn.Close(context.Background())
@@ -661,8 +672,21 @@ const (
 	sampleChars  = 2000 // text values are cut to this many characters
 )
 
+func empty(vs [][]string) bool {
+	for _, v := range vs {
+		if len(v) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // SampleSQL is the statement Sample runs.
 func SampleSQL(t *nopii.Table, columns []string, n int) string {
+	return sampleSQL(t, columns, n, t.EstRows > int64(sampleSpread*n))
+}
+
+func sampleSQL(t *nopii.Table, columns []string, n int, tablesample bool) string {
 	var b strings.Builder
 	b.WriteString("COPY (SELECT ")
 	for i, name := range columns {
@@ -676,9 +700,9 @@ func SampleSQL(t *nopii.Table, columns []string, n int) string {
 		b.WriteString(expr)
 	}
 	b.WriteString(" FROM " + from(t))
-	if t.EstRows > int64(sampleSpread*n) {
+	if tablesample {
 		pct := 100 * float64(sampleSpread*n) / float64(t.EstRows)
-		fmt.Fprintf(&b, " TABLESAMPLE SYSTEM (%.6f)", pct)
+		b.WriteString(" TABLESAMPLE SYSTEM (" + strconv.FormatFloat(pct, 'f', -1, 64) + ")")
 	}
 	fmt.Fprintf(&b, " LIMIT %d) TO STDOUT (FORMAT binary)", n)
 	return b.String()
