@@ -306,6 +306,9 @@ var streetSuffixes = []string{"strasse", "str", "weg", "allee", "platz", "gasse"
 // isStreet: a house number and a street word, in either order (12 Main
 // Street, Hauptstraße 5, Calle Mayor 3, 5 rue de la Paix).
 func isStreet(s string) bool {
+	if !strings.ContainsRune(s, ' ') || !strings.ContainsAny(s, "0123456789") {
+		return false
+	}
 	ts := tokens(s)
 	if len(ts) < 2 || len(ts) > 12 {
 		return false
@@ -330,7 +333,8 @@ func isStreet(s string) bool {
 // parseDate reads the date at the start of a value: ISO (2006-01-02, with
 // a time or not), 02.01.2006, 02/01/2006 or 01/02/2006.
 func parseDate(s string) (time.Time, bool) {
-	if len(s) >= 10 {
+	// Cheap shape check first: time.Parse allocates an error per miss.
+	if len(s) >= 10 && (s[4] == '-' || s[2] == '.' || s[2] == '/') {
 		for _, layout := range []string{"2006-01-02", "02.01.2006", "02/01/2006", "01/02/2006"} {
 			if t, err := time.Parse(layout, s[:10]); err == nil && (len(s) == 10 || s[10] == ' ' || s[10] == 'T') {
 				return t, true
