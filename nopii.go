@@ -90,6 +90,7 @@ type Column struct {
 	Typmod  int32  // pg_attribute.atttypmod; -1 when none
 	TypeSQL string // the type as format_type prints it for built-in types: character varying(20)
 	NotNull bool
+	Comment string // COMMENT ON COLUMN, for the scanner; not part of the fingerprint
 	// GeneratedFrom lists the columns a stored generated column is computed
 	// from; its stored value carries theirs.
 	GeneratedFrom []string
@@ -281,8 +282,11 @@ type Source interface {
 	// Indexed reports whether some index of the table leads with column,
 	// which a delta cursor needs to be cheap.
 	Indexed(ctx context.Context, t *Table, column string) (bool, error)
-	// Sample returns up to n non-NULL values of a column as text.
-	Sample(ctx context.Context, t *Table, column string, n int) ([]string, error)
+	// Sample reads a bounded sample of up to n rows of the table (never the
+	// whole of a big one) and returns, per column asked for, its non-NULL
+	// values as text, in the order of columns. Sample may be called from
+	// several goroutines at once.
+	Sample(ctx context.Context, t *Table, columns []string, n int) ([][]string, error)
 	// Close ends the snapshot and releases connections.
 	Close() error
 }

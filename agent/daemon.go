@@ -18,6 +18,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/nopii/nopii/config"
+	"github.com/nopii/nopii/scanner"
 )
 
 // Daemon is `nopii agent`: it runs every scheduled workflow on its cron
@@ -286,6 +287,13 @@ func (d *Daemon) fire(name string) {
 	}
 	if d.reporter != nil {
 		d.reporter.Job(JobReport{JobID: jobID, Agent: cfg.Agent.Name, Report: rep})
+		var found []scanner.ColumnFinding
+		for _, t := range rep.Tables {
+			found = append(found, t.Unclassified...)
+		}
+		if len(found) > 0 { // the drift guard found PII without a rule: show it on the scanner page
+			d.reporter.Scan(ScanReport{Agent: cfg.Agent.Name, Findings: found})
+		}
 	}
 	rows, _ := rep.Totals()
 	log.Info("run finished", "status", rep.Status, "tables", len(rep.Tables), "rows", rows, "seconds", rep.Seconds)

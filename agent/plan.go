@@ -122,20 +122,47 @@ func guardNewColumns(ctx context.Context, src nopii.Source, wf *config.Workflow,
 			ruled[r.Column] = true
 		}
 	}
+	var fresh []nopii.Column
+	var sampled []string
 	for _, c := range j.table.Columns {
 		if old[c.Name] || ruled[c.Name] {
 			continue
 		}
-		f, ok, err := scanner.Judge(c, func() ([]string, error) { return src.Sample(ctx, j.table, c.Name, 100) })
+		fresh = append(fresh, c)
+		if scanner.NeedsValues(c) {
+			sampled = append(sampled, c.Name)
+		}
+	}
+	values := map[string][]string{}
+	if len(sampled) > 0 {
+		vs, err := src.Sample(ctx, j.table, sampled, driftSample)
 		if err != nil {
 			return err
 		}
-		if ok {
+		for i, name := range sampled {
+			values[name] = vs[i]
+		}
+	}
+	for _, c := range fresh {
+		if f, ok := scanner.Judge(c, values[c.Name]); ok {
 			d.unclassified = append(d.unclassified, f)
 			d.unclassCols = append(d.unclassCols, c.Name)
 		}
 	}
 	return nil
+}
+
+// driftSample is how many rows the drift guard samples to judge new columns.
+const driftSample = 200
+
+// findings returns the unclassified columns as scanner findings.
+func (d *decision) findings(t *nopii.Table) []scanner.ColumnFinding {
+	out := make([]scanner.ColumnFinding, len(d.unclassified))
+	for i, f := range d.unclassified {
+		c, _ := t.Column(d.unclassCols[i])
+		out[i] = scanner.NewColumnFinding(t.Name, c, f)
+	}
+	return out
 }
 
 // unclassifiedError is the message of on_unclassified: fail.

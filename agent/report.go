@@ -2,6 +2,8 @@ package agent
 
 import (
 	"time"
+
+	"github.com/nopii/nopii/scanner"
 )
 
 // Report is what a run did, per table. It is printed after every run and
@@ -38,6 +40,9 @@ type TableReport struct {
 	Error       string   `json:"error,omitempty"`
 
 	err error // the error behind Error, for retry decisions
+	// Unclassified are the new columns the drift guard judged PII without
+	// a rule; the agent posts them to the dashboard as a scan.
+	Unclassified []scanner.ColumnFinding `json:"unclassified,omitempty"`
 }
 
 // Failed reports whether the run or any table failed.

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/nopii/nopii/scanner"
 )
 
 // Heartbeat is what the agent posts every heartbeat_interval (SPEC §6).
@@ -71,6 +73,34 @@ func (r *Reporter) Heartbeat(h Heartbeat) { r.enqueue("/api/v1/heartbeat", h) }
 // Job queues a job report.
 func (r *Reporter) Job(j JobReport) { r.enqueue("/api/v1/jobs", j) }
 
+// ScanReport is what the agent and `nopii scan` post to /api/v1/scans: the
+// findings of one scan, for the dashboard's scanner page.
+type ScanReport struct {
+	Agent    string                  `json:"agent"`
+	Findings []scanner.ColumnFinding `json:"findings"`
+}
+
+// Scan queues a scan report.
+func (r *Reporter) Scan(s ScanReport) { r.enqueue(scansPath, s) }
+
+// PostScan posts a scan report now and returns the dashboard's answer, for
+// the CLI, which has no queue to wait on.
+func (r *Reporter) PostScan(ctx context.Context, s ScanReport) error {
+	if s.Findings == nil {
+		s.Findings = []scanner.ColumnFinding{}
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("encode scan report: %w", err)
+	}
+	if err := r.send(ctx, post{scansPath, b}); err != nil {
+		return fmt.Errorf("post scan to the dashboard: %w", err)
+	}
+	return nil
+}
+
+const scansPath = "/api/v1/scans"
+
 func (r *Reporter) enqueue(path string, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -105,7 +135,7 @@ func (r *Reporter) loop() {
 	for p := range r.queue {
 		wait := time.Second
 		for attempt := 1; ; attempt++ {
-			err := r.send(p)
+			err := r.send(context.Background(), p)
 			if err == nil {
 				break
 			}
@@ -131,8 +161,8 @@ func isClientError(err error) bool {
 	return ok && s >= 400 && s < 500 && s != 429
 }
 
-func (r *Reporter) send(p post) error {
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, r.url+p.path, bytes.NewReader(p.body))
+func (r *Reporter) send(ctx context.Context, p post) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.url+p.path, bytes.NewReader(p.body))
 	if err != nil {
 		return err
 	}

@@ -238,6 +238,7 @@ func (r *Runner) copyTable(ctx context.Context, src nopii.Source, feeds []nopii.
 	phase("decide", t0)
 	tr.Mode, tr.Reason, tr.DriftForced = d.mode, d.reason, d.drift
 	if len(d.unclassified) > 0 {
+		tr.Unclassified = d.findings(j.table)
 		if wf.OnUnclassified != config.OnUnclassifiedWarn {
 			return fail(d.unclassifiedError(j.table.Name))
 		}

@@ -5,11 +5,15 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"hash"
+	"sort"
+	"time"
 
 	"github.com/nopii/nopii"
 	"github.com/nopii/nopii/config"
+	"github.com/nopii/nopii/redact"
 )
 
 // ColumnReader is a feed whose stored values can be read back for the leak
@@ -23,11 +27,13 @@ type sourceColumns interface {
 	ColumnText(ctx context.Context, t *nopii.Table, column string, row func(key, value []byte) error) error
 }
 
-// VerifyResult is the leak check of one redacted column in one feed.
+// VerifyResult is the leak check of one redacted column (or one path of a
+// json column) in one feed.
 type VerifyResult struct {
 	Input    string   `json:"input"`
 	Table    string   `json:"table"`
 	Column   string   `json:"column"`
+	Path     string   `json:"path,omitempty"` // json rule: the path inside the documents
 	Rule     string   `json:"rule"`
 	Feed     string   `json:"feed"`
 	Check    string   `json:"check,omitempty"` // values: no source value anywhere; rows: no row kept its own
@@ -45,10 +51,11 @@ var valueChecked = map[string]bool{"redact_email": true, "hash": true, "random_s
 var rowChecked = map[string]bool{"fake": true, "shift_date": true, "noise": true}
 
 // Verify proves, for every redacted column of a workflow, that no source
-// value of it appears in the feeds: values are compared as keyed hashes
-// under a key made for this check alone, so neither side's values are kept
-// in memory or printed. Rules that output no source data (destroy, replace,
-// keep) need no check.
+// value of it appears in the feeds — twin tables and lake objects (the
+// latest snapshot and its deltas), and, for json rules, the scalars at each
+// redacted path: values are compared as keyed hashes under a key made for
+// this check alone, so neither side's values are kept in memory or printed.
+// Rules that output no source data (destroy, replace, keep) need no check.
 func (r *Runner) Verify(ctx context.Context, cfg *config.Config, wf *config.Workflow) ([]VerifyResult, error) {
 	key := []byte(cfg.HMACKey.Reveal())
 	var feeds []nopii.Feed
@@ -78,6 +85,70 @@ func (r *Runner) Verify(ctx context.Context, cfg *config.Config, wf *config.Work
 	return out, nil
 }
 
+// check is one thing to verify of a column: the column itself (path "")
+// or the scalars at one path of its json documents, with the rule that
+// redacts them.
+type check struct {
+	path string
+	rule string
+	json *redact.JSONRewriter // extracts the scalars at path; nil for the column itself
+	got  *[][]byte            // where json collects them, per document
+}
+
+// checksOf lists what to verify of a column's rule; nil when its rule
+// outputs no source data.
+func checksOf(rule config.ColumnRule) ([]check, error) {
+	if rule.Rule != "json" {
+		if valueChecked[rule.Rule] || rowChecked[rule.Rule] {
+			return []check{{rule: rule.Rule}}, nil
+		}
+		return nil, nil
+	}
+	paths, _ := rule.Params["paths"].(map[string]any)
+	var out []check
+	for p, spec := range paths {
+		m, _ := spec.(map[string]any)
+		name, _ := m["rule"].(string)
+		if !valueChecked[name] && !rowChecked[name] {
+			continue
+		}
+		jp, err := redact.ParseJSONPath(p)
+		if err != nil {
+			return nil, fmt.Errorf("column %s: path %s: %w", rule.Column, p, err)
+		}
+		got := new([][]byte)
+		w := redact.NewJSONRewriter([]redact.JSONAction{{Path: jp, Scalar: func(dst []byte, _ redact.JSONKind, text []byte) ([]byte, error) {
+			*got = append(*got, append([]byte(nil), text...))
+			return append(dst, "null"...), nil
+		}}})
+		out = append(out, check{path: p, rule: name, json: w, got: got})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].path < out[j].path })
+	return out, nil
+}
+
+// values calls fn with each value a stored value holds for the check: the
+// value itself, or the scalars at the path of a json document (none when
+// it is not JSON or lacks the path).
+func (c check) values(v []byte, canon func([]byte) []byte, fn func([]byte)) {
+	if len(v) == 0 {
+		return
+	}
+	if c.json == nil {
+		fn(canon(v))
+		return
+	}
+	*c.got = (*c.got)[:0]
+	if _, err := c.json.Rewrite(nil, v); err != nil {
+		return
+	}
+	for _, s := range *c.got {
+		if len(s) > 0 {
+			fn(s)
+		}
+	}
+}
+
 func (r *Runner) verifyInput(ctx context.Context, in *config.Input, feeds []nopii.Feed, key, salt []byte) ([]VerifyResult, error) {
 	src, err := r.OpenSource(ctx, in, 1)
 	if err != nil {
@@ -103,78 +174,115 @@ func (r *Runner) verifyInput(ctx context.Context, in *config.Input, feeds []nopi
 			return nil, err
 		}
 		for _, rule := range j.entry.Columns {
-			if !valueChecked[rule.Rule] && !rowChecked[rule.Rule] && rule.Rule != "json" {
-				continue
+			checks, err := checksOf(rule)
+			if err != nil {
+				return nil, err
 			}
-			for _, f := range feeds {
-				res := VerifyResult{Input: in.Name, Table: j.table.Name.String(), Column: rule.Column, Rule: rule.Rule, Feed: f.Kind()}
-				fr, ok := f.(ColumnReader)
-				switch {
-				case rule.Rule == "json":
-					res.Skipped = "values inside json documents are not checked yet"
-				case !ok:
-					res.Skipped = "the " + f.Kind() + " feed cannot be read back yet"
-				case valueChecked[rule.Rule]:
-					res.Check = "values"
-					err = checkValues(ctx, sc, fr, j, rule.Column, h, &res)
-				default:
-					res.Check = "rows"
-					err = checkRows(ctx, sc, fr, j, rule.Column, h, c, &res)
+			col, _ := j.table.Column(rule.Column)
+			canon := canonical(col)
+			for _, ck := range checks {
+				for _, f := range feeds {
+					res := VerifyResult{Input: in.Name, Table: j.table.Name.String(), Column: rule.Column, Path: ck.path, Rule: ck.rule, Feed: f.Kind()}
+					fr, ok := f.(ColumnReader)
+					switch {
+					case !ok:
+						res.Skipped = "the " + f.Kind() + " feed cannot be read back"
+					case valueChecked[ck.rule]:
+						res.Check = "values"
+						err = checkValues(ctx, sc, fr, j, rule.Column, ck, canon, h, &res)
+					default:
+						res.Check = "rows"
+						err = checkRows(ctx, sc, fr, j, rule.Column, ck, canon, h, c, &res)
+					}
+					switch {
+					case errors.Is(err, nopii.ErrNotFound), errors.Is(err, nopii.ErrUnsupportedType):
+						res.Check, res.Skipped, res.Source, res.Checked, res.Leaks, res.LeakKeys = "", skipReason(err), 0, 0, 0, nil
+					case err != nil:
+						return nil, err
+					}
+					out = append(out, res)
 				}
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, res)
 			}
 		}
 	}
 	return out, nil
 }
 
+func skipReason(err error) string {
+	if errors.Is(err, nopii.ErrUnsupportedType) {
+		return "values of this type are not read back from this feed"
+	}
+	return "the table is not in this feed yet: run first"
+}
+
+// canonical renders a value so that the source's text and a feed's text
+// of the same value compare equal: timestamps with time zone as UTC (each
+// side prints them in its own session's zone).
+func canonical(c nopii.Column) func([]byte) []byte {
+	if c.Type == nil || c.Type.Underlying().Name != "timestamptz" {
+		return func(v []byte) []byte { return v }
+	}
+	return func(v []byte) []byte {
+		s := string(v)
+		for _, layout := range []string{"2006-01-02 15:04:05.999999-07", "2006-01-02 15:04:05.999999-07:00", "2006-01-02 15:04:05.999999-07:00:00"} {
+			if t, err := time.Parse(layout, s); err == nil {
+				return []byte(t.UTC().Format(time.RFC3339Nano))
+			}
+		}
+		return v
+	}
+}
+
 type digest [16]byte
 
-func sum(h hash.Hash, b []byte) digest {
+func sum(h hash.Hash, parts ...[]byte) digest {
 	h.Reset()
-	h.Write(b)
+	for _, p := range parts {
+		h.Write(p)
+		h.Write([]byte{0})
+	}
 	var d digest
 	copy(d[:], h.Sum(nil))
 	return d
 }
 
-// checkValues: no non-empty source value of the column appears anywhere in
-// the feed's column.
-func checkValues(ctx context.Context, sc sourceColumns, fr ColumnReader, j *job, column string, h hash.Hash, res *VerifyResult) error {
+// checkValues: no non-empty source value of the column (or path) appears
+// anywhere in the feed's column.
+func checkValues(ctx context.Context, sc sourceColumns, fr ColumnReader, j *job, column string, ck check, canon func([]byte) []byte, h hash.Hash, res *VerifyResult) error {
 	seen := map[digest]struct{}{}
 	err := sc.ColumnText(ctx, j.table, column, func(_, v []byte) error {
-		if len(v) > 0 {
-			seen[sum(h, v)] = struct{}{}
+		ck.values(v, canon, func(s []byte) {
+			seen[sum(h, s)] = struct{}{}
 			res.Source++
-		}
+		})
 		return nil
 	})
 	if err != nil {
 		return err
 	}
 	return fr.ColumnText(ctx, j.target.Name, column, func(k, v []byte) error {
-		res.Checked++
-		if len(v) > 0 {
-			if _, ok := seen[sum(h, v)]; ok {
-				res.leak(k)
+		leaked := false
+		ck.values(v, canon, func(s []byte) {
+			res.Checked++
+			if _, ok := seen[sum(h, s)]; ok {
+				leaked = true
 			}
+		})
+		if leaked {
+			res.leak(k)
 		}
 		return nil
 	})
 }
 
-// checkRows: no row of the feed kept its own source value.
-func checkRows(ctx context.Context, sc sourceColumns, fr ColumnReader, j *job, column string, h hash.Hash, c *compiled, res *VerifyResult) error {
-	byKey := map[digest]digest{}
+// checkRows: no row of the feed kept its own source value (at the path).
+func checkRows(ctx context.Context, sc sourceColumns, fr ColumnReader, j *job, column string, ck check, canon func([]byte) []byte, h hash.Hash, c *compiled, res *VerifyResult) error {
+	own := map[digest]struct{}{} // (feed key, value) pairs of the source
 	scratch := make([]byte, 0, 128)
 	err := sc.ColumnText(ctx, j.table, column, func(k, v []byte) error {
 		if len(v) == 0 {
 			return nil
 		}
-		res.Source++
 		if c.keyFn != nil { // the feed holds the hash of a redacted key
 			scratch = scratch[:0]
 			hk, err := apply(c.keyFn, &scratch, k)
@@ -183,18 +291,25 @@ func checkRows(ctx context.Context, sc sourceColumns, fr ColumnReader, j *job, c
 			}
 			k = hk
 		}
-		byKey[sum(h, k)] = sum(h, v)
+		ck.values(v, canon, func(s []byte) {
+			own[sum(h, k, s)] = struct{}{}
+			res.Source++
+		})
 		return nil
 	})
 	if err != nil {
 		return err
 	}
 	return fr.ColumnText(ctx, j.target.Name, column, func(k, v []byte) error {
-		res.Checked++
-		if len(v) > 0 {
-			if own, ok := byKey[sum(h, k)]; ok && own == sum(h, v) {
-				res.leak(k)
+		leaked := false
+		ck.values(v, canon, func(s []byte) {
+			res.Checked++
+			if _, ok := own[sum(h, k, s)]; ok {
+				leaked = true
 			}
+		})
+		if leaked {
+			res.leak(k)
 		}
 		return nil
 	})

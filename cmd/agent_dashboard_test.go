@@ -132,6 +132,21 @@ workflows:
 		}
 	}
 
+	// A column that drift adds and that looks like PII, without a rule:
+	// the run fails closed, and the agent posts it to the scanner page.
+	mustExec(t, mustConnect(t, prodDSN), `ALTER TABLE public.t ADD COLUMN mobile_phone text; UPDATE public.t SET mobile_phone = '+49 151 2345' || lpad(id::text, 3, '0')`)
+	eventually(t, 20*time.Second, "the scanner page shows the unclassified column", func() bool {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+dashAddr+"/scans", nil)
+		req.Header.Set("Authorization", "Bearer "+admin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return strings.Contains(string(page), "mobile_phone") && strings.Contains(string(page), "edge-agent")
+	})
+
 	ag.Process.Signal(syscall.SIGTERM)
 	ag.Wait()
 	eventually(t, 10*time.Second, "the stopped agent turns unhealthy", func() bool { seen, ok := healthy(); return seen && !ok })

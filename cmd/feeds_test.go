@@ -23,20 +23,8 @@ import (
 // all three, redacted alike; then a delta run writes delta folders.
 func TestAllFeedsAtOnce(t *testing.T) {
 	prodDSN, twinDSN := demoDatabases(t)
-	srv := s3test.MustServer(t)
-	bucket := s3test.MustBucket(t)
-	dir := t.TempDir()
-	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
-	cfg := writeConfig(t, `
-version: 1
-hmac_key: `+testKey+`
-workflows:
-  - name: shop
-    inputs:
-      - name: prod
-        dsn: `+prodDSN+`
-        tables:
+	srv, bucket, dir, feeds := lakeFeeds(t, twinDSN, "parquet", "csv")
+	cfg := writeConfig(t, workflowYAML("shop", prodDSN, `
           - name: public.customer
             updated_at: updated_at
             columns:
@@ -46,20 +34,7 @@ workflows:
           - name: public.orders
             columns:
               email: { rule: redact_email }
-    feeds:
-      - type: twin
-        dsn: `+twinDSN+`
-      - type: s3
-        bucket: `+bucket+`
-        prefix: lake/
-        region: `+srv.Region+`
-        endpoint: `+srv.Endpoint()+`
-        format: parquet
-      - type: files
-        path: `+dir+`
-        format: csv
-        compression: gzip
-`)
+`, feeds+"        compression: gzip\n"))
 	rep := runJSON(t, cfg, 0)
 	for _, tr := range rep.Tables {
 		if strings.Join(tr.Feeds, ",") != "twin,s3,files" || tr.Error != "" {

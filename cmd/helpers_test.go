@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/nopii/nopii/internal/pgtest"
+	"github.com/nopii/nopii/internal/s3test"
 )
 
 const testKey = "test-hmac-key-0123456789abcdef-0123456789"
@@ -104,17 +105,12 @@ func mustRead(t *testing.T, path string) []byte {
 // oneInputConfig writes a workflow w with one input (prod), the given
 // table entries, and one twin feed.
 func oneInputConfig(t *testing.T, prodDSN, twinDSN, tables string) string {
-	return writeConfig(t, `
-version: 1
-hmac_key: `+testKey+`
-workflows:
-  - name: w
-    inputs:
-      - name: prod
-        dsn: `+prodDSN+`
-        tables:
-`+tables+`
-    feeds:
+	return writeConfig(t, oneInputYAML(prodDSN, twinDSN, tables))
+}
+
+// oneInputYAML is the file oneInputConfig writes.
+func oneInputYAML(prodDSN, twinDSN, tables string) string {
+	return workflowYAML("w", prodDSN, tables+"\n", `    feeds:
       - type: twin
         dsn: `+twinDSN+`
 `)
@@ -145,4 +141,42 @@ func columnText(t *testing.T, conn *pgx.Conn, table, col string) []*string {
 		t.Fatal(err)
 	}
 	return vs
+}
+
+// workflowYAML is a file with one workflow of one input (prod): its table
+// entries, then its feeds section.
+func workflowYAML(name, prodDSN, tables, feeds string) string {
+	return `
+version: 1
+hmac_key: ` + testKey + `
+workflows:
+  - name: ` + name + `
+    inputs:
+      - name: prod
+        dsn: ` + prodDSN + `
+        tables:
+` + tables + feeds
+}
+
+// lakeFeeds gets a bucket on the shared S3 server (its credentials set in
+// the environment) and a folder, and returns the feeds section lines of a
+// twin, an s3 feed (prefix lake/) and a files feed of the given formats.
+func lakeFeeds(t *testing.T, twinDSN, s3Format, filesFormat string) (srv *s3test.Server, bucket, dir, feeds string) {
+	t.Helper()
+	srv, bucket, dir = s3test.MustServer(t), s3test.MustBucket(t), t.TempDir()
+	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	return srv, bucket, dir, `    feeds:
+      - type: twin
+        dsn: ` + twinDSN + `
+      - type: s3
+        bucket: ` + bucket + `
+        prefix: lake/
+        region: ` + srv.Region + `
+        endpoint: ` + srv.Endpoint() + `
+        format: ` + s3Format + `
+      - type: files
+        path: ` + dir + `
+        format: ` + filesFormat + `
+`
 }

@@ -88,6 +88,10 @@ workflows:
 	if !tr.DriftForced || len(tr.Warnings) != 1 || !strings.Contains(tr.Warnings[0], "phone_number looks like phone") {
 		t.Fatalf("warn mode: %+v", tr)
 	}
+	// The finding the agent posts to the dashboard's scanner page.
+	if len(tr.Unclassified) != 1 || tr.Unclassified[0].Column != "phone_number" || tr.Unclassified[0].Kind != "phone" || tr.Unclassified[0].Rule["rule"] != "fake" {
+		t.Fatalf("unclassified findings: %+v", tr.Unclassified)
+	}
 	if n := queryInt(t, mustConnect(t, twinDSN), "SELECT count(*) FROM public.p WHERE phone_number IS NOT NULL"); n != 1 {
 		t.Fatal("warn mode should copy the column")
 	}

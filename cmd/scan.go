@@ -9,6 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nopii/nopii"
+	"github.com/nopii/nopii/agent"
+	"github.com/nopii/nopii/config"
 	"github.com/nopii/nopii/scanner"
 	"github.com/nopii/nopii/source/postgres"
 )
@@ -18,17 +20,23 @@ func newScanCmd(g *globals) *cobra.Command {
 	var schemas []string
 	var sample int
 	c := &cobra.Command{
-		Use:   "scan --dsn DSN [--schema S] [--sample N] [--format table|json|yaml]",
+		Use:   "scan --dsn DSN [--schema S] [--sample N] [--config FILE] [--format table|json|yaml]",
 		Short: "Find columns that look like personal data",
-		Long: `Scan classifies every column of the tables of a database from its name and a
-sample of its values (a bounded read per column, never a whole table): emails,
-phone numbers, names, SSNs, card numbers (Luhn), IP addresses, addresses, dates
-of birth, passwords. Findings carry a kind, a confidence, the evidence (never
-the values) and the rule to add.
+		Long: `Scan classifies every column of the tables of a database from its type, its
+name and comment (snake_case, camelCase, kebab-case, abbreviations; English,
+German, French, Spanish, Italian, Dutch, Portuguese) and a bounded sample of
+its rows (TABLESAMPLE SYSTEM for big tables, LIMIT for small ones; one read
+per table, four tables at once; never a whole table). Values go through
+validators: email syntax, E.164 and national phone formats, Luhn with card
+prefixes, IBAN mod-97, US SSN ranges, national IDs, IP addresses, plausible
+dates of birth, first- and family-name lists, street addresses, and the paths
+inside json/jsonb documents. Findings carry a kind, a confidence, the evidence
+(never a value) and a rule that compiles for the column's type.
 
-With --config, columns the workflow file already has a rule for are left out,
-so what remains is what the configuration misses. --format yaml prints the
-rules to paste into the file.`,
+With --config, columns the workflow file already covers (a rule, keep
+included, or an excluded table) are left out, so what remains is what the
+configuration misses; with a dashboard in that file, the findings are also
+posted to its scanner page. --format yaml prints the rules to paste.`,
 		Example: "  nopii scan --dsn \"$PROD_DATABASE_URL\" --schema public --format yaml\n  nopii scan --dsn \"$PROD_DATABASE_URL\" --config nopii.yaml",
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -40,19 +48,24 @@ rules to paste into the file.`,
 			default:
 				return usageError{fmt.Errorf("--format %q", format), "use table, json or yaml"}
 			}
-			opts := scanner.Options{Schemas: schemas, Sample: sample}
+			if sample <= 0 {
+				return usageError{fmt.Errorf("--sample %d", sample), "sample at least one row per table, e.g. --sample 1000"}
+			}
+			opts := scanner.Options{Schemas: schemas, Sample: sample, Workers: scanWorkers}
 			entries := map[string]bool{} // tables the file names explicitly
+			var cfg *config.Config
 			if cfgPath != "" {
-				cfg, err := loadConfig(cfgPath)
-				if err != nil {
+				var err error
+				if cfg, err = loadConfig(cfgPath); err != nil {
 					return err
 				}
-				ruled := map[string]bool{}
+				ruled, excluded := map[string]bool{}, map[string]bool{}
 				for _, wf := range cfg.Workflows {
 					for _, in := range wf.Inputs {
 						for _, t := range in.Tables {
 							if !t.Pattern {
 								entries[t.Schema+"."+t.Table] = true
+								excluded[t.Schema+"."+t.Table] = t.Exclude
 							}
 							for _, r := range t.Columns {
 								ruled[t.Schema+"."+t.Table+"."+r.Column] = true
@@ -60,13 +73,15 @@ rules to paste into the file.`,
 						}
 					}
 				}
-				opts.Covered = func(t nopii.TableName, column string) bool { return ruled[t.String()+"."+column] }
+				opts.Covered = func(t nopii.TableName, column string) bool {
+					return excluded[t.String()] || ruled[t.String()+"."+column]
+				}
 			}
 			log, err := g.logger(true)
 			if err != nil {
 				return err
 			}
-			src, err := postgres.Open(c.Context(), dsn, postgres.Options{Name: "scan", Logger: log})
+			src, err := postgres.Open(c.Context(), dsn, postgres.Options{Name: "scan", Readers: scanWorkers, Logger: log})
 			if err != nil {
 				return err
 			}
@@ -74,6 +89,15 @@ rules to paste into the file.`,
 			findings, err := scanner.Scan(c.Context(), src, opts)
 			if err != nil {
 				return err
+			}
+			if cfg != nil && cfg.Dashboard != nil {
+				r := agent.NewReporter(cfg.Dashboard.URL, cfg.Dashboard.Token.Reveal(), log, nil)
+				err := r.PostScan(c.Context(), agent.ScanReport{Agent: cfg.Agent.Name, Findings: findings})
+				r.Close(c.Context())
+				if err != nil {
+					return err
+				}
+				log.Info("scan posted to the dashboard", "findings", len(findings))
 			}
 			switch format {
 			case "json":
@@ -97,11 +121,15 @@ rules to paste into the file.`,
 	}
 	c.Flags().StringVar(&dsn, "dsn", "", "database to scan (a read-only role is enough)")
 	c.Flags().StringArrayVar(&schemas, "schema", nil, "schema to scan (repeatable, globs allowed; default all)")
-	c.Flags().IntVar(&sample, "sample", 1000, "values read per column")
+	c.Flags().IntVar(&sample, "sample", 1000, "rows sampled per table")
 	c.Flags().StringVar(&format, "format", "table", "table, json or yaml")
-	c.Flags().StringVarP(&cfgPath, "config", "c", "", "workflow file: leave out columns it already has rules for")
+	c.Flags().StringVarP(&cfgPath, "config", "c", "", "workflow file: leave out columns it covers; post to its dashboard")
 	return c
 }
+
+// scanWorkers is how many tables a scan samples at once, each on its own
+// reader connection of the snapshot.
+const scanWorkers = 4
 
 // printScanYAML prints the findings as table entries to paste under an
 // input's tables; for a table the file already names, the column lines to

@@ -2,10 +2,14 @@ package cmd
 
 import (
 	"encoding/json"
+	"fmt"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/nopii/nopii/config"
+	"github.com/nopii/nopii/dashboard"
+	"github.com/nopii/nopii/internal/pgtest"
 	"github.com/nopii/nopii/scanner"
 )
 
@@ -32,13 +36,13 @@ func TestScan(t *testing.T) {
 		}
 	}
 	for col, kind := range map[string]string{"customer.email": "email", "customer.phone": "phone", "customer.ssn": "ssn",
-		"customer.first_name": "name", "customer.date_of_birth": "birth_date", "orders.email": "email", "event.ip": "ip",
+		"customer.first_name": "first_name", "customer.date_of_birth": "birth_date", "orders.email": "email", "event.ip": "ip",
 		"payment.card_number": "card", "staff.password": "password", "contact_log.reached": "email"} {
 		if f, ok := got[col]; !ok || f.Kind != kind || f.Rule["rule"] == nil {
 			t.Errorf("%s: got %+v, want kind %s with a rule", col, f, kind)
 		}
 	}
-	if f := got["contact_log.reached"]; f.Evidence != "100% of 50 sampled values" {
+	if f := got["contact_log.reached"]; f.Evidence != "100% of 50 sampled values pass the email syntax check" {
 		t.Errorf("value-based evidence = %q", f.Evidence)
 	}
 	for _, col := range []string{"customer.customer_id", "orders.total", "customer.status", "event.user_agent"} {
@@ -62,5 +66,60 @@ func TestScan(t *testing.T) {
 		return map[string]string{"NOPII_HMAC_KEY": testKey, "PROD_DATABASE_URL": "postgres://p/x", "TWIN_DATABASE_URL": "postgres://t/y"}[v], true
 	}}); err != nil {
 		t.Fatalf("the printed rules do not paste into the workflow file: %v\n%s", err, out)
+	}
+}
+
+// TestScanToDashboard: with a dashboard in --config, nopii scan posts what
+// the workflow does not cover yet (a keep rule covers a column) to the
+// scanner page, json paths and their rule included.
+func TestScanToDashboard(t *testing.T) {
+	dashDSN, prodDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	mustExec(t, mustConnect(t, prodDSN), `CREATE TABLE public.person (id int PRIMARY KEY, email text, nickname text, profile jsonb);
+		INSERT INTO public.person SELECT i, 'p' || i || '@people.example', 'n' || i,
+		  jsonb_build_object('contact', jsonb_build_object('email', 'c' || i || '@x.org'), 'size', i) FROM generate_series(1, 30) i`)
+	ctx := t.Context()
+	store, err := dashboard.Open(ctx, dashDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	token, err := store.CreateToken(ctx, "scanner-host")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := dashboard.NewServer(store, dashboard.Options{AdminToken: "admin-token-0123456789abcdef"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	// Scan opens no feed: the twin's DSN is never dialled.
+	cfg := writeConfig(t, oneInputYAML(prodDSN, "postgres://unused/twin", `
+          - name: public.person
+            columns:
+              email: { rule: redact_email }
+              nickname: { rule: keep }`)+`
+dashboard:
+  url: `+hs.URL+`
+  token: `+token+`
+agent:
+  name: scanner-host
+`)
+	code, out, errOut := runCLI(t, "scan", "--dsn", prodDSN, "--config", cfg, "--format", "json")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	scans, err := store.LatestScans(ctx)
+	if err != nil || len(scans) != 1 || scans[0].Agent != "scanner-host" {
+		t.Fatalf("scans %+v %v", scans, err)
+	}
+	got := map[string]string{}
+	for _, f := range scans[0].Findings {
+		var rule map[string]any
+		json.Unmarshal(f.Rule, &rule)
+		got[f.Table+"."+f.Column] = f.Kind + " " + fmt.Sprint(rule)
+	}
+	if want := `json map[paths:map[$.contact.email:map[rule:redact_email]] rule:json]`; got["person.profile"] != want || len(got) != 1 {
+		t.Fatalf("posted findings %v, want only person.profile: %s", got, want)
 	}
 }

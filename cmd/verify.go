@@ -17,7 +17,9 @@ func newVerifyCmd(g *globals) *cobra.Command {
 		Short: "Prove that no source value of a redacted column reached a feed",
 		Long: `Verify is the leak check. For every redacted column of the workflows it streams
 the source's values into a set of keyed hashes (under a key made for this check
-alone) and streams the feed's values through it:
+alone) and streams every feed's values through it — twin tables, and the
+Parquet, CSV or JSONL objects of S3 and files feeds (the latest snapshot and
+the deltas after it); for a json rule, the scalars at each redacted path:
 
   redact_email, hash, mask, random_string: no source value of the column may
   appear anywhere in the feed's column;
@@ -25,8 +27,8 @@ alone) and streams the feed's values through it:
   row's real value may come up): no row may keep its own value.
 
 It reports counts and the source_primary_key of the first offending rows,
-never a value. The exit status is 1 on any leak. Twin feeds are checked; the
-lake feeds and the inside of json documents are not yet, and say so.`,
+never a value. The exit status is 1 on any leak. What cannot be read back
+(array columns of Parquet parts, a table not loaded yet) says "skipped".`,
 		Example: "  nopii verify --config nopii.yaml",
 		RunE: func(c *cobra.Command, args []string) error {
 			cfg, wfs, log, err := g.setup(cfgPath, format, args)
@@ -60,7 +62,7 @@ lake feeds and the inside of json documents are not yet, and say so.`,
 					if r.Skipped != "" {
 						check = "skipped: " + r.Skipped
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", r.Input, r.Table, r.Column, r.Rule, r.Feed, check,
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", r.Input, r.Table, r.Column+r.Path, r.Rule, r.Feed, check,
 						r.Source, r.Checked, r.Leaks, strings.Join(r.LeakKeys, " "))
 				}
 				tw.Flush()

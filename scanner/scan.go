@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"sort"
+	"sync"
 
 	"github.com/nopii/nopii"
 )
@@ -16,90 +17,134 @@ type ColumnFinding struct {
 	Schema     string         `json:"schema"`
 	Table      string         `json:"table"`
 	Column     string         `json:"column"`
+	Type       string         `json:"type"`
 	Kind       string         `json:"kind"`
 	Confidence float64        `json:"confidence"`
 	Evidence   string         `json:"evidence"`
 	Rule       map[string]any `json:"rule"`
+	Paths      []PathFinding  `json:"paths,omitempty"` // kind json: what was found where
 	RuleYAML   string         `json:"-"`
 }
 
 // Options bound a scan.
 type Options struct {
 	Schemas []string // glob patterns; default every schema
-	Sample  int      // values read per column, a bounded LIMIT; default 1000
-	// Covered reports columns the workflow already has a rule for; they are
-	// left out of the findings.
+	Sample  int      // rows sampled per table (TABLESAMPLE or LIMIT); default 1000
+	// Workers is how many tables are sampled at once; default 4. The
+	// Source needs as many reader connections to make use of them.
+	Workers int
+	// Covered reports columns the workflow already has a rule for (keep
+	// included); they are left out of the findings and not sampled.
 	Covered func(t nopii.TableName, column string) bool
 }
 
 // Scan classifies every column of the tables (and partitioned roots) of the
-// chosen schemas from its name and a bounded sample of its values. It never
-// reads a whole table.
+// chosen schemas from its type, name, comment and a bounded sample of the
+// table's rows (one read per table, several tables at once). It never reads
+// a whole table. Findings are sorted by table, then column order.
 func Scan(ctx context.Context, src nopii.Source, o Options) ([]ColumnFinding, error) {
 	if o.Sample <= 0 {
 		o.Sample = 1000
+	}
+	if o.Workers <= 0 {
+		o.Workers = 4
 	}
 	rels, err := src.Relations(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var out []ColumnFinding
+	var chosen []nopii.Relation
 	for _, r := range rels {
-		if r.Partition || (r.Kind != nopii.RelTable && r.Kind != nopii.RelPartitioned) || !schemaChosen(o.Schemas, r.Name.Schema) {
-			continue
-		}
-		// Sampling needs no key: a table without one is scanned too.
-		t, err := src.Describe(ctx, r, nil)
-		if err != nil && !(errors.Is(err, nopii.ErrNoPrimaryKey) && t != nil) {
-			return nil, fmt.Errorf("scan: %w", err)
-		}
-		for _, c := range t.Columns {
-			if o.Covered != nil && o.Covered(t.Name, c.Name) {
-				continue
-			}
-			f, ok, err := Judge(c, func() ([]string, error) { return src.Sample(ctx, t, c.Name, o.Sample) })
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				continue
-			}
-			out = append(out, ColumnFinding{Schema: t.Name.Schema, Table: t.Name.Name, Column: c.Name, Kind: f.Kind,
-				Confidence: f.Confidence, Evidence: f.Evidence, Rule: ruleMap(f.Rule), RuleYAML: f.Rule})
+		if !r.Partition && (r.Kind == nopii.RelTable || r.Kind == nopii.RelPartitioned) && schemaChosen(o.Schemas, r.Name.Schema) {
+			chosen = append(chosen, r)
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.Schema+"."+a.Table != b.Schema+"."+b.Table {
-			return a.Schema+"."+a.Table < b.Schema+"."+b.Table
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make([][]ColumnFinding, len(chosen))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var firstErr error
+	for range min(o.Workers, max(len(chosen), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				res, err := scanTable(ctx, src, chosen[i], o)
+				if err != nil {
+					once.Do(func() { firstErr = err; cancel() })
+					continue
+				}
+				results[i] = res
+			}
+		}()
+	}
+	for i := range chosen {
+		select {
+		case work <- i:
+		case <-ctx.Done():
 		}
-		return false
+	}
+	close(work)
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	var out []ColumnFinding
+	for _, r := range results {
+		out = append(out, r...)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		return out[i].Schema+"."+out[i].Table < out[j].Schema+"."+out[j].Table
 	})
 	return out, nil
 }
 
-const ipRule = "{ rule: fake, kind: ipv4 }"
-
-// Judge classifies one column: by its type (inet and cidr hold IP
-// addresses), its name, and, for text columns only, the values sample
-// returns — a date never holds a phone number, whatever its digits look
-// like. The evidence never quotes a value.
-func Judge(c nopii.Column, sample func() ([]string, error)) (Finding, bool, error) {
-	var values []string
-	switch base := c.Type.Underlying(); base.Name {
-	case "inet", "cidr":
-		return Finding{Kind: "ip", Confidence: 0.9, Evidence: "column type " + base.Name, Rule: ipRule}, true, nil
-	case "text", "varchar", "bpchar", "citext", "name", "json", "jsonb":
-		var err error
-		if values, err = sample(); err != nil {
-			return Finding{}, false, err
+// scanTable describes one table, samples the columns whose values count in
+// one read, and judges every column.
+func scanTable(ctx context.Context, src nopii.Source, r nopii.Relation, o Options) ([]ColumnFinding, error) {
+	// Sampling needs no key: a table without one is scanned too.
+	t, err := src.Describe(ctx, r, nil)
+	if err != nil && !(errors.Is(err, nopii.ErrNoPrimaryKey) && t != nil) {
+		return nil, fmt.Errorf("scan: %w", err)
+	}
+	var cols []nopii.Column
+	var sampled []string
+	for _, c := range t.Columns {
+		if o.Covered != nil && o.Covered(t.Name, c.Name) {
+			continue
+		}
+		cols = append(cols, c)
+		if NeedsValues(c) {
+			sampled = append(sampled, c.Name)
 		}
 	}
-	f, ok := Classify(c.Name, values)
-	if ok {
-		f.Evidence = evidence(f, len(values))
+	values := map[string][]string{}
+	if len(sampled) > 0 {
+		vs, err := src.Sample(ctx, t, sampled, o.Sample)
+		if err != nil {
+			return nil, fmt.Errorf("scan: %w", err)
+		}
+		for i, name := range sampled {
+			values[name] = vs[i]
+		}
 	}
-	return f, ok, nil
+	var out []ColumnFinding
+	for _, c := range cols {
+		f, ok := Judge(c, values[c.Name])
+		if !ok {
+			continue
+		}
+		out = append(out, NewColumnFinding(t.Name, c, f))
+	}
+	return out, nil
+}
+
+// NewColumnFinding is the finding f of column c of table t.
+func NewColumnFinding(t nopii.TableName, c nopii.Column, f Finding) ColumnFinding {
+	return ColumnFinding{Schema: t.Schema, Table: t.Name, Column: c.Name, Type: c.TypeSQL, Kind: f.Kind,
+		Confidence: f.Confidence, Evidence: f.Evidence, Rule: f.Spec, Paths: f.Paths, RuleYAML: f.Rule}
 }
 
 func schemaChosen(patterns []string, schema string) bool {
@@ -112,58 +157,4 @@ func schemaChosen(patterns []string, schema string) bool {
 		}
 	}
 	return false
-}
-
-func evidence(f Finding, n int) string {
-	if f.Evidence == "column name" {
-		return "column name"
-	}
-	return fmt.Sprintf("%.0f%% of %d sampled values", f.Confidence*100, n)
-}
-
-// ruleMap turns the suggested rule's YAML flow ({ rule: fake, kind: phone })
-// into the JSON object of SPEC §5.
-func ruleMap(flow string) map[string]any {
-	m := map[string]any{}
-	for _, part := range splitFlow(flow) {
-		for i := 0; i < len(part); i++ {
-			if part[i] == ':' {
-				k, v := trim(part[:i]), trim(part[i+1:])
-				var n int
-				if _, err := fmt.Sscan(v, &n); err == nil && fmt.Sprint(n) == v {
-					m[k] = n
-				} else {
-					m[k] = v
-				}
-				break
-			}
-		}
-	}
-	return m
-}
-
-func splitFlow(s string) []string {
-	s = trim(s)
-	if len(s) >= 2 && s[0] == '{' && s[len(s)-1] == '}' {
-		s = s[1 : len(s)-1]
-	}
-	var out []string
-	start := 0
-	for i := 0; i <= len(s); i++ {
-		if i == len(s) || s[i] == ',' {
-			out = append(out, s[start:i])
-			start = i + 1
-		}
-	}
-	return out
-}
-
-func trim(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
 }

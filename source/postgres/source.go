@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -175,7 +176,10 @@ func (s *Source) describe(ctx context.Context, rel nopii.Relation, primaryKey []
 	var kind string
 	var est float64
 	err := s.main.QueryRow(ctx, `
-		SELECT c.oid, c.relkind::text, c.reltuples::float8 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		SELECT c.oid, c.relkind::text,
+		       CASE WHEN c.relkind = 'p' THEN coalesce((SELECT sum(p.reltuples) FROM pg_partition_tree(c.oid) t
+		            JOIN pg_class p ON p.oid = t.relid WHERE t.isleaf AND p.reltuples >= 0), -1) ELSE c.reltuples END::float8
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = $1 AND c.relname = $2`, rel.Name.Schema, rel.Name.Name).Scan(&oid, &kind, &est)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("table %s: %w in the source", rel.Name, nopii.ErrNotFound)
@@ -296,7 +300,8 @@ func (s *Source) generated(ctx context.Context, rel uint32, t *nopii.Table) erro
 
 func (s *Source) columns(ctx context.Context, rel uint32) ([]nopii.Column, error) {
 	rows, err := s.main.Query(ctx, `
-		SELECT a.attname, a.atttypid, a.atttypmod, a.attnotnull, format_type(a.atttypid, a.atttypmod)
+		SELECT a.attname, a.atttypid, a.atttypmod, a.attnotnull, format_type(a.atttypid, a.atttypmod),
+		       coalesce(col_description(a.attrelid, a.attnum), '')
 		FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`, rel)
 	if err != nil {
 		return nil, pgconnect.SafeError(err)
@@ -307,10 +312,11 @@ func (s *Source) columns(ctx context.Context, rel uint32) ([]nopii.Column, error
 		typmod  int32
 		notNull bool
 		sql     string
+		comment string
 	}
 	rs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (raw, error) {
 		var x raw
-		return x, r.Scan(&x.name, &x.oid, &x.typmod, &x.notNull, &x.sql)
+		return x, r.Scan(&x.name, &x.oid, &x.typmod, &x.notNull, &x.sql, &x.comment)
 	})
 	if err != nil {
 		return nil, pgconnect.SafeError(err)
@@ -321,7 +327,7 @@ func (s *Source) columns(ctx context.Context, rel uint32) ([]nopii.Column, error
 		if err != nil {
 			return nil, fmt.Errorf("column %s: %w", r.name, err)
 		}
-		cols[i] = nopii.Column{Name: r.name, Type: t, Typmod: r.typmod, TypeSQL: r.sql, NotNull: r.notNull}
+		cols[i] = nopii.Column{Name: r.name, Type: t, Typmod: r.typmod, TypeSQL: r.sql, NotNull: r.notNull, Comment: r.comment}
 	}
 	return cols, nil
 }
@@ -614,26 +620,92 @@ func (s *Source) Indexed(ctx context.Context, t *nopii.Table, column string) (bo
 	return ok, nil
 }
 
-// Sample implements nopii.Source: the first n non-NULL values, a bounded
-// read that never scans the whole table.
-func (s *Source) Sample(ctx context.Context, t *nopii.Table, column string, n int) ([]string, error) {
-	col := nopii.QuoteIdent(column)
-	q := fmt.Sprintf("SELECT %s::text FROM %s WHERE %s IS NOT NULL LIMIT %d", col, from(t), col, n)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var vs []string
-	err := s.guarded(ctx, func() error {
-		rows, err := s.main.Query(ctx, q)
-		if err != nil {
-			return err
-		}
-		vs, err = pgx.CollectRows(rows, pgx.RowTo[string])
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("sample %s.%s: %w", t.Name, column, pgconnect.SafeError(err))
+// Sample implements nopii.Source in one round-trip on a reader connection
+// (so several tables can be sampled at once): a table estimated at more than
+// sampleSpread×n rows is read with TABLESAMPLE SYSTEM at the percentage
+// that yields about that many rows, cut by LIMIT n; a smaller one (or one
+// never analyzed) with LIMIT n alone. Either way the read is bounded and
+// never a scan of the whole table. Text values longer than sampleChars are
+// cut (json is kept whole: the scanner parses it).
+func (s *Source) Sample(ctx context.Context, t *nopii.Table, columns []string, n int) ([][]string, error) {
+	out := make([][]string, len(columns))
+	if len(columns) == 0 || n <= 0 {
+		return out, nil
 	}
-	return vs, nil
+	conn, err := s.reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	collect := func(v [][]byte) error {
+		for i, b := range v {
+			if b != nil {
+				out[i] = append(out[i], string(b))
+			}
+		}
+		return nil
+	}
+	dec := pgcopy.NewDecoder(len(columns), collect)
+	_, err = conn.PgConn().CopyTo(ctx, dec, SampleSQL(t, columns, n))
+	if err == nil {
+		err = dec.Close()
+	}
+	if err == nil && t.EstRows > int64(sampleSpread*n) && empty(out) {
+		// TABLESAMPLE SYSTEM picks whole pages: a table much smaller than
+		// its statistics say can yield none. Read the first n rows instead.
+		dec = pgcopy.NewDecoder(len(columns), collect)
+		_, err = conn.PgConn().CopyTo(ctx, dec, sampleSQL(t, columns, n, false))
+		if err == nil {
+			err = dec.Close()
+		}
+	}
+	if err != nil {
+		conn.Close(context.Background())
+		<-s.slots
+		return nil, fmt.Errorf("sample %s: %w", t.Name, pgconnect.SafeError(err))
+	}
+	s.release(conn)
+	return out, nil
+}
+
+const (
+	sampleSpread = 3    // read TABLESAMPLE for about this many times n rows, then LIMIT n
+	sampleChars  = 2000 // text values are cut to this many characters
+)
+
+func empty(vs [][]string) bool {
+	for _, v := range vs {
+		if len(v) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// SampleSQL is the statement Sample runs.
+func SampleSQL(t *nopii.Table, columns []string, n int) string {
+	return sampleSQL(t, columns, n, t.EstRows > int64(sampleSpread*n))
+}
+
+func sampleSQL(t *nopii.Table, columns []string, n int, tablesample bool) string {
+	var b strings.Builder
+	b.WriteString("COPY (SELECT ")
+	for i, name := range columns {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		expr := nopii.QuoteIdent(name) + "::text"
+		if c, ok := t.Column(name); !ok || (c.Type.Underlying().Name != "json" && c.Type.Underlying().Name != "jsonb") {
+			expr = fmt.Sprintf("left(%s, %d)", expr, sampleChars)
+		}
+		b.WriteString(expr)
+	}
+	b.WriteString(" FROM " + from(t))
+	if tablesample {
+		pct := 100 * float64(sampleSpread*n) / float64(t.EstRows)
+		b.WriteString(" TABLESAMPLE SYSTEM (" + strconv.FormatFloat(pct, 'f', -1, 64) + ")")
+	}
+	fmt.Fprintf(&b, " LIMIT %d) TO STDOUT (FORMAT binary)", n)
+	return b.String()
 }
 
 // guarded runs fn inside a savepoint, so that a failing query does not

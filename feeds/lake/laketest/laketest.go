@@ -5,18 +5,13 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
-	"math/big"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/parquet-go/parquet-go"
@@ -311,119 +306,19 @@ func renderColumn(t *testing.T, fl parquet.Field, vals []parquet.Value) string {
 			b.WriteString("NULL")
 			continue
 		}
-		b.WriteString(arrayElem(renderValue(t, elem, v)))
+		b.WriteString(lake.ArrayElem(renderValue(t, elem, v)))
 	}
 	b.WriteByte('}')
 	return b.String()
 }
 
-// arrayElem quotes an element as array_out does.
-func arrayElem(s string) string {
-	if s == "" || strings.EqualFold(s, "NULL") || strings.ContainsAny(s, "{}\",\\ \t\n\r\v\f") {
-		return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
-	}
-	return s
-}
-
 func renderValue(t *testing.T, n parquet.Node, v parquet.Value) string {
 	t.Helper()
-	typ := n.Type()
-	if lt := typ.LogicalType(); lt != nil && lt.Value != nil {
-		switch l := lt.Value.(type) {
-		case *format.DecimalType:
-			var unscaled big.Int
-			switch typ.Kind() {
-			case parquet.Int32:
-				unscaled.SetInt64(int64(v.Int32()))
-			case parquet.Int64:
-				unscaled.SetInt64(v.Int64())
-			default:
-				b := v.ByteArray()
-				unscaled.SetBytes(b)
-				if len(b) > 0 && b[0]&0x80 != 0 { // two's complement
-					unscaled.Sub(&unscaled, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
-				}
-			}
-			return decimalText(&unscaled, int(l.Scale))
-		case *format.DateType:
-			return time.Unix(int64(v.Int32())*86400, 0).UTC().Format("2006-01-02")
-		case *format.TimeType:
-			return time.UnixMicro(v.Int64()).UTC().Format("15:04:05.999999")
-		case *format.TimestampType:
-			s := time.UnixMicro(v.Int64()).UTC().Format("2006-01-02 15:04:05.999999")
-			if l.IsAdjustedToUTC {
-				s += "+00"
-			}
-			return s
-		case *format.UUIDType:
-			h := hex.EncodeToString(v.ByteArray())
-			return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-		case *format.StringType, *format.JsonType:
-			return string(v.ByteArray())
-		case *format.IntType:
-			if typ.Kind() == parquet.Int32 {
-				return strconv.FormatInt(int64(v.Int32()), 10)
-			}
-			return strconv.FormatInt(v.Int64(), 10)
-		}
-		t.Fatalf("column %s: logical type %s", n.String(), lt)
-	}
-	switch typ.Kind() {
-	case parquet.Boolean:
-		if v.Boolean() {
-			return "t"
-		}
-		return "f"
-	case parquet.Int32:
-		return strconv.FormatInt(int64(v.Int32()), 10)
-	case parquet.Int64:
-		return strconv.FormatInt(v.Int64(), 10)
-	case parquet.Float:
-		return floatText(float64(v.Float()), 32)
-	case parquet.Double:
-		return floatText(v.Double(), 64)
-	case parquet.ByteArray:
-		return `\x` + hex.EncodeToString(v.ByteArray())
-	}
-	t.Fatalf("column %s: type %s", n.String(), typ)
-	return ""
-}
-
-func decimalText(unscaled *big.Int, scale int) string {
-	s := new(big.Int).Abs(unscaled).String()
-	if scale > 0 {
-		if len(s) <= scale {
-			s = strings.Repeat("0", scale-len(s)+1) + s
-		}
-		s = s[:len(s)-scale] + "." + s[len(s)-scale:]
-	}
-	if unscaled.Sign() < 0 {
-		s = "-" + s
+	s, err := lake.ParquetText(n, v)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return s
-}
-
-// floatText prints a float as PostgreSQL 12+ does (shortest round-trip
-// digits; positional for decimal exponents -4 up to 14, or 5 for real).
-func floatText(f float64, bits int) string {
-	switch {
-	case math.IsNaN(f):
-		return "NaN"
-	case math.IsInf(f, 1):
-		return "Infinity"
-	case math.IsInf(f, -1):
-		return "-Infinity"
-	}
-	e := strconv.FormatFloat(f, 'e', -1, bits)
-	exp, _ := strconv.Atoi(e[strings.IndexByte(e, 'e')+1:])
-	limit := 15
-	if bits == 32 {
-		limit = 6
-	}
-	if f != 0 && (exp < -4 || exp >= limit) {
-		return e
-	}
-	return strconv.FormatFloat(f, 'f', -1, bits)
 }
 
 // readCSV parses RFC 4180 text with a header row; an unquoted empty field
@@ -551,53 +446,14 @@ func readJSONL(t *testing.T, path string, data []byte, schema []lake.ManifestCol
 // jsonText turns a to_json value back into PostgreSQL's text output.
 func jsonText(t *testing.T, raw json.RawMessage, typ string) string {
 	t.Helper()
-	if string(raw) == "null" {
+	s, null, err := lake.JSONText(raw, typ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if null {
 		return feedtest.Null
 	}
-	if strings.HasSuffix(typ, "[]") {
-		var elems []json.RawMessage
-		if err := json.Unmarshal(raw, &elems); err != nil {
-			t.Fatalf("%s value %s: %v", typ, raw, err)
-		}
-		parts := make([]string, len(elems))
-		for i, e := range elems {
-			if string(e) == "null" {
-				parts[i] = "NULL"
-				continue
-			}
-			parts[i] = arrayElem(jsonText(t, e, strings.TrimSuffix(typ, "[]")))
-		}
-		return "{" + strings.Join(parts, ",") + "}"
-	}
-	if typ == "json" || typ == "jsonb" {
-		return string(raw)
-	}
-	var v any
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&v); err != nil {
-		t.Fatalf("%s value %s: %v", typ, raw, err)
-	}
-	switch v := v.(type) {
-	case bool:
-		if v {
-			return "t"
-		}
-		return "f"
-	case json.Number:
-		return v.String()
-	case string:
-		switch {
-		case strings.HasPrefix(typ, "timestamp with time zone"):
-			v = strings.Replace(v, "T", " ", 1)
-			return strings.TrimSuffix(v, ":00") // +00:00 → +00
-		case strings.HasPrefix(typ, "timestamp"):
-			return strings.Replace(v, "T", " ", 1)
-		}
-		return v
-	}
-	t.Fatalf("%s value %s: unexpected JSON", typ, raw)
-	return ""
+	return s
 }
 
 // Objects lists every key under the workflow, for tests that check what a
