@@ -38,11 +38,11 @@ type TableReport struct {
 	Redacted    []string `json:"redacted_columns,omitempty"`
 	Feeds       []string `json:"feeds,omitempty"`
 	Error       string   `json:"error,omitempty"`
-
-	err error // the error behind Error, for retry decisions
 	// Unclassified are the new columns the drift guard judged PII without
 	// a rule; the agent posts them to the dashboard as a scan.
 	Unclassified []scanner.ColumnFinding `json:"unclassified,omitempty"`
+
+	err error // the error behind Error, for retry decisions
 }
 
 // Failed reports whether the run or any table failed.
