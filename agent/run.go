@@ -75,6 +75,7 @@ func (r *Runner) Run(ctx context.Context, cfg *config.Config, wf *config.Workflo
 			f.Close()
 		}
 	}()
+	t0 := time.Now()
 	for i := range wf.Feeds {
 		f, err := r.OpenFeed(ctx, wf, &wf.Feeds[i])
 		if err != nil {
@@ -83,6 +84,7 @@ func (r *Runner) Run(ctx context.Context, cfg *config.Config, wf *config.Workflo
 		}
 		feeds = append(feeds, f)
 	}
+	logPhase(log, "open feeds", t0)
 	for i := range wf.Inputs {
 		in := &wf.Inputs[i]
 		if err := r.runInput(ctx, wf, in, feeds, key, par, rep, log.With(LogKeyInput, in.Name)); err != nil {
@@ -99,15 +101,20 @@ func (r *Runner) Run(ctx context.Context, cfg *config.Config, wf *config.Workflo
 }
 
 func (r *Runner) runInput(ctx context.Context, wf *config.Workflow, in *config.Input, feeds []nopii.Feed, key []byte, par int, rep *Report, log *slog.Logger) error {
+	t0 := time.Now()
 	src, err := r.OpenSource(ctx, in, par)
 	if err != nil {
 		return fmt.Errorf("input %s: %w", in.Name, err)
 	}
 	defer src.Close()
+	logPhase(log, "open source", t0)
+	t0 = time.Now()
 	jobs, err := resolve(ctx, src, in, key)
 	if err != nil {
 		return fmt.Errorf("input %s: %w", in.Name, err)
 	}
+	logPhase(log, "resolve", t0)
+	t0 = time.Now()
 	// Prepare per table, serially (feeds create shared types and schemas):
 	// a type that a feed cannot create fails the tables that use it, not
 	// the whole input.
@@ -128,6 +135,7 @@ func (r *Runner) runInput(ctx context.Context, wf *config.Workflow, in *config.I
 		}
 		ready = append(ready, j)
 	}
+	logPhase(log, "prepare feeds", t0)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -208,9 +216,8 @@ func (r *Runner) copyTable(ctx context.Context, src nopii.Source, feeds []nopii.
 		tr.Error = err.Error()
 		return tr
 	}
-	phase := func(name string, since time.Time) {
-		log.Debug("phase", LogKeyTable, tr.Table, "phase", name, "seconds", time.Since(since).Seconds())
-	}
+	tlog := log.With(LogKeyTable, tr.Table)
+	phase := func(name string, since time.Time) { logPhase(tlog, name, since) }
 	t0 := time.Now()
 	d, err := decide(ctx, src, feeds, wf, j, time.Now())
 	if err != nil {
@@ -352,6 +359,12 @@ func (r *Runner) copyTable(ctx context.Context, src nopii.Source, feeds []nopii.
 		}
 	}
 	return tr
+}
+
+// logPhase logs at debug level how long a phase of a run took: where a
+// delta run's time goes, with --log-level debug.
+func logPhase(log *slog.Logger, name string, since time.Time) {
+	log.Debug("phase", "phase", name, "seconds", time.Since(since).Seconds())
 }
 
 // apply runs f on src, appending to *scratch; the result aliases *scratch
