@@ -81,6 +81,9 @@ func TestDeltaUpdates(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "delta from cursor updated_at > ") || !strings.Contains(out, "no index on public.noindex.updated_at") {
 		t.Fatalf("plan: exit %d\n%s", code, out)
 	}
+	if strings.Contains(out, "no index on public.keep_deleted") {
+		t.Fatalf("plan warns about a cursor column that has an index:\n%s", out)
+	}
 
 	rep = runJSON(t, cfgPath, 0)
 	for _, tc := range []struct {
