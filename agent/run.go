@@ -77,6 +77,7 @@ func (r *Runner) Run(ctx context.Context, cfg *config.Config, wf *config.Workflo
 			f.Close()
 		}
 	}()
+	t0 := time.Now()
 	for i := range wf.Feeds {
 		f, err := r.OpenFeed(ctx, wf, &wf.Feeds[i])
 		if err != nil {
@@ -85,6 +86,7 @@ func (r *Runner) Run(ctx context.Context, cfg *config.Config, wf *config.Workflo
 		}
 		feeds = append(feeds, f)
 	}
+	logPhase(log, "open feeds", t0)
 	for i := range wf.Inputs {
 		in := &wf.Inputs[i]
 		if err := r.runInput(ctx, wf, in, feeds, key, par, rep, log.With(LogKeyInput, in.Name)); err != nil {
@@ -115,15 +117,20 @@ func (r *Runner) runInput(ctx context.Context, wf *config.Workflow, in *config.I
 // attemptInput opens a snapshot of the input and copies its tables, or
 // those named in only (source schema.table) when only is not nil.
 func (r *Runner) attemptInput(ctx context.Context, wf *config.Workflow, in *config.Input, feeds []nopii.Feed, key []byte, par int, only map[string]bool, log *slog.Logger) ([]TableReport, error) {
+	t0 := time.Now()
 	src, err := r.OpenSource(ctx, in, par)
 	if err != nil {
 		return nil, err
 	}
 	defer src.Close()
+	logPhase(log, "open source", t0)
+	t0 = time.Now()
 	jobs, err := resolve(ctx, src, in, key)
 	if err != nil {
 		return nil, err
 	}
+	logPhase(log, "resolve", t0)
+	t0 = time.Now()
 	var reports []TableReport
 	// Prepare per table, serially (feeds create shared types and schemas):
 	// a type that a feed cannot create fails the tables that use it, not
@@ -148,6 +155,7 @@ func (r *Runner) attemptInput(ctx context.Context, wf *config.Workflow, in *conf
 		}
 		ready = append(ready, j)
 	}
+	logPhase(log, "prepare feeds", t0)
 	if ctx.Err() != nil {
 		return reports, ctx.Err()
 	}
@@ -227,9 +235,8 @@ func (r *Runner) copyTable(ctx context.Context, src nopii.Source, feeds []nopii.
 		tr.Error, tr.err = err.Error(), err
 		return tr
 	}
-	phase := func(name string, since time.Time) {
-		log.Debug("phase", LogKeyTable, tr.Table, "phase", name, "seconds", time.Since(since).Seconds())
-	}
+	tlog := log.With(LogKeyTable, tr.Table)
+	phase := func(name string, since time.Time) { logPhase(tlog, name, since) }
 	t0 := time.Now()
 	d, err := decide(ctx, src, feeds, wf, j, time.Now())
 	if err != nil {
@@ -348,6 +355,12 @@ func (r *Runner) copyTable(ctx context.Context, src nopii.Source, feeds []nopii.
 		}
 	}
 	return tr
+}
+
+// logPhase logs at debug level how long a phase of a run took: where a
+// delta run's time goes, with --log-level debug.
+func logPhase(log *slog.Logger, name string, since time.Time) {
+	log.Debug("phase", "phase", name, "seconds", time.Since(since).Seconds())
 }
 
 // apply runs f on src, appending to *scratch; the result aliases *scratch

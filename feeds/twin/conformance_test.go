@@ -21,6 +21,7 @@ func TestConformance(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { f.Close() })
 		return f, &twinReader{dsn: dsn}
 	})
 }

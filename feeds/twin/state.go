@@ -62,16 +62,20 @@ func writeState(ctx context.Context, conn *pgx.Conn, target nopii.TableName, st 
 // State implements nopii.Feed. A state whose twin table has gone is no
 // state: the next run copies the table in full.
 func (f *Feed) State(ctx context.Context, k nopii.StateKey) (*nopii.TableState, error) {
-	conn, err := f.connect(ctx)
+	conn, err := f.acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close(context.Background())
+	defer f.release(conn)
 	var js []byte
-	var target string
-	err = conn.QueryRow(ctx, `SELECT state, target_table FROM nopii.table_state
-		WHERE to_regclass('nopii.table_state') IS NOT NULL AND workflow = $1 AND input = $2 AND source_table = $3`,
-		k.Workflow, k.Input, k.Table.String()).Scan(&js, &target)
+	var exists bool
+	// target_table is "schema.table", split at the first dot (as
+	// TableName.String writes it); whether it still exists, in the same
+	// round trip.
+	err = conn.QueryRow(ctx, `SELECT state, to_regclass(format('%I.%I', split_part(target_table, '.', 1),
+		       substr(target_table, strpos(target_table, '.') + 1))) IS NOT NULL
+		FROM nopii.table_state WHERE workflow = $1 AND input = $2 AND source_table = $3`,
+		k.Workflow, k.Input, k.Table.String()).Scan(&js, &exists)
 	var pgErr interface{ SQLState() string }
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
@@ -80,10 +84,6 @@ func (f *Feed) State(ctx context.Context, k nopii.StateKey) (*nopii.TableState, 
 		return nil, nil
 	case err != nil:
 		return nil, fmt.Errorf("twin: read state of %s: %w", k.Table, pgconnect.SafeError(err))
-	}
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", quoteTarget(target)).Scan(&exists); err != nil {
-		return nil, fmt.Errorf("twin: look up %s: %w", target, pgconnect.SafeError(err))
 	}
 	if !exists {
 		return nil, nil
@@ -98,11 +98,11 @@ func (f *Feed) State(ctx context.Context, k nopii.StateKey) (*nopii.TableState, 
 // ColumnText streams every row's source_primary_key and the column's text
 // (NULL as nil) from the twin's table, for the leak check.
 func (f *Feed) ColumnText(ctx context.Context, target nopii.TableName, column string, row func(key, value []byte) error) error {
-	conn, err := f.connect(ctx)
+	conn, err := f.acquire(ctx)
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.Background())
+	defer f.release(conn)
 	sql := "COPY (SELECT " + nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn) + ", " + nopii.QuoteIdent(column) + "::text FROM " +
 		target.Quoted() + ") TO STDOUT (FORMAT binary)"
 	dec := pgcopy.NewDecoder(2, func(v [][]byte) error { return row(v[0], v[1]) })
@@ -110,15 +110,4 @@ func (f *Feed) ColumnText(ctx context.Context, target nopii.TableName, column st
 		return fmt.Errorf("twin: read %s.%s: %w", target, column, pgconnect.SafeError(err))
 	}
 	return dec.Close()
-}
-
-// quoteTarget turns the stored "schema.table" (split at the first dot,
-// as TableName.String writes it) back into a quoted name.
-func quoteTarget(s string) string {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '.' {
-			return nopii.TableName{Schema: s[:i], Name: s[i+1:]}.Quoted()
-		}
-	}
-	return nopii.QuoteIdent(s)
 }

@@ -59,11 +59,11 @@ func isUndefinedTable(err error) bool {
 // ForgottenKeys returns the suppression list of a table: the keyed hashes
 // of the keys forgotten, nil when none.
 func (f *Feed) ForgottenKeys(ctx context.Context, k nopii.StateKey) ([]string, error) {
-	conn, err := f.connect(ctx)
+	conn, err := f.acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close(context.Background())
+	defer f.release(conn)
 	rows, err := conn.Query(ctx, `SELECT key_hmac FROM nopii.forgotten_keys WHERE workflow = $1 AND input = $2 AND source_table = $3`,
 		k.Workflow, k.Input, k.Table.String())
 	if err == nil {
@@ -82,11 +82,11 @@ func (f *Feed) ForgottenKeys(ctx context.Context, k nopii.StateKey) ([]string, e
 // CountKeys returns how many rows of the twin's table have one of keys as
 // source_primary_key; 0 when the table is not in the twin.
 func (f *Feed) CountKeys(ctx context.Context, target nopii.TableName, keys []string) (int64, error) {
-	conn, err := f.connect(ctx)
+	conn, err := f.acquire(ctx)
 	if err != nil {
 		return 0, err
 	}
-	defer conn.Close(context.Background())
+	defer f.release(conn)
 	var n int64
 	err = conn.QueryRow(ctx, "SELECT count(*) FROM "+target.Quoted()+" WHERE "+nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn)+" = ANY ($1::text[])", keys).Scan(&n)
 	if isUndefinedTable(err) {
@@ -103,11 +103,11 @@ func (f *Feed) CountKeys(ctx context.Context, target nopii.TableName, keys []str
 // the rows and will keep them out, or nothing changed. It returns the keys
 // deleted per table, in the order of req.Tables.
 func (f *Feed) Forget(ctx context.Context, req nopii.Forget) ([][]string, error) {
-	conn, err := f.connect(ctx)
+	conn, err := f.acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close(context.Background())
+	defer f.release(conn)
 	if err := ensureSubjectTables(ctx, conn); err != nil {
 		return nil, err
 	}
@@ -147,11 +147,11 @@ func (f *Feed) Forget(ctx context.Context, req nopii.Forget) ([][]string, error)
 
 // RecordSubjectRequests appends audit records to nopii.subject_requests.
 func (f *Feed) RecordSubjectRequests(ctx context.Context, recs []nopii.SubjectAudit) error {
-	conn, err := f.connect(ctx)
+	conn, err := f.acquire(ctx)
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.Background())
+	defer f.release(conn)
 	if err := ensureSubjectTables(ctx, conn); err != nil {
 		return err
 	}

@@ -34,8 +34,12 @@ type Feed struct {
 	opts Options
 	log  *slog.Logger
 
-	mu   sync.Mutex
-	oids map[uint32]uint32 // source type OID → twin type OID, for binary array headers
+	mu     sync.Mutex
+	oids   map[uint32]uint32 // source type OID → twin type OID, for binary array headers
+	idle   []*pgx.Conn       // connections outside any transaction, for the next caller
+	closed bool
+
+	noMerge bool // tests: apply deltas as on PostgreSQL before 15
 }
 
 // Open checks that the twin is reachable and returns the feed.
@@ -55,31 +59,66 @@ func Open(ctx context.Context, dsn string, o Options) (*Feed, error) {
 		return nil, fmt.Errorf("twin: parse dsn: %w", err)
 	}
 	f := &Feed{cfg: cfg, opts: o, log: o.Logger, oids: map[uint32]uint32{}}
-	conn, err := f.connect(ctx)
+	conn, err := f.acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
-	conn.Close(context.Background())
+	f.release(conn)
 	return f, nil
 }
 
-func (f *Feed) connect(ctx context.Context) (*pgx.Conn, error) {
+// acquire returns an idle connection, or a new one. A run would otherwise
+// open one per state lookup, Prepare and load: on a delta run of a table
+// with few changes, connection set-up is much of the cost.
+func (f *Feed) acquire(ctx context.Context) (*pgx.Conn, error) {
+	f.mu.Lock()
+	if n := len(f.idle); n > 0 {
+		conn := f.idle[n-1]
+		f.idle = f.idle[:n-1]
+		f.mu.Unlock()
+		return conn, nil
+	}
+	f.mu.Unlock()
 	return pgconnect.ConnectConfig(ctx, f.cfg.Copy(), f.opts.Connect)
+}
+
+// release keeps a connection for the next caller when it is healthy and
+// outside any transaction; anything else (a failed COPY, a transaction
+// left open) is closed, which rolls back what it held.
+func (f *Feed) release(conn *pgx.Conn) {
+	f.mu.Lock()
+	if !f.closed && !conn.IsClosed() && conn.PgConn().TxStatus() == 'I' {
+		f.idle = append(f.idle, conn)
+		f.mu.Unlock()
+		return
+	}
+	f.mu.Unlock()
+	conn.Close(context.Background())
 }
 
 // Kind implements nopii.Feed.
 func (f *Feed) Kind() string { return "twin" }
 
-// Close implements nopii.Feed. Loads own their connections; nothing is pooled.
-func (f *Feed) Close() error { return nil }
+// Close implements nopii.Feed: it closes the idle connections; loads still
+// running close theirs when they end.
+func (f *Feed) Close() error {
+	f.mu.Lock()
+	idle := f.idle
+	f.idle, f.closed = nil, true
+	f.mu.Unlock()
+	for _, c := range idle {
+		c.Close(context.Background())
+	}
+	return nil
+}
 
 // Prepare creates the schemas and user types the targets need.
 func (f *Feed) Prepare(ctx context.Context, targets []nopii.Target) error {
-	conn, err := f.connect(ctx)
+	conn, err := f.acquire(ctx)
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.Background())
+	defer f.release(conn)
 	schemas := map[string]bool{}
 	var types []*nopii.Type
 	seen := map[uint32]bool{}

@@ -63,6 +63,10 @@ func Open(ctx context.Context, dsn string, o Options) (*Source, error) {
 	// Identifiers are always schema-qualified; with pg_catalog alone on the
 	// path, format_type and pg_get_constraintdef qualify user types too.
 	cfg.RuntimeParams["search_path"] = "pg_catalog"
+	// Catalog queries run once each per run: the simple protocol does each
+	// in one round trip, where a prepared statement takes two. (Arguments
+	// are names and OIDs, which pgx quotes; COPY does not use it.)
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
 	conn, err := pgconnect.ConnectConfig(ctx, cfg, o.Connect)
 	if err != nil {
 		return nil, err
@@ -73,19 +77,16 @@ func Open(ctx context.Context, dsn string, o Options) (*Source, error) {
 		conn.Close(context.Background())
 		return nil, fmt.Errorf("source %s: begin snapshot: %w", o.Name, pgconnect.SafeError(err))
 	}
-	if err := conn.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&s.snapshot); err != nil {
-		conn.Close(context.Background())
-		return nil, fmt.Errorf("source %s: export snapshot: %w", o.Name, pgconnect.SafeError(err))
-	}
 	// Writers in flight now may stamp rows with times before the snapshot
 	// yet commit after it; delta cursors must not pass their start. Without
 	// pg_read_all_stats, other roles' sessions show no xact_start: the
-	// cursor overlap covers those.
+	// cursor overlap covers those. One statement, so that the snapshot and
+	// the look at writers are as close together as they can be.
 	var since *time.Time
-	if err := conn.QueryRow(ctx, `SELECT min(xact_start) FROM pg_stat_activity
-		WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()`).Scan(&since); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT pg_export_snapshot(), (SELECT min(xact_start) FROM pg_stat_activity
+		WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid())`).Scan(&s.snapshot, &since); err != nil {
 		conn.Close(context.Background())
-		return nil, fmt.Errorf("source %s: read transactions in flight: %w", o.Name, pgconnect.SafeError(err))
+		return nil, fmt.Errorf("source %s: export snapshot: %w", o.Name, pgconnect.SafeError(err))
 	}
 	if since != nil {
 		s.inFlight = *since
