@@ -28,8 +28,14 @@ type Runner struct {
 	OpenSource func(ctx context.Context, in *config.Input, readers int) (nopii.Source, error)
 	// OpenFeed opens one feed of a workflow.
 	OpenFeed func(ctx context.Context, wf *config.Workflow, f *config.Feed) (nopii.Feed, error)
-	Logger   *slog.Logger
-	Observer Observer
+	// OpenSnapshot opens an input like OpenSource, importing an exported
+	// snapshot when one is given (mode cdc's first copy).
+	OpenSnapshot func(ctx context.Context, in *config.Input, readers int, snapshot string) (nopii.Source, error)
+	// OpenReplication opens the logical replication stream of an input's
+	// cdc tables.
+	OpenReplication func(ctx context.Context, wf *config.Workflow, in *config.Input) (Replicator, error)
+	Logger          *slog.Logger
+	Observer        Observer
 }
 
 // DefaultParallelism is the number of tables copied at once when the
@@ -86,10 +92,7 @@ func (r *Runner) Run(ctx context.Context, cfg *config.Config, wf *config.Workflo
 	for i := range wf.Inputs {
 		in := &wf.Inputs[i]
 		if err := r.runInput(ctx, wf, in, feeds, key, par, rep, log.With(LogKeyInput, in.Name)); err != nil {
-			if rep.Error != "" {
-				rep.Error += "; "
-			}
-			rep.Error += err.Error()
+			rep.Error = joinError(rep.Error, err.Error())
 			if ctx.Err() != nil {
 				return rep
 			}
@@ -107,6 +110,17 @@ func (r *Runner) runInput(ctx context.Context, wf *config.Workflow, in *config.I
 	jobs, err := resolve(ctx, src, in, key)
 	if err != nil {
 		return fmt.Errorf("input %s: %w", in.Name, err)
+	}
+	jobs, streamed := splitCDC(jobs)
+	if len(streamed) > 0 {
+		// The stream runs after the copies, and without this snapshot,
+		// whose table locks would block DDL on the source meanwhile.
+		defer func() {
+			src.Close()
+			if err := r.runCDC(ctx, wf, in, streamed, feeds, key, par, rep, log, false); err != nil {
+				rep.Error = joinError(rep.Error, fmt.Sprintf("input %s: %v", in.Name, err))
+			}
+		}()
 	}
 	// Prepare per table, serially (feeds create shared types and schemas):
 	// a type that a feed cannot create fails the tables that use it, not
@@ -131,6 +145,12 @@ func (r *Runner) runInput(ctx context.Context, wf *config.Workflow, in *config.I
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	rep.Tables = append(rep.Tables, r.copyAll(ctx, src, feeds, wf, ready, key, par, log)...)
+	return nil
+}
+
+// copyAll copies prepared jobs, par at a time.
+func (r *Runner) copyAll(ctx context.Context, src nopii.Source, feeds []nopii.Feed, wf *config.Workflow, ready []*job, key []byte, par int, log *slog.Logger) []TableReport {
 	results := make([]TableReport, len(ready))
 	work := make(chan int)
 	var wg sync.WaitGroup
@@ -148,8 +168,14 @@ func (r *Runner) runInput(ctx context.Context, wf *config.Workflow, in *config.I
 	}
 	close(work)
 	wg.Wait()
-	rep.Tables = append(rep.Tables, results...)
-	return nil
+	return results
+}
+
+func joinError(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
 }
 
 // resolve matches an input's table entries against the source catalog and
@@ -216,6 +242,14 @@ func (r *Runner) copyTable(ctx context.Context, src nopii.Source, feeds []nopii.
 	if err != nil {
 		return fail(err)
 	}
+	if j.cdc != nil {
+		// mode cdc: the stream asked for this copy, which starts the
+		// table's stream; drift and unclassified columns still count.
+		d.mode, d.since, d.deletes = "full", nil, false
+		if !d.drift {
+			d.reason = j.cdc.reason
+		}
+	}
 	phase("decide", t0)
 	tr.Mode, tr.Reason, tr.DriftForced = d.mode, d.reason, d.drift
 	if len(d.unclassified) > 0 {
@@ -244,6 +278,9 @@ func (r *Runner) copyTable(ctx context.Context, src nopii.Source, feeds []nopii.
 	target.State = &nopii.TableState{Workflow: wf.Name, Input: j.input, Table: j.table.Name, Mode: d.mode,
 		Fingerprint: j.table.Fingerprint(), Columns: j.table.Shape(), PrimaryKey: j.table.PrimaryKey,
 		Cursors: cursors, LastRun: time.Now().UTC()}
+	if j.cdc != nil {
+		target.State.LSN = j.cdc.lsn.String()
+	}
 	loads := make([]nopii.Load, 0, len(feeds))
 	var deltas []nopii.DeltaLoad
 	defer func() {
@@ -275,30 +312,8 @@ func (r *Runner) copyTable(ctx context.Context, src nopii.Source, feeds []nopii.
 	var rows int64
 	sel := nopii.Selection{Since: d.since, WindowSince: d.window, WindowBy: d.windowBy}
 	stats, err := src.CopySelect(ctx, j.table, sel, func(vals [][]byte) error {
-		if c.hasAny || c.keyFn != nil {
-			scratch = scratch[:0]
-			for i, f := range c.funcs {
-				if f == nil {
-					out[i] = vals[i]
-					continue
-				}
-				v, err := apply(f, &scratch, vals[i])
-				if err != nil {
-					return fmt.Errorf("column %s: %w", j.table.Columns[i].Name, err)
-				}
-				out[i] = v
-			}
-			if c.keyFn != nil {
-				v, err := apply(c.keyFn, &scratch, vals[n])
-				if err != nil {
-					return fmt.Errorf("%s: %w", nopii.SourcePrimaryKeyColumn, err)
-				}
-				out[n] = v
-			} else {
-				out[n] = vals[n]
-			}
-		} else {
-			copy(out, vals)
+		if err := c.redactRow(j.table, vals, out, &scratch); err != nil {
+			return err
 		}
 		for _, l := range loads {
 			if err := l.WriteRow(out); err != nil {
@@ -316,14 +331,10 @@ func (r *Runner) copyTable(ctx context.Context, src nopii.Source, feeds []nopii.
 		// The keys that should remain (all, or those inside the window):
 		// the feeds remove the others by an anti-join.
 		_, err = src.CopySelect(ctx, j.table, nopii.Selection{KeysOnly: true, WindowSince: d.window, WindowBy: d.windowBy}, func(vals [][]byte) error {
-			k := vals[0]
-			if c.keyFn != nil {
-				scratch = scratch[:0]
-				v, err := apply(c.keyFn, &scratch, k)
-				if err != nil {
-					return fmt.Errorf("%s: %w", nopii.SourcePrimaryKeyColumn, err)
-				}
-				k = v
+			scratch = scratch[:0]
+			k, err := c.redactKey(vals[0], &scratch)
+			if err != nil {
+				return err
 			}
 			for _, l := range deltas {
 				if err := l.WriteKey(k); err != nil {
@@ -352,6 +363,51 @@ func (r *Runner) copyTable(ctx context.Context, src nopii.Source, feeds []nopii.
 		}
 	}
 	return tr
+}
+
+// redactRow is the one per-row redaction path, for copies and streamed
+// changes alike: vals are a source row (the table's columns, then the key
+// text); out gets the row to load. out aliases vals and *scratch, which it
+// resets.
+func (c *compiled) redactRow(t *nopii.Table, vals, out [][]byte, scratch *[]byte) error {
+	n := len(t.Columns)
+	if !c.hasAny && c.keyFn == nil {
+		copy(out, vals)
+		return nil
+	}
+	*scratch = (*scratch)[:0]
+	for i, f := range c.funcs {
+		if f == nil {
+			out[i] = vals[i]
+			continue
+		}
+		v, err := apply(f, scratch, vals[i])
+		if err != nil {
+			return fmt.Errorf("column %s: %w", t.Columns[i].Name, err)
+		}
+		out[i] = v
+	}
+	out[n] = vals[n]
+	if c.keyFn != nil {
+		v, err := c.redactKey(vals[n], scratch)
+		if err != nil {
+			return err
+		}
+		out[n] = v
+	}
+	return nil
+}
+
+// redactKey hashes a key text when a key column is redacted.
+func (c *compiled) redactKey(k []byte, scratch *[]byte) ([]byte, error) {
+	if c.keyFn == nil {
+		return k, nil
+	}
+	v, err := apply(c.keyFn, scratch, k)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", nopii.SourcePrimaryKeyColumn, err)
+	}
+	return v, nil
 }
 
 // apply runs f on src, appending to *scratch; the result aliases *scratch

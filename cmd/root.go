@@ -111,7 +111,7 @@ Then:        nopii run --config nopii.yaml`,
 			prof.Close()
 		}
 	}
-	root.AddCommand(newRunCmd(g), newPlanCmd(g), newValidateCmd(g), newAgentCmd(g), newScanCmd(g), newVerifyCmd(g), newDashboardCmd(g), newVersionCmd(g))
+	root.AddCommand(newRunCmd(g), newPlanCmd(g), newValidateCmd(g), newAgentCmd(g), newScanCmd(g), newVerifyCmd(g), newDashboardCmd(g), newCDCCmd(g), newVersionCmd(g))
 	return root
 }
 

@@ -381,6 +381,9 @@ type deltaLoad struct {
 	*load
 	deletes bool
 	keys    bool // the stage COPY is done and the key COPY runs
+	// beforeUpsert, when set, runs after the stage is loaded and before the
+	// upsert, in the same transaction (streamed deletes and truncates).
+	beforeUpsert func(ctx context.Context) error
 	// Upserted and Deleted count what Commit applied.
 	upserted, deleted int64
 }
@@ -441,6 +444,11 @@ func (d *deltaLoad) apply(ctx context.Context) error {
 	}
 	if err := d.finishCopy(); err != nil {
 		return err
+	}
+	if d.beforeUpsert != nil {
+		if err := d.beforeUpsert(ctx); err != nil {
+			return err
+		}
 	}
 	name := d.target.Name
 	var sets []string
