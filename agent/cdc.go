@@ -37,6 +37,24 @@ type Replicator interface {
 	Close() error
 }
 
+// Lag is how far a stream is behind its source.
+type Lag struct {
+	Bytes    int64   // WAL written since the position the stream confirmed
+	Seconds  float64 // since the commit of the oldest source transaction not applied yet; 0 when caught up
+	Retained int64   // WAL the slot keeps on the source's disk
+}
+
+// LagObserver is an Observer that also hears, every few seconds, how far
+// each input's stream is behind.
+type LagObserver interface {
+	StreamLag(input string, lag Lag)
+}
+
+// DefaultWALWarn is the WAL a slot may retain before the stream warns:
+// a stream that stops confirming makes the source keep its WAL, which
+// fills the source's disk.
+const DefaultWALWarn = 1 << 30
+
 // cdcCopy marks a job's full copy as the start of its stream: the state
 // gets lsn, from which the stream resumes.
 type cdcCopy struct {
@@ -86,6 +104,9 @@ type stream struct {
 	scratch   []byte
 	out       [][]byte
 	vals      [][]byte
+	caughtUp  bool      // the last news was ChangeIdle with nothing pending
+	oldest    time.Time // commit time of the oldest transaction in the batch
+	lagAt     time.Time // of the last lag report
 }
 
 type streamTable struct {
@@ -317,6 +338,9 @@ func (s *stream) run(ctx context.Context, until nopii.LSN, follow bool) error {
 		if err != nil {
 			return err
 		}
+		if time.Since(s.lagAt) >= 5*time.Second {
+			s.reportLag(ctx)
+		}
 		switch c.Kind {
 		case nopii.ChangeUpsert, nopii.ChangeDelete, nopii.ChangeTruncate:
 			if err := s.add1(c); err != nil {
@@ -328,7 +352,10 @@ func (s *stream) run(ctx context.Context, until nopii.LSN, follow bool) error {
 				}
 			}
 		case nopii.ChangeCommit:
-			s.committed, s.commitAt = c.LSN, c.Time
+			s.committed, s.commitAt, s.caughtUp = c.LSN, c.Time, false
+			if s.oldest.IsZero() {
+				s.oldest = c.Time
+			}
 			if s.pending >= maxBatch || time.Since(s.started) >= flushAfter || (!follow && c.LSN >= until) {
 				if err := s.flush(ctx); err != nil {
 					return err
@@ -341,6 +368,7 @@ func (s *stream) run(ctx context.Context, until nopii.LSN, follow bool) error {
 			if err := s.flush(ctx); err != nil {
 				return err
 			}
+			s.caughtUp = s.pending == 0
 			if s.pending == 0 && c.LSN > s.applied {
 				// Nothing of ours in between: let the slot free that WAL.
 				if err := s.rp.Confirm(c.LSN); err != nil {
@@ -449,7 +477,7 @@ func (s *stream) flush(ctx context.Context) error {
 		t.ops, t.truncate = t.ops[:0], false
 		clear(t.index)
 	}
-	s.pending = 0
+	s.pending, s.oldest = 0, time.Time{}
 	if s.committed > s.applied {
 		s.applied, s.lastTime = s.committed, s.commitAt
 		return s.rp.Confirm(s.applied)
@@ -544,6 +572,32 @@ func (s *stream) drift(ctx context.Context, name nopii.TableName) error {
 	nt.tr.Rows, nt.tr.Upserted, nt.tr.Deleted, nt.tr.Warnings = tr.Rows, tr.Upserted, tr.Deleted, tr.Warnings
 	nt.tr.DriftForced = true
 	return nil
+}
+
+// reportLag tells a LagObserver how far the stream is behind, and warns
+// when the slot retains more WAL than DefaultWALWarn.
+func (s *stream) reportLag(ctx context.Context) {
+	s.lagAt = time.Now()
+	retained, behind, err := s.rp.SlotLag(ctx)
+	if err != nil {
+		s.log.Warn("cannot read the replication slot's lag", LogKeyError, err.Error())
+		return
+	}
+	lag := Lag{Bytes: behind, Retained: retained}
+	if !s.caughtUp {
+		if !s.oldest.IsZero() {
+			lag.Seconds = time.Since(s.oldest).Seconds()
+		} else if !s.commitAt.IsZero() {
+			lag.Seconds = max(0, time.Since(s.commitAt).Seconds())
+		}
+	}
+	if retained > DefaultWALWarn {
+		s.log.Warn("the replication slot retains much WAL on the source: check that the stream keeps up, or drop the slot (nopii cdc drop) of a workflow no longer run",
+			"retained_bytes", retained, "behind_bytes", behind)
+	}
+	if o, ok := s.r.observer().(LagObserver); ok {
+		o.StreamLag(s.in.Name, lag)
+	}
 }
 
 // keepAlive sends standby status updates until stopped, while the stream

@@ -36,7 +36,25 @@ type Runner struct {
 	OpenReplication func(ctx context.Context, wf *config.Workflow, in *config.Input) (Replicator, error)
 	Logger          *slog.Logger
 	Observer        Observer
+	// CDC says what Run does with tables in mode cdc; the zero value is
+	// CDCCatchUp.
+	CDC CDCMode
 }
+
+// CDCMode says what a run does with the tables in mode cdc.
+type CDCMode uint8
+
+const (
+	// CDCCatchUp streams until the source's WAL position at the start of
+	// the stream, then returns (nopii run).
+	CDCCatchUp CDCMode = iota
+	// CDCFollow runs only the cdc tables and streams until the context
+	// ends (the agent's follower).
+	CDCFollow
+	// CDCSkip leaves the cdc tables out (the agent's scheduled runs, while
+	// a follower streams them).
+	CDCSkip
+)
 
 // DefaultParallelism is the number of tables copied at once when the
 // workflow does not say: one per core, at least 2, at most 4.
@@ -112,12 +130,18 @@ func (r *Runner) runInput(ctx context.Context, wf *config.Workflow, in *config.I
 		return fmt.Errorf("input %s: %w", in.Name, err)
 	}
 	jobs, streamed := splitCDC(jobs)
+	switch r.CDC {
+	case CDCSkip:
+		streamed = nil
+	case CDCFollow:
+		jobs = nil
+	}
 	if len(streamed) > 0 {
 		// The stream runs after the copies, and without this snapshot,
 		// whose table locks would block DDL on the source meanwhile.
 		defer func() {
 			src.Close()
-			if err := r.runCDC(ctx, wf, in, streamed, feeds, key, par, rep, log, false); err != nil {
+			if err := r.runCDC(ctx, wf, in, streamed, feeds, key, par, rep, log, r.CDC == CDCFollow); err != nil {
 				rep.Error = joinError(rep.Error, fmt.Sprintf("input %s: %v", in.Name, err))
 			}
 		}()

@@ -53,6 +53,9 @@ type ReplicationOptions struct {
 	// Idle is how long Next waits for data before it asks the server where
 	// it stands and reports ChangeIdle; default 500ms.
 	Idle time.Duration
+	// SlotWait is how long Start waits for a slot that another stream
+	// holds (one just killed, say); default 30s.
+	SlotWait time.Duration
 }
 
 // Replication is a logical replication stream of one input's cdc tables,
@@ -88,6 +91,9 @@ type relation struct {
 func OpenReplication(ctx context.Context, dsn string, o ReplicationOptions) (*Replication, error) {
 	if o.Idle <= 0 {
 		o.Idle = 500 * time.Millisecond
+	}
+	if o.SlotWait <= 0 {
+		o.SlotWait = 30 * time.Second
 	}
 	cfg, conn, err := connectSource(ctx, dsn, o.Name, &o.Logger, &o.Connect)
 	if err != nil {
@@ -316,6 +322,26 @@ func matches(m *pglogrepl.RelationMessage, t *nopii.Table) bool {
 // slot's confirmed position if that is later).
 func (r *Replication) Start(ctx context.Context, from nopii.LSN) error {
 	r.confirmed = from
+	// A stream killed a moment ago may still hold the slot until its
+	// server process notices.
+	for wait := time.Now().Add(r.opts.SlotWait); ; {
+		var pid *int32
+		err := r.sql.QueryRow(ctx, "SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", r.opts.Slot).Scan(&pid)
+		if err != nil {
+			return fmt.Errorf("source %s: look up slot %s: %w", r.opts.Name, r.opts.Slot, pgconnect.SafeError(err))
+		}
+		if pid == nil {
+			break
+		}
+		if time.Now().After(wait) {
+			return fmt.Errorf("source %s: replication slot %s is in use by server process %d: is another nopii streaming this workflow?", r.opts.Name, r.opts.Slot, *pid)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 	err := pglogrepl.StartReplication(ctx, r.repl, r.opts.Slot, pglogrepl.LSN(from), pglogrepl.StartReplicationOptions{
 		Mode: pglogrepl.LogicalReplication,
 		PluginArgs: []string{"proto_version '1'", "publication_names " + quoteLiteral(r.opts.Slot),
