@@ -57,9 +57,12 @@ type ChangeKind uint8
 
 // Change kinds, in the order a logical replication stream has them.
 const (
+	// ChangeBegin starts a source transaction; LSN is where its commit
+	// record starts (everything the transaction did is before it).
+	ChangeBegin ChangeKind = iota + 1
 	// ChangeUpsert is an insert or an update: Values and Key hold the new
 	// row; OldKey is set when an update changed the key.
-	ChangeUpsert ChangeKind = iota + 1
+	ChangeUpsert
 	// ChangeDelete removes the row with Key.
 	ChangeDelete
 	// ChangeTruncate empties Table.

@@ -104,12 +104,18 @@ type stream struct {
 	scratch   []byte
 	out       [][]byte
 	vals      [][]byte
+	txStart   nopii.LSN // ChangeBegin's: where the current transaction's commit starts
+	inflight  *batch    // being applied
 	caughtUp  bool      // the last news was ChangeIdle with nothing pending
 	oldest    time.Time // commit time of the oldest transaction in the batch
 	lagAt     time.Time // of the last lag report
 }
 
 type streamTable struct {
+	// copied is the LSN of a copy made by this run: transactions that
+	// committed before it are in the copy, and their changes (and their
+	// schema, which may be older) are skipped.
+	copied   nopii.LSN
 	j        *job
 	c        *compiled
 	index    map[string]int // key → ops
@@ -201,6 +207,9 @@ func (r *Runner) runCDC(ctx context.Context, wf *config.Workflow, in *config.Inp
 	for _, j := range ok {
 		if err := s.add(j); err != nil {
 			return err
+		}
+		if j.cdc != nil {
+			s.tables[j.table.Name].copied = j.cdc.lsn
 		}
 	}
 	if len(s.tables) == 0 {
@@ -332,22 +341,33 @@ func (s *stream) add(j *job) error {
 	return nil
 }
 
-func (s *stream) run(ctx context.Context, until nopii.LSN, follow bool) error {
+func (s *stream) run(ctx context.Context, until nopii.LSN, follow bool) (err error) {
+	defer func() {
+		// A batch in flight finishes (or fails) before the run ends.
+		if werr := s.wait(); err == nil {
+			err = werr
+		}
+	}()
 	for {
 		c, err := s.rp.Next(ctx)
 		if err != nil {
+			return err
+		}
+		if err := s.poll(); err != nil {
 			return err
 		}
 		if time.Since(s.lagAt) >= 5*time.Second {
 			s.reportLag(ctx)
 		}
 		switch c.Kind {
+		case nopii.ChangeBegin:
+			s.txStart = c.LSN
 		case nopii.ChangeUpsert, nopii.ChangeDelete, nopii.ChangeTruncate:
 			if err := s.add1(c); err != nil {
 				return err
 			}
 			if s.pending >= 2*maxBatch {
-				if err := s.flush(ctx); err != nil {
+				if err := s.flush(ctx, false); err != nil {
 					return err
 				}
 			}
@@ -356,20 +376,21 @@ func (s *stream) run(ctx context.Context, until nopii.LSN, follow bool) error {
 			if s.oldest.IsZero() {
 				s.oldest = c.Time
 			}
-			if s.pending >= maxBatch || time.Since(s.started) >= flushAfter || (!follow && c.LSN >= until) {
-				if err := s.flush(ctx); err != nil {
+			done := !follow && c.LSN >= until
+			if s.pending >= maxBatch || (s.pending > 0 && time.Since(s.started) >= flushAfter) || done {
+				if err := s.flush(ctx, done); err != nil {
 					return err
 				}
 			}
-			if !follow && c.LSN >= until && s.pending == 0 {
+			if done {
 				return nil
 			}
 		case nopii.ChangeIdle:
-			if err := s.flush(ctx); err != nil {
+			if err := s.flush(ctx, true); err != nil {
 				return err
 			}
-			s.caughtUp = s.pending == 0
-			if s.pending == 0 && c.LSN > s.applied {
+			s.caughtUp = true
+			if c.LSN > s.applied {
 				// Nothing of ours in between: let the slot free that WAL.
 				if err := s.rp.Confirm(c.LSN); err != nil {
 					return err
@@ -390,7 +411,7 @@ func (s *stream) run(ctx context.Context, until nopii.LSN, follow bool) error {
 // the batch: the last change of a key wins.
 func (s *stream) add1(c *nopii.Change) error {
 	t := s.tables[c.Table]
-	if t == nil {
+	if t == nil || s.txStart < t.copied {
 		return nil
 	}
 	if s.pending == 0 {
@@ -452,14 +473,32 @@ func (t *streamTable) put(key string, row [][]byte) {
 	t.ops = append(t.ops, change{key: key, row: row})
 }
 
-// flush applies the batch to every feed, table by table, each with its
-// state at the last complete source transaction, then confirms that
-// position to the source.
-func (s *stream) flush(ctx context.Context) error {
-	lsn := s.applied
-	if s.committed > lsn {
-		lsn = s.committed
+// batch is a flushed batch on its way to the feeds: per table, the
+// collapsed changes; the state of each table says lsn.
+type batch struct {
+	items   []batchItem
+	lsn     nopii.LSN
+	commit  time.Time
+	changes int
+	done    chan error
+}
+
+type batchItem struct {
+	t        *streamTable
+	ops      []change
+	truncate bool
+}
+
+// flush hands the batch to a goroutine that applies it to every feed,
+// table by table, each with its state at the last complete source
+// transaction, while the stream goes on decoding the next batch. One batch
+// is in flight at a time; its position is confirmed to the source when it
+// is done (wait). With sync, flush waits for it.
+func (s *stream) flush(ctx context.Context, sync bool) error {
+	if err := s.wait(); err != nil {
+		return err
 	}
+	lsn := max(s.applied, s.committed)
 	if s.pending == 0 {
 		if lsn > s.applied {
 			s.applied = lsn
@@ -467,36 +506,81 @@ func (s *stream) flush(ctx context.Context) error {
 		}
 		return nil
 	}
+	b := &batch{lsn: lsn, commit: s.commitAt, changes: s.pending, done: make(chan error, 1)}
 	for _, t := range s.tables {
 		if len(t.ops) == 0 && !t.truncate {
 			continue
 		}
-		if err := s.apply(ctx, t, lsn); err != nil {
-			return err
-		}
-		t.ops, t.truncate = t.ops[:0], false
+		b.items = append(b.items, batchItem{t: t, ops: t.ops, truncate: t.truncate})
+		t.ops, t.truncate = make([]change, 0, len(t.ops)), false
 		clear(t.index)
 	}
 	s.pending, s.oldest = 0, time.Time{}
-	if s.committed > s.applied {
-		s.applied, s.lastTime = s.committed, s.commitAt
+	s.inflight = b
+	started := s.started
+	go func() {
+		t0 := time.Now()
+		for _, it := range b.items {
+			if err := s.apply(ctx, it, b.lsn); err != nil {
+				b.done <- err
+				return
+			}
+		}
+		s.log.Debug("batch applied", "changes", b.changes, "lsn", b.lsn.String(), "seconds", time.Since(t0).Seconds(), "batch_seconds", time.Since(started).Seconds())
+		b.done <- nil
+	}()
+	if sync {
+		return s.wait()
+	}
+	return nil
+}
+
+// wait waits for the batch in flight, if any, and confirms its position.
+func (s *stream) wait() error {
+	b := s.inflight
+	if b == nil {
+		return nil
+	}
+	s.inflight = nil
+	if err := <-b.done; err != nil {
+		return err
+	}
+	if b.lsn > s.applied {
+		s.applied, s.lastTime = b.lsn, b.commit
 		return s.rp.Confirm(s.applied)
 	}
 	return nil
 }
 
-func (s *stream) apply(ctx context.Context, t *streamTable, lsn nopii.LSN) error {
+// poll confirms the batch in flight if it is done, without waiting.
+func (s *stream) poll() error {
+	if s.inflight == nil {
+		return nil
+	}
+	select {
+	case err := <-s.inflight.done:
+		s.inflight.done <- err // wait reads it
+		return s.wait()
+	default:
+		return nil
+	}
+}
+
+func (s *stream) apply(ctx context.Context, it batchItem, lsn nopii.LSN) error {
+	t := it.t
 	j := t.j
 	target := j.target
 	target.State = &nopii.TableState{Workflow: s.wf.Name, Input: j.input, Table: j.table.Name, Mode: "cdc",
 		Fingerprint: j.table.Fingerprint(), Columns: j.table.Shape(), PrimaryKey: j.table.PrimaryKey,
 		LSN: lsn.String(), LastRun: time.Now().UTC()}
 	for _, f := range s.changes {
+		t0 := time.Now()
 		l, err := f.Changes(ctx, target)
 		if err != nil {
 			return err
 		}
-		if err := t.write(l); err != nil {
+		s.log.Debug("change load opened", LogKeyTable, j.table.Name.String(), "seconds", time.Since(t0).Seconds())
+		if err := it.write(l); err != nil {
 			l.Abort()
 			return err
 		}
@@ -509,17 +593,17 @@ func (s *stream) apply(ctx context.Context, t *streamTable, lsn nopii.LSN) error
 			t.tr.Deleted += del
 		}
 	}
-	t.tr.Rows += int64(len(t.ops))
+	t.tr.Rows += int64(len(it.ops))
 	return nil
 }
 
-func (t *streamTable) write(l nopii.ChangeLoad) error {
-	if t.truncate {
+func (it batchItem) write(l nopii.ChangeLoad) error {
+	if it.truncate {
 		if err := l.Truncate(); err != nil {
 			return err
 		}
 	}
-	for _, c := range t.ops {
+	for _, c := range it.ops {
 		var err error
 		if c.row == nil {
 			err = l.DeleteKey([]byte(c.key))
@@ -539,10 +623,12 @@ func (t *streamTable) write(l nopii.ChangeLoad) error {
 // the copy, idempotently by key), and go on streaming it.
 func (s *stream) drift(ctx context.Context, name nopii.TableName) error {
 	t := s.tables[name]
-	if t == nil {
+	if t == nil || s.txStart < t.copied {
+		// Older than this run's copy: the copy has the new columns, and
+		// the stream describes the table anew before its first change.
 		return nil
 	}
-	if err := s.flush(ctx); err != nil {
+	if err := s.flush(ctx, true); err != nil {
 		return err
 	}
 	s.log.Info("schema changed mid-stream: copying the table again", LogKeyTable, name.String())
@@ -569,6 +655,7 @@ func (s *stream) drift(ctx context.Context, name nopii.TableName) error {
 		return err
 	}
 	nt := s.tables[name]
+	nt.copied = s.applied
 	nt.tr.Rows, nt.tr.Upserted, nt.tr.Deleted, nt.tr.Warnings = tr.Rows, tr.Upserted, tr.Deleted, tr.Warnings
 	nt.tr.DriftForced = true
 	return nil

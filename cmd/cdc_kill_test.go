@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -75,6 +76,29 @@ func cdcAgentConfig(t *testing.T, prodDSN, twinDSN, listen string) string {
 	return p
 }
 
+// startAgent starts `nopii agent` on cfg; stop ends it with SIGKILL or
+// SIGTERM and waits.
+func startAgent(t *testing.T, bin, cfg string, out *syncBuf) (stop func(kill bool)) {
+	t.Helper()
+	cmd := exec.Command(bin, "agent", "--config", cfg, "--log-level", "warn", "--grace", "5s")
+	cmd.Env = os.Environ()
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	return func(kill bool) {
+		once.Do(func() {
+			if kill {
+				cmd.Process.Signal(syscall.SIGKILL)
+			} else {
+				cmd.Process.Signal(syscall.SIGTERM)
+			}
+			cmd.Wait()
+		})
+	}
+}
+
 // TestCDCConcurrentWriterSIGKILL streams with `nopii agent` while a writer
 // makes 50000 mixed changes, killing the agent (SIGKILL) ten times after
 // it has streamed a while; the restarted agent catches up, its lag falls
@@ -87,22 +111,7 @@ func TestCDCConcurrentWriterSIGKILL(t *testing.T) {
 	listen := freeAddr(t)
 	cfg := cdcAgentConfig(t, prodDSN, twinDSN, listen)
 	var out syncBuf
-	start := func() (stop func(kill bool)) {
-		cmd := exec.Command(bin, "agent", "--config", cfg, "--log-level", "warn", "--grace", "5s")
-		cmd.Env = os.Environ()
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return func(kill bool) {
-			if kill {
-				cmd.Process.Signal(syscall.SIGKILL)
-			} else {
-				cmd.Process.Signal(syscall.SIGTERM)
-			}
-			cmd.Wait()
-		}
-	}
+	start := func() func(kill bool) { return startAgent(t, bin, cfg, &out) }
 	defer func() {
 		if t.Failed() {
 			t.Logf("agent output:\n%s", out.String())

@@ -82,10 +82,12 @@ func mustMatchFullCopy(t *testing.T, prodDSN string, cdcTwin *pgx.Conn, when str
 	if code, out, errOut := runCLI(t, "run", "--config", cfg, "--log-level", "error"); code != 0 {
 		t.Fatalf("reference full copy: exit %d\n%s\n%s", code, out, errOut)
 	}
-	got, want := twinChecksums(t, cdcTwin), twinChecksums(t, mustConnect(t, refDSN))
+	ref := mustConnect(t, refDSN)
+	got, want := twinChecksums(t, cdcTwin), twinChecksums(t, ref)
 	for tb, w := range want {
 		if got[tb] != w {
-			t.Errorf("%s: table %s: cdc twin %s, full copy %s", when, tb, got[tb], w)
+			t.Errorf("%s: table %s: cdc twin %s, full copy %s; rows that differ (source_primary_key: row in the cdc twin | in the copy):\n%s",
+				when, tb, got[tb], w, rowDiff(t, cdcTwin, ref, tb))
 		}
 	}
 }
@@ -142,4 +144,37 @@ func TestCDCFirstRunCatchUpResume(t *testing.T) {
 	if n := queryInt(t, prod, "SELECT (SELECT count(*) FROM pg_replication_slots) + (SELECT count(*) FROM pg_publication)"); n != 0 {
 		t.Errorf("cdc drop left %d slots and publications", n)
 	}
+}
+
+// rowDiff lists the rows of a table that differ between two twins.
+func rowDiff(t *testing.T, a, b *pgx.Conn, table string) string {
+	t.Helper()
+	rows := func(c *pgx.Conn) map[string]string {
+		r, err := c.Query(t.Context(), "SELECT source_primary_key, t::text FROM public."+table+" t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := pgx.CollectRows(r, pgx.RowTo[[2]string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, kv := range m {
+			out[kv[0]] = kv[1]
+		}
+		return out
+	}
+	ra, rb := rows(a), rows(b)
+	var diff []string
+	for k, v := range ra {
+		if rb[k] != v {
+			diff = append(diff, k+": "+v+" | "+rb[k])
+		}
+	}
+	for k, v := range rb {
+		if _, ok := ra[k]; !ok {
+			diff = append(diff, k+":  | "+v)
+		}
+	}
+	return strings.Join(diff, "\n")
 }

@@ -16,11 +16,11 @@ var _ nopii.ChangeFeed = (*Feed)(nil)
 // state and commits — one transaction, so the state's LSN never runs ahead
 // of the rows.
 func (f *Feed) Changes(ctx context.Context, t nopii.Target) (nopii.ChangeLoad, error) {
-	d, err := f.Delta(ctx, t, false)
+	d, err := f.delta(ctx, t, false, true)
 	if err != nil {
 		return nil, err
 	}
-	c := &changeLoad{deltaLoad: d.(*deltaLoad)}
+	c := &changeLoad{deltaLoad: d}
 	c.deltaLoad.beforeUpsert = c.beforeUpsert
 	return c, nil
 }

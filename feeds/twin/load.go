@@ -16,7 +16,7 @@ import (
 
 // FullCopy implements nopii.Feed.
 func (f *Feed) FullCopy(ctx context.Context, t nopii.Target) (nopii.Load, error) {
-	l, err := f.begin(ctx, t)
+	l, err := f.begin(ctx, t, false)
 	if err != nil {
 		return nil, err
 	}
@@ -31,18 +31,32 @@ func (f *Feed) FullCopy(ctx context.Context, t nopii.Target) (nopii.Load, error)
 
 // Delta implements nopii.Feed.
 func (f *Feed) Delta(ctx context.Context, t nopii.Target, deletes bool) (nopii.DeltaLoad, error) {
-	l, err := f.begin(ctx, t)
+	return f.delta(ctx, t, deletes, false)
+}
+
+// delta starts a delta load. A pooled one (streamed changes, small and
+// frequent) takes an idle connection and keeps its stage, a temporary
+// table emptied at each commit, for the next load of the table.
+func (f *Feed) delta(ctx context.Context, t nopii.Target, deletes, pooled bool) (*deltaLoad, error) {
+	l, err := f.begin(ctx, t, pooled)
 	if err != nil {
 		return nil, err
 	}
-	d := &deltaLoad{load: l, deletes: deletes}
-	// The stage holds this run's changed rows; ON COMMIT DROP, and the
-	// connection is ours alone, so no name clash with other loads.
-	if _, err := l.conn.Exec(ctx, "CREATE TEMP TABLE _nopii_stage (LIKE "+t.Name.Quoted()+") ON COMMIT DROP"); err != nil {
+	d := &deltaLoad{load: l, deletes: deletes, stage: "_nopii_stage"}
+	// The stage holds this run's changed rows; the connection is ours
+	// alone, so no name clash with other loads.
+	ddl := "CREATE TEMP TABLE _nopii_stage (LIKE " + t.Name.Quoted() + ") ON COMMIT DROP"
+	if pooled {
+		// Named after the table's columns too: a table copied again with
+		// other columns gets a new stage.
+		d.stage = nopii.QuoteIdent(shortName("_nopii_chg_"+t.Name.Schema+"_"+t.Name.Name+"_"+string(t.Table.Fingerprint())[:8], ""))
+		ddl = "CREATE TEMP TABLE IF NOT EXISTS " + d.stage + " (LIKE " + t.Name.Quoted() + ") ON COMMIT DELETE ROWS"
+	}
+	if _, err := l.conn.Exec(ctx, ddl); err != nil {
 		l.conn.Close(context.Background())
 		return nil, fmt.Errorf("twin: delta %s: create stage: %w", t.Name, pgconnect.SafeError(err))
 	}
-	l.stream = startCopy(ctx, l.conn, "COPY _nopii_stage ("+l.columnList()+") FROM STDIN (FORMAT binary)")
+	l.stream = startCopy(ctx, l.conn, "COPY "+d.stage+" ("+l.columnList()+") FROM STDIN (FORMAT binary)")
 	return d, nil
 }
 
@@ -56,10 +70,11 @@ type load struct {
 	patch  []uint32
 	stream *copyStream
 	done   bool
+	pooled bool // the connection goes back to the feed's idle pool after a commit
 }
 
-func (f *Feed) begin(ctx context.Context, t nopii.Target) (*load, error) {
-	l := &load{feed: f, target: t, patch: make([]uint32, len(t.Table.Columns)+1)}
+func (f *Feed) begin(ctx context.Context, t nopii.Target, pooled bool) (*load, error) {
+	l := &load{feed: f, target: t, patch: make([]uint32, len(t.Table.Columns)+1), pooled: pooled}
 	for i, c := range t.Table.Columns {
 		u := c.Type.Underlying()
 		if u.Kind == nopii.TypeArray && !u.Elem.BuiltIn() {
@@ -77,9 +92,22 @@ func (f *Feed) begin(ctx context.Context, t nopii.Target) (*load, error) {
 			}
 		}
 	}
-	conn, err := f.connect(ctx)
-	if err != nil {
-		return nil, err
+	var conn *pgx.Conn
+	if pooled {
+		if conn = f.take(); conn != nil {
+			if _, err := conn.Exec(ctx, "BEGIN"); err == nil {
+				l.conn = conn
+				return l, nil
+			}
+			conn.Close(context.Background()) // gone while idle: connect again
+			conn = nil
+		}
+	}
+	if conn == nil {
+		var err error
+		if conn, err = f.connect(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := conn.Exec(ctx, "BEGIN"); err != nil {
 		conn.Close(context.Background())
@@ -380,7 +408,8 @@ func (l *load) restore(ctx context.Context, k *kept) error {
 type deltaLoad struct {
 	*load
 	deletes bool
-	keys    bool // the stage COPY is done and the key COPY runs
+	stage   string // the stage table, quoted
+	keys    bool   // the stage COPY is done and the key COPY runs
 	// beforeUpsert, when set, runs after the stage is loaded and before the
 	// upsert, in the same transaction (streamed deletes and truncates).
 	beforeUpsert func(ctx context.Context) error
@@ -431,11 +460,15 @@ func (d *deltaLoad) Commit(ctx context.Context) error {
 		return fmt.Errorf("twin: delta %s: %w", d.target.Name, err)
 	}
 	d.done = true
-	d.conn.Close(context.Background())
+	d.feed.put(d.conn, d.pooled)
 	return nil
 }
 
 func (d *deltaLoad) apply(ctx context.Context) error {
+	t0 := time.Now()
+	defer func() {
+		d.feed.log.Debug("twin delta applied", "table", d.target.Name.String(), "rows", d.stream.rows, "seconds", time.Since(t0).Seconds())
+	}()
 	if d.deletes && !d.keys {
 		// No key at all: every row left the source.
 		if err := d.startKeys(ctx); err != nil {
@@ -445,6 +478,7 @@ func (d *deltaLoad) apply(ctx context.Context) error {
 	if err := d.finishCopy(); err != nil {
 		return err
 	}
+	d.feed.log.Debug("twin stage loaded", "table", d.target.Name.String(), "seconds", time.Since(t0).Seconds())
 	if d.beforeUpsert != nil {
 		if err := d.beforeUpsert(ctx); err != nil {
 			return err
@@ -457,12 +491,13 @@ func (d *deltaLoad) apply(ctx context.Context) error {
 		sets = append(sets, q+" = EXCLUDED."+q)
 	}
 	cols := d.columnList()
-	tag, err := d.exec(ctx, "INSERT INTO "+name.Quoted()+" ("+cols+") SELECT "+cols+" FROM _nopii_stage ON CONFLICT ("+
+	tag, err := d.exec(ctx, "INSERT INTO "+name.Quoted()+" ("+cols+") SELECT "+cols+" FROM "+d.stage+" ON CONFLICT ("+
 		nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn)+") DO UPDATE SET "+strings.Join(sets, ", "))
 	if err != nil {
 		return fmt.Errorf("upsert: %w", err)
 	}
 	d.upserted = tag.RowsAffected()
+	d.feed.log.Debug("twin upserted", "table", d.target.Name.String(), "seconds", time.Since(t0).Seconds())
 	if d.deletes {
 		if _, err := d.exec(ctx, "ANALYZE _nopii_keys"); err != nil {
 			return err

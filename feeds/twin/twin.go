@@ -36,6 +36,36 @@ type Feed struct {
 
 	mu   sync.Mutex
 	oids map[uint32]uint32 // source type OID → twin type OID, for binary array headers
+	idle []*pgx.Conn       // for streamed changes, between their loads
+}
+
+// maxIdle bounds the connections kept between loads of streamed changes.
+const maxIdle = 4
+
+// take returns an idle connection, or nil.
+func (f *Feed) take() *pgx.Conn {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n := len(f.idle); n > 0 {
+		c := f.idle[n-1]
+		f.idle = f.idle[:n-1]
+		return c
+	}
+	return nil
+}
+
+// put keeps a connection for the next pooled load, or closes it.
+func (f *Feed) put(c *pgx.Conn, pooled bool) {
+	if pooled {
+		f.mu.Lock()
+		if len(f.idle) < maxIdle {
+			f.idle = append(f.idle, c)
+			f.mu.Unlock()
+			return
+		}
+		f.mu.Unlock()
+	}
+	c.Close(context.Background())
 }
 
 // Open checks that the twin is reachable and returns the feed.
@@ -70,8 +100,18 @@ func (f *Feed) connect(ctx context.Context) (*pgx.Conn, error) {
 // Kind implements nopii.Feed.
 func (f *Feed) Kind() string { return "twin" }
 
-// Close implements nopii.Feed. Loads own their connections; nothing is pooled.
-func (f *Feed) Close() error { return nil }
+// Close implements nopii.Feed. Loads own their connections; those kept
+// between loads of streamed changes are closed.
+func (f *Feed) Close() error {
+	f.mu.Lock()
+	idle := f.idle
+	f.idle = nil
+	f.mu.Unlock()
+	for _, c := range idle {
+		c.Close(context.Background())
+	}
+	return nil
+}
 
 // Prepare creates the schemas and user types the targets need.
 func (f *Feed) Prepare(ctx context.Context, targets []nopii.Target) error {

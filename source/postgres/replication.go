@@ -453,6 +453,7 @@ func (r *Replication) decode(ctx context.Context, wal []byte) error {
 	switch m := msg.(type) {
 	case *pglogrepl.BeginMessage:
 		r.inTx = true
+		r.pending = append(r.pending, nopii.Change{Kind: nopii.ChangeBegin, LSN: nopii.LSN(m.FinalLSN), Time: m.CommitTime})
 	case *pglogrepl.CommitMessage:
 		r.inTx = false
 		r.walEnd = max(r.walEnd, nopii.LSN(m.TransactionEndLSN))
