@@ -129,7 +129,7 @@ func TestCDCSourceRestart(t *testing.T) {
 	}
 	prod = mustConnect(t, prodDSN)
 	cdcChanges(t, prod, 2)
-	end := queryString(t, prod, "SELECT pg_current_wal_lsn()::text")
+	end := queryString(t, prod, "SELECT pg_current_wal_insert_lsn()::text")
 	eventually(t, 120*time.Second, "the agent caught up after the restart", func() bool {
 		var ok bool
 		err := prod.QueryRow(t.Context(), "SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots WHERE slot_name = 'nopii_w_prod'", end).Scan(&ok)
@@ -141,7 +141,7 @@ func TestCDCSourceRestart(t *testing.T) {
 	mustExec(t, prod, `ALTER TABLE public.customer ADD COLUMN plan text NOT NULL DEFAULT 'free'`)
 	mustExec(t, prod, `UPDATE public.customer SET plan = 'pro' WHERE id % 3 = 0`)
 	cdcChanges(t, prod, 3)
-	end = queryString(t, prod, "SELECT pg_current_wal_lsn()::text")
+	end = queryString(t, prod, "SELECT pg_current_wal_insert_lsn()::text")
 	eventually(t, 120*time.Second, "the agent copied customer again and caught up", func() bool {
 		var ok bool
 		err := prod.QueryRow(t.Context(), "SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots WHERE slot_name = 'nopii_w_prod'", end).Scan(&ok)

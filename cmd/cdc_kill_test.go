@@ -158,7 +158,7 @@ func TestCDCConcurrentWriterSIGKILL(t *testing.T) {
 	if midStream < 8 {
 		t.Fatalf("only %d of 10 kills came after the agent had applied changes; the kills do not test the stream", midStream)
 	}
-	end := queryString(t, prod, "SELECT pg_current_wal_lsn()::text")
+	end := queryString(t, prod, "SELECT pg_current_wal_insert_lsn()::text")
 	eventually(t, 90*time.Second, "the agent caught up", func() bool {
 		var ok bool
 		err := prod.QueryRow(t.Context(), "SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots WHERE slot_name = 'nopii_w_prod'", end).Scan(&ok)

@@ -260,10 +260,12 @@ func (r *Replication) CheckTable(ctx context.Context, t *nopii.Table) error {
 	return nil
 }
 
-// CurrentLSN returns the source's current WAL insert position.
+// CurrentLSN returns the source's current WAL insert position: past every
+// transaction committed so far, asynchronous commits included, which
+// pg_current_wal_lsn (the write position) may not be yet.
 func (r *Replication) CurrentLSN(ctx context.Context) (nopii.LSN, error) {
 	var s string
-	if err := r.sql.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&s); err != nil {
+	if err := r.sql.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&s); err != nil {
 		return 0, fmt.Errorf("source %s: read the WAL position: %w", r.opts.Name, pgconnect.SafeError(err))
 	}
 	return nopii.ParseLSN(s)
@@ -272,8 +274,8 @@ func (r *Replication) CurrentLSN(ctx context.Context) (nopii.LSN, error) {
 // SlotLag returns the WAL the slot retains (bytes from its restart point to
 // the current position) and how far behind its confirmed position is.
 func (r *Replication) SlotLag(ctx context.Context) (retained, behind int64, err error) {
-	err = r.sql.QueryRow(ctx, `SELECT coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::int8,
-		coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::int8
+	err = r.sql.QueryRow(ctx, `SELECT coalesce(pg_wal_lsn_diff(pg_current_wal_insert_lsn(), restart_lsn), 0)::int8,
+		coalesce(pg_wal_lsn_diff(pg_current_wal_insert_lsn(), confirmed_flush_lsn), 0)::int8
 		FROM pg_replication_slots WHERE slot_name = $1`, r.opts.Slot).Scan(&retained, &behind)
 	if err != nil {
 		return 0, 0, fmt.Errorf("source %s: read slot %s: %w", r.opts.Name, r.opts.Slot, pgconnect.SafeError(err))
