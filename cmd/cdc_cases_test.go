@@ -2,10 +2,17 @@ package cmd
 
 import (
 	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/nopii/nopii"
+	"github.com/nopii/nopii/feeds/lake"
 	"github.com/nopii/nopii/internal/pgtest"
 )
 
@@ -151,4 +158,86 @@ func TestCDCSourceRestart(t *testing.T) {
 		t.Error("the twin has no rows with the new column's values")
 	}
 	mustMatchFullCopy(t, prodDSN, twin, "after the schema change mid-stream")
+}
+
+// lakeKeys rebuilds a table from a files feed's JSONL objects — the
+// snapshot, then each delta's upserts and deletes in order — and returns
+// its source_primary_key values.
+func lakeKeys(t *testing.T, dir string, table nopii.TableName) (keys map[string]bool, deltas, deletes int64) {
+	t.Helper()
+	tdir := filepath.Join(dir, lake.TableDir("w", table))
+	var m lake.Manifest
+	if err := json.Unmarshal(mustRead(t, filepath.Join(tdir, lake.ManifestName)), &m); err != nil {
+		t.Fatal(err)
+	}
+	keys = map[string]bool{}
+	apply := func(parts []lake.Part) {
+		for _, p := range parts {
+			for _, line := range strings.Split(strings.TrimSpace(string(mustRead(t, filepath.Join(tdir, p.Path)))), "\n") {
+				if line == "" {
+					continue
+				}
+				var row map[string]any
+				if err := json.Unmarshal([]byte(line), &row); err != nil {
+					t.Fatalf("%s: %v", p.Path, err)
+				}
+				k := row[nopii.SourcePrimaryKeyColumn].(string)
+				keys[k] = row[lake.OpColumn] != lake.OpDelete
+				if !keys[k] {
+					delete(keys, k)
+				}
+			}
+		}
+	}
+	apply(m.Snapshot.Parts)
+	for _, d := range m.Deltas {
+		apply(d.Parts)
+		deletes += d.Deletes
+	}
+	return keys, int64(len(m.Deltas)), deletes
+}
+
+// TestCDCFilesFeed streams into a twin and a files feed at once: the lake's
+// snapshot plus its delta folders hold the twin's keys, TRUNCATE included.
+func TestCDCFilesFeed(t *testing.T) {
+	prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	prod, twin := mustConnect(t, prodDSN), mustConnect(t, twinDSN)
+	mustExec(t, prod, cdcSchema)
+	dir := t.TempDir()
+	cfg := oneInputConfig(t, prodDSN, twinDSN, cdcEntries("cdc"))
+	body := strings.Replace(string(mustRead(t, cfg)), "    feeds:\n", "    feeds:\n      - type: files\n        path: "+dir+"\n        format: jsonl\n        compression: none\n", 1)
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cdcRun(t, cfg, "first run", 0)
+	for round := 1; round <= 2; round++ {
+		cdcChanges(t, prod, round)
+		mustExec(t, prod, `TRUNCATE public.device; INSERT INTO public.device VALUES ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 1)`)
+		cdcRun(t, cfg, "changes", 0)
+	}
+	mustMatchFullCopy(t, prodDSN, twin, "twin next to a files feed")
+	for _, name := range []string{"customer", "pair", "secret", "device", "tagged"} {
+		tn := nopii.TableName{Schema: "public", Name: name}
+		got, deltas, deletes := lakeKeys(t, dir, tn)
+		if deltas < 2 || (name == "device" && deletes < 50) {
+			t.Errorf("%s: %d delta folders with %d deletes; want one per run, and the truncates' deletes", name, deltas, deletes)
+		}
+		rows, err := twin.Query(t.Context(), "SELECT source_primary_key FROM public."+name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Errorf("%s: the files feed holds %d keys, the twin %d", name, len(got), len(want))
+		}
+		for _, k := range want {
+			if !got[k] {
+				t.Errorf("%s: key %q in the twin, not in the files feed", name, k)
+				break
+			}
+		}
+	}
 }

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"testing"
@@ -170,4 +171,22 @@ func queryLSN(t *testing.T, conn *pgx.Conn) nopii.LSN {
 		t.Fatal(err)
 	}
 	return l
+}
+
+func TestReplicationName(t *testing.T) {
+	long := strings.Repeat("x", 80)
+	cases := []struct{ workflow, input, want string }{
+		{"ml-experimentation", "prod", "nopii_ml_experimentation_prod"},
+		{"Billing EU", "Prod.1", "nopii_billing_eu_prod_1"},
+		{"wé", "p", "nopii_w__p"},
+	}
+	for _, c := range cases {
+		if got := postgres.ReplicationName(c.workflow, c.input); got != c.want {
+			t.Errorf("ReplicationName(%q, %q) = %q, want %q", c.workflow, c.input, got, c.want)
+		}
+	}
+	a, b := postgres.ReplicationName(long, "a"), postgres.ReplicationName(long, "b")
+	if len(a) != 63 || len(b) != 63 || a == b || !strings.HasPrefix(a, "nopii_xxx") {
+		t.Errorf("long names %q and %q: want 63 bytes each, distinct", a, b)
+	}
 }
