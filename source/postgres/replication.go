@@ -23,7 +23,7 @@ import (
 )
 
 // ReplicationName is the name of the publication and of the slot of a
-// workflow input: nopii_<workflow>_<input>, lower-cased, with every byte
+// workflow input: nopii_<workflow>_<input>, lower-cased, with every character
 // outside [a-z0-9_] turned into _, and cut to PostgreSQL's 63 bytes with a
 // hash of the full name when it is longer.
 func ReplicationName(workflow, input string) string {
