@@ -96,7 +96,6 @@ type stream struct {
 	tables  map[nopii.TableName]*streamTable
 
 	applied   nopii.LSN // end of the last source transaction applied to every feed
-	lastTime  time.Time // its commit time
 	pending   int       // changes in the batch
 	started   time.Time // of the batch
 	committed nopii.LSN // end of the last transaction in the batch
@@ -478,7 +477,6 @@ func (t *streamTable) put(key string, row [][]byte) {
 type batch struct {
 	items   []batchItem
 	lsn     nopii.LSN
-	commit  time.Time
 	changes int
 	done    chan error
 }
@@ -506,7 +504,7 @@ func (s *stream) flush(ctx context.Context, sync bool) error {
 		}
 		return nil
 	}
-	b := &batch{lsn: lsn, commit: s.commitAt, changes: s.pending, done: make(chan error, 1)}
+	b := &batch{lsn: lsn, changes: s.pending, done: make(chan error, 1)}
 	for _, t := range s.tables {
 		if len(t.ops) == 0 && !t.truncate {
 			continue
@@ -546,7 +544,7 @@ func (s *stream) wait() error {
 		return err
 	}
 	if b.lsn > s.applied {
-		s.applied, s.lastTime = b.lsn, b.commit
+		s.applied = b.lsn
 		return s.rp.Confirm(s.applied)
 	}
 	return nil

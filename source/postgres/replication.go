@@ -73,7 +73,6 @@ type Replication struct {
 	walEnd    nopii.LSN
 	pending   []nopii.Change // decoded, not yet returned
 	lastSent  time.Time
-	values    [][]byte
 }
 
 type streamTable struct {
