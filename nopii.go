@@ -312,13 +312,16 @@ type TableState struct {
 	Workflow    string            `json:"workflow"`
 	Input       string            `json:"input"`
 	Table       TableName         `json:"table"` // in the source
-	Mode        string            `json:"mode"`  // of the last run: full or delta
+	Mode        string            `json:"mode"`  // of the last run: full, delta or cdc
 	Fingerprint Fingerprint       `json:"fingerprint"`
 	Columns     []ColumnShape     `json:"columns"`
 	PrimaryKey  []string          `json:"primary_key"`
 	Cursors     map[string]string `json:"cursors,omitempty"` // column → high-water mark (source text)
-	LastRun     time.Time         `json:"last_run"`
-	Rows        int64             `json:"rows"`
+	// LSN (mode cdc) is where the table's stream resumes: every source
+	// transaction that ended at or before it is in the feed's copy.
+	LSN     string    `json:"lsn,omitempty"`
+	LastRun time.Time `json:"last_run"`
+	Rows    int64     `json:"rows"`
 }
 
 // ColumnShape is what drift detection compares of a column.

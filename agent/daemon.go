@@ -55,6 +55,14 @@ type Daemon struct {
 	reporter  *Reporter
 	ready     readiness
 	m         metrics
+	followers followers
+}
+
+// followers are the goroutines that stream the cdc tables of workflows,
+// one per workflow, restarted with each configuration.
+type followers struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 type readiness struct {
@@ -74,6 +82,9 @@ type metrics struct {
 	hbFailures prometheus.Counter
 	reloads    *prometheus.CounterVec
 	cfgValid   prometheus.Gauge
+	lagBytes   *prometheus.GaugeVec
+	lagSeconds *prometheus.GaugeVec
+	retained   *prometheus.GaugeVec
 }
 
 func newMetrics() metrics {
@@ -87,8 +98,11 @@ func newMetrics() metrics {
 		hbFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "nopii_dashboard_post_failures_total", Help: "Failed posts of heartbeats and job reports."}),
 		reloads:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nopii_config_reloads_total", Help: "Configuration reloads by result."}, []string{"result"}),
 		cfgValid:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "nopii_config_valid", Help: "1 when the configuration file on disk is the one in force."}),
+		lagBytes:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nopii_cdc_lag_bytes", Help: "WAL the source wrote after the position a cdc stream confirmed."}, []string{"workflow", "input"}),
+		lagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nopii_cdc_lag_seconds", Help: "Age of the oldest source transaction a cdc stream has not applied yet; 0 when caught up."}, []string{"workflow", "input"}),
+		retained:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nopii_cdc_slot_retained_bytes", Help: "WAL a cdc stream's replication slot keeps on the source."}, []string{"workflow", "input"}),
 	}
-	m.reg.MustRegister(m.runs, m.skipped, m.duration, m.rows, m.bytes, m.lastOK, m.hbFailures, m.reloads, m.cfgValid)
+	m.reg.MustRegister(m.runs, m.skipped, m.duration, m.rows, m.bytes, m.lastOK, m.hbFailures, m.reloads, m.cfgValid, m.lagBytes, m.lagSeconds, m.retained)
 	return m
 }
 
@@ -147,7 +161,9 @@ loop:
 	d.Logger.Info("stopping: no new runs; waiting for running copies", "grace", d.Grace)
 	d.mu.Lock()
 	stopped := d.sched.Stop()
+	d.stopFollowers()
 	d.mu.Unlock()
+	d.followers.wg.Wait()
 	<-stopped.Done()
 	finished := make(chan struct{})
 	go func() { d.runs.Wait(); close(finished) }()
@@ -202,6 +218,95 @@ func (d *Daemon) install(cfg *config.Config, hash [32]byte) {
 	}
 	d.sched.Start()
 	d.m.cfgValid.Set(1)
+	d.stopFollowers()
+	fctx, cancel := context.WithCancel(d.runCtx)
+	d.followers.cancel = cancel
+	for i := range cfg.Workflows {
+		if wf := &cfg.Workflows[i]; hasCDC(wf) {
+			d.followers.wg.Add(1)
+			go d.follow(fctx, cfg, wf)
+		}
+	}
+}
+
+// stopFollowers cancels the streams; a new follower of the same workflow
+// waits for the old one's slot.
+func (d *Daemon) stopFollowers() {
+	if d.followers.cancel != nil {
+		d.followers.cancel()
+		d.followers.cancel = nil
+	}
+}
+
+// hasCDC reports whether a workflow names tables in mode cdc.
+func hasCDC(wf *config.Workflow) bool {
+	for _, in := range wf.Inputs {
+		for _, t := range in.Tables {
+			if t.Mode == config.ModeCDC {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// follow streams a workflow's cdc tables until ctx ends, starting again
+// after a failure with a growing pause (5s to a minute).
+func (d *Daemon) follow(ctx context.Context, cfg *config.Config, wf *config.Workflow) {
+	defer d.followers.wg.Done()
+	log := d.Logger.With(LogKeyWorkflow, wf.Name)
+	pause := 5 * time.Second
+	for ctx.Err() == nil {
+		r := d.NewRunner(log, &lagMetrics{d: d, workflow: wf.Name})
+		r.CDC = CDCFollow
+		d.setStatus(wf.Name, "running")
+		rep := r.Run(ctx, cfg, wf)
+		if ctx.Err() != nil {
+			return
+		}
+		d.m.runs.WithLabelValues(wf.Name, rep.Status).Inc()
+		for _, t := range rep.Tables {
+			d.m.rows.WithLabelValues(wf.Name, t.Table).Add(float64(t.Rows))
+		}
+		d.setStatus(wf.Name, rep.Status)
+		if d.reporter != nil {
+			d.reporter.Job(JobReport{JobID: newJobID(), Agent: cfg.Agent.Name, Report: rep})
+		}
+		log.Error("cdc stream stopped; starting again", "pause", pause.String(), LogKeyError, rep.Error)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, time.Minute)
+	}
+}
+
+func (d *Daemon) setStatus(workflow, result string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := time.Now().UTC()
+	st := d.last[workflow]
+	st.LastResult, st.LastRun = result, &now
+	d.last[workflow] = st
+}
+
+// lagMetrics puts a follower's lag into /metrics and heartbeats.
+type lagMetrics struct {
+	nopObserver
+	d        *Daemon
+	workflow string
+}
+
+func (o *lagMetrics) StreamLag(input string, lag Lag) {
+	o.d.m.lagBytes.WithLabelValues(o.workflow, input).Set(float64(lag.Bytes))
+	o.d.m.lagSeconds.WithLabelValues(o.workflow, input).Set(lag.Seconds)
+	o.d.m.retained.WithLabelValues(o.workflow, input).Set(float64(lag.Retained))
+	o.d.mu.Lock()
+	defer o.d.mu.Unlock()
+	st := o.d.last[o.workflow]
+	st.CDCLagBytes, st.CDCLagSeconds = lag.Bytes, lag.Seconds
+	o.d.last[o.workflow] = st
 }
 
 // reload checks the file; a change that parses replaces the configuration,
@@ -267,6 +372,10 @@ func (d *Daemon) fire(name string) {
 
 	log := d.Logger.With(LogKeyWorkflow, name)
 	jobID := newJobID()
+	cdc := CDCCatchUp
+	if hasCDC(wf) {
+		cdc = CDCSkip // a follower streams them
+	}
 	if d.reporter != nil {
 		d.reporter.Job(JobReport{JobID: jobID, Agent: cfg.Agent.Name, Report: &Report{Workflow: name, Status: "running", StartedAt: now}})
 	}
@@ -275,7 +384,9 @@ func (d *Daemon) fire(name string) {
 		obs = &jobProgress{r: d.reporter, job: JobReport{JobID: jobID, Agent: cfg.Agent.Name,
 			Report: &Report{Workflow: name, Status: "running", StartedAt: now}}}
 	}
-	rep := d.NewRunner(log, obs).Run(d.runCtx, cfg, wf)
+	runner := d.NewRunner(log, obs)
+	runner.CDC = cdc
+	rep := runner.Run(d.runCtx, cfg, wf)
 	d.m.runs.WithLabelValues(name, rep.Status).Inc()
 	d.m.duration.WithLabelValues(name).Observe(rep.Seconds)
 	for _, t := range rep.Tables {

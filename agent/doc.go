@@ -11,4 +11,12 @@
 // primary key (text, computed by the source) is hashed when a key column is
 // redacted; every feed's Load gets the row; Commit publishes each table
 // atomically per feed.
+//
+// Tables in mode cdc (cdc.go) are copied once from a replication slot's
+// snapshot and then streamed through a Replicator: each change goes
+// through the same per-row redaction, is collapsed per key into a batch,
+// and batches are applied through nopii.ChangeFeed with the source position
+// in each table's state, then confirmed to the source. Runner.CDC says
+// whether a run catches up and returns (nopii run), streams until stopped
+// (the agent's follower, see Daemon) or leaves those tables out.
 package agent

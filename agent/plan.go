@@ -100,7 +100,7 @@ func decide(ctx context.Context, src nopii.Source, feeds []nopii.Feed, wf *confi
 	default:
 		d.mode, d.reason = "full", "mode "+mode
 		if mode == config.ModeCDC {
-			d.reason = "cdc is not available yet: full copy"
+			d.mode, d.reason = "cdc", "cdc: stream changes from the replication slot"
 		}
 	}
 	if e != nil && d.mode == "delta" {

@@ -30,6 +30,10 @@ type WorkflowStatus struct {
 	NextRun    *time.Time `json:"next_run,omitempty"`
 	LastRun    *time.Time `json:"last_run,omitempty"`
 	LastResult string     `json:"last_result,omitempty"` // success | failed | running
+	// A workflow with tables in mode cdc: how far its stream is behind
+	// (as an input's stream last reported it).
+	CDCLagBytes   int64   `json:"cdc_lag_bytes,omitempty"`
+	CDCLagSeconds float64 `json:"cdc_lag_seconds,omitempty"`
 }
 
 // JobReport is a Report as posted to the dashboard: once when the run

@@ -25,6 +25,7 @@ type job struct {
 	note      string
 	redacted  []string
 	inherited nopii.TableName // the parent whose rules an inheritance child took
+	cdc       *cdcCopy        // mode cdc: a full copy that starts the table's stream
 	err       error
 }
 

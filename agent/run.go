@@ -28,11 +28,35 @@ type Runner struct {
 	OpenSource func(ctx context.Context, in *config.Input, readers int) (nopii.Source, error)
 	// OpenFeed opens one feed of a workflow.
 	OpenFeed func(ctx context.Context, wf *config.Workflow, f *config.Feed) (nopii.Feed, error)
+	// OpenSnapshot opens an input like OpenSource, importing an exported
+	// snapshot when one is given (mode cdc's first copy).
+	OpenSnapshot func(ctx context.Context, in *config.Input, readers int, snapshot string) (nopii.Source, error)
+	// OpenReplication opens the logical replication stream of an input's
+	// cdc tables.
+	OpenReplication func(ctx context.Context, wf *config.Workflow, in *config.Input) (Replicator, error)
 	// Retry says how tables whose copy lost a connection are tried again.
 	Retry    Retry
 	Logger   *slog.Logger
 	Observer Observer
+	// CDC says what Run does with tables in mode cdc; the zero value is
+	// CDCCatchUp.
+	CDC CDCMode
 }
+
+// CDCMode says what a run does with the tables in mode cdc.
+type CDCMode uint8
+
+const (
+	// CDCCatchUp streams until the source's WAL position at the start of
+	// the stream, then returns (nopii run).
+	CDCCatchUp CDCMode = iota
+	// CDCFollow runs only the cdc tables and streams until the context
+	// ends (the agent's follower).
+	CDCFollow
+	// CDCSkip leaves the cdc tables out (the agent's scheduled runs, while
+	// a follower streams them).
+	CDCSkip
+)
 
 // DefaultParallelism is the number of tables copied at once when the
 // workflow does not say: one per core, at least 2, at most 4.
@@ -90,10 +114,7 @@ func (r *Runner) Run(ctx context.Context, cfg *config.Config, wf *config.Workflo
 	for i := range wf.Inputs {
 		in := &wf.Inputs[i]
 		if err := r.runInput(ctx, wf, in, feeds, key, par, rep, log.With(LogKeyInput, in.Name)); err != nil {
-			if rep.Error != "" {
-				rep.Error += "; "
-			}
-			rep.Error += err.Error()
+			rep.Error = joinError(rep.Error, err.Error())
 			if ctx.Err() != nil {
 				return rep
 			}
@@ -103,34 +124,50 @@ func (r *Runner) Run(ctx context.Context, cfg *config.Config, wf *config.Workflo
 }
 
 func (r *Runner) runInput(ctx context.Context, wf *config.Workflow, in *config.Input, feeds []nopii.Feed, key []byte, par int, rep *Report, log *slog.Logger) error {
-	reports, err := r.attemptInput(ctx, wf, in, feeds, key, par, nil, log)
+	reports, streamed, err := r.attemptInput(ctx, wf, in, feeds, key, par, nil, log)
 	reports, err = r.retryLost(ctx, reports, err, log, func(only map[string]bool) ([]TableReport, error) {
-		return r.attemptInput(ctx, wf, in, feeds, key, par, only, log)
+		reports, _, err := r.attemptInput(ctx, wf, in, feeds, key, par, only, log)
+		return reports, err
 	})
 	rep.Tables = append(rep.Tables, reports...)
 	if err != nil {
 		return fmt.Errorf("input %s: %w", in.Name, err)
 	}
+	if len(streamed) > 0 {
+		// The stream runs after the copies, and without their snapshot,
+		// whose table locks would block DDL on the source meanwhile.
+		if err := r.runCDC(ctx, wf, in, streamed, feeds, key, par, rep, log, r.CDC == CDCFollow); err != nil {
+			return fmt.Errorf("input %s: %w", in.Name, err)
+		}
+	}
 	return nil
 }
 
 // attemptInput opens a snapshot of the input and copies its tables, or
-// those named in only (source schema.table) when only is not nil.
-func (r *Runner) attemptInput(ctx context.Context, wf *config.Workflow, in *config.Input, feeds []nopii.Feed, key []byte, par int, only map[string]bool, log *slog.Logger) ([]TableReport, error) {
+// those named in only (source schema.table) when only is not nil. It
+// returns the tables in mode cdc apart, for the stream (none on a retry).
+func (r *Runner) attemptInput(ctx context.Context, wf *config.Workflow, in *config.Input, feeds []nopii.Feed, key []byte, par int, only map[string]bool, log *slog.Logger) ([]TableReport, []*job, error) {
 	t0 := time.Now()
 	src, err := r.OpenSource(ctx, in, par)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer src.Close()
 	logPhase(log, "open source", t0)
 	t0 = time.Now()
 	jobs, err := resolve(ctx, src, in, key)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	logPhase(log, "resolve", t0)
 	t0 = time.Now()
+	jobs, streamed := splitCDC(jobs)
+	switch {
+	case r.CDC == CDCSkip, only != nil:
+		streamed = nil
+	case r.CDC == CDCFollow:
+		jobs = nil
+	}
 	var reports []TableReport
 	// Prepare per table, serially (feeds create shared types and schemas):
 	// a type that a feed cannot create fails the tables that use it, not
@@ -157,8 +194,13 @@ func (r *Runner) attemptInput(ctx context.Context, wf *config.Workflow, in *conf
 	}
 	logPhase(log, "prepare feeds", t0)
 	if ctx.Err() != nil {
-		return reports, ctx.Err()
+		return reports, nil, ctx.Err()
 	}
+	return append(reports, r.copyAll(ctx, src, feeds, wf, ready, key, par, log)...), streamed, nil
+}
+
+// copyAll copies prepared jobs, par at a time.
+func (r *Runner) copyAll(ctx context.Context, src nopii.Source, feeds []nopii.Feed, wf *config.Workflow, ready []*job, key []byte, par int, log *slog.Logger) []TableReport {
 	results := make([]TableReport, len(ready))
 	work := make(chan int)
 	var wg sync.WaitGroup
@@ -176,7 +218,14 @@ func (r *Runner) attemptInput(ctx context.Context, wf *config.Workflow, in *conf
 	}
 	close(work)
 	wg.Wait()
-	return append(reports, results...), nil
+	return results
+}
+
+func joinError(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
 }
 
 // resolve matches an input's table entries against the source catalog and
@@ -242,6 +291,14 @@ func (r *Runner) copyTable(ctx context.Context, src nopii.Source, feeds []nopii.
 	if err != nil {
 		return fail(err)
 	}
+	if j.cdc != nil {
+		// mode cdc: the stream asked for this copy, which starts the
+		// table's stream; drift and unclassified columns still count.
+		d.mode, d.since, d.deletes = "full", nil, false
+		if !d.drift {
+			d.reason = j.cdc.reason
+		}
+	}
 	phase("decide", t0)
 	tr.Mode, tr.Reason, tr.DriftForced = d.mode, d.reason, d.drift
 	if len(d.unclassified) > 0 {
@@ -271,6 +328,9 @@ func (r *Runner) copyTable(ctx context.Context, src nopii.Source, feeds []nopii.
 	target.State = &nopii.TableState{Workflow: wf.Name, Input: j.input, Table: j.table.Name, Mode: d.mode,
 		Fingerprint: j.table.Fingerprint(), Columns: j.table.Shape(), PrimaryKey: j.table.PrimaryKey,
 		Cursors: cursors, LastRun: time.Now().UTC()}
+	if j.cdc != nil {
+		target.State.LSN = j.cdc.lsn.String()
+	}
 	loads := make([]nopii.Load, 0, len(feeds))
 	var deltas []nopii.DeltaLoad
 	defer func() {

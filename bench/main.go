@@ -39,7 +39,18 @@ func main() {
 	rows := flag.Int("rows", 1_000_000, "rows in the benchmark table")
 	runs := flag.Int("runs", 3, "runs of each pipeline (the median is reported)")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write nopii's CPU profile of the last run to this file")
+	cdc := flag.Bool("cdc", false, "benchmark mode cdc instead: sustained apply and lag at a fixed change rate")
+	changes := flag.Int("changes", 200_000, "-cdc: changed rows the catch-up applies")
+	rate := flag.Int("rate", 5000, "-cdc: changes a second while the lag is measured")
+	lagFor := flag.Duration("lag-for", 20*time.Second, "-cdc: how long the lag is measured")
 	flag.Parse()
+	if *cdc {
+		if err := cdcBench(context.Background(), min(*rows, 200_000), *changes, *rate, *lagFor); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(context.Background(), *rows, *runs); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -75,18 +86,7 @@ func run(ctx context.Context, rows, runs int) error {
 		return err
 	}
 	fmt.Printf("loading %d rows …\n", rows)
-	if err := execSQL(ctx, src, fmt.Sprintf(`
-		CREATE TABLE bench (id bigint PRIMARY KEY, email text NOT NULL, full_name text, phone text, ssn text,
-		                    created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL, payload jsonb);
-		INSERT INTO bench SELECT i, 'user' || i || '@example.org', 'First' || (i %% 1000) || ' Last' || (i %% 777),
-		       '+1 555 ' || lpad((i %% 10000000)::text, 7, '0'), lpad((i %% 1000000000)::text, 9, '0'),
-		       timestamptz '2024-01-01' + i * interval '1 second', timestamptz '2025-01-01' + i * interval '1 second',
-		       jsonb_build_object('plan', 'pro', 'seats', i %% 50, 'features', jsonb_build_array('sso', 'audit', 'api'),
-		                          'note', repeat('n', 120), 'ref', md5(i::text))
-		FROM generate_series(1, %d) i`, rows)); err != nil {
-		return err
-	}
-	if err := execSQL(ctx, src, "VACUUM ANALYZE bench"); err != nil {
+	if err := loadBench(ctx, src, rows); err != nil {
 		return err
 	}
 	var size string
@@ -309,6 +309,11 @@ func writeWorkflow(path, name, src string, cursor bool, feeds string) error {
 	if cursor {
 		cur = "\n            updated_at: updated_at"
 	}
+	return writeWorkflowEntry(path, name, src, cur, feeds)
+}
+
+// writeWorkflowEntry is writeWorkflow with extra lines for the table entry.
+func writeWorkflowEntry(path, name, src, cur, feeds string) error {
 	body := fmt.Sprintf(`version: 1
 hmac_key: %s
 workflows:
@@ -328,4 +333,20 @@ workflows:
     feeds:
 %s`, key, name, src, cur, feeds)
 	return os.WriteFile(path, []byte(body), 0o600)
+}
+
+// loadBench creates the benchmark table in src with rows rows.
+func loadBench(ctx context.Context, src string, rows int) error {
+	if err := execSQL(ctx, src, fmt.Sprintf(`
+		CREATE TABLE bench (id bigint PRIMARY KEY, email text NOT NULL, full_name text, phone text, ssn text,
+		                    created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL, payload jsonb);
+		INSERT INTO bench SELECT i, 'user' || i || '@example.org', 'First' || (i %% 1000) || ' Last' || (i %% 777),
+		       '+1 555 ' || lpad((i %% 10000000)::text, 7, '0'), lpad((i %% 1000000000)::text, 9, '0'),
+		       timestamptz '2024-01-01' + i * interval '1 second', timestamptz '2025-01-01' + i * interval '1 second',
+		       jsonb_build_object('plan', 'pro', 'seats', i %% 50, 'features', jsonb_build_array('sso', 'audit', 'api'),
+		                          'note', repeat('n', 120), 'ref', md5(i::text))
+		FROM generate_series(1, %d) i`, rows)); err != nil {
+		return err
+	}
+	return execSQL(ctx, src, "VACUUM ANALYZE bench")
 }

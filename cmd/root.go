@@ -111,7 +111,8 @@ Then:        nopii run --config nopii.yaml`,
 			prof.Close()
 		}
 	}
-	root.AddCommand(newRunCmd(g), newPlanCmd(g), newValidateCmd(g), newAgentCmd(g), newScanCmd(g), newVerifyCmd(g), newSubjectCmd(g), newDashboardCmd(g), newVersionCmd(g))
+
+	root.AddCommand(newRunCmd(g), newPlanCmd(g), newValidateCmd(g), newAgentCmd(g), newScanCmd(g), newVerifyCmd(g), newSubjectCmd(g), newCDCCmd(g), newDashboardCmd(g), newVersionCmd(g))
 	return root
 }
 

@@ -34,6 +34,13 @@ func newRunner(log *slog.Logger, obs agent.Observer) *agent.Runner {
 		OpenFeed: func(ctx context.Context, wf *config.Workflow, f *config.Feed) (nopii.Feed, error) {
 			return openFeed(ctx, wf.Name, f, log)
 		},
+		OpenSnapshot: func(ctx context.Context, in *config.Input, readers int, snapshot string) (nopii.Source, error) {
+			return postgres.Open(ctx, in.DSN.Reveal(), postgres.Options{Name: in.Name, Readers: readers, Logger: log, Snapshot: snapshot})
+		},
+		OpenReplication: func(ctx context.Context, wf *config.Workflow, in *config.Input) (agent.Replicator, error) {
+			return postgres.OpenReplication(ctx, in.DSN.Reveal(), postgres.ReplicationOptions{Name: in.Name,
+				Slot: postgres.ReplicationName(wf.Name, in.Name), Logger: log})
+		},
 	}
 }
 

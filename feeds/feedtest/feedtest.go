@@ -76,6 +76,7 @@ func Run(t *testing.T, newFeed func(t *testing.T) (nopii.Feed, Reader)) {
 		{"AbortKeepsPrevious", testAbortKeepsPrevious},
 		{"SecondFullCopyReplaces", testSecondFullCopyReplaces},
 		{"DeltaUpsertsAndDeletes", testDelta},
+		{"Changes", testChanges},
 		{"State", testState},
 		{"PartRollOver", testPartRollOver},
 	}
@@ -541,6 +542,67 @@ func testDelta(t *testing.T, f nopii.Feed, r Reader) {
 	MustFullCopy(t, f, tb, textRow("z", ptr("26")))
 	delta(t, f, tb, true, []Row{textRow("y", ptr("25"))}, []string{"y"})
 	CheckRows(t, r, tb, Want(textRow("y", ptr("25"))))
+}
+
+// changes runs one load of streamed changes: an optional truncate, the
+// deleted keys, the upserted rows; the state says lsn.
+func changes(t *testing.T, f nopii.ChangeFeed, tb *Table, truncate bool, gone []string, rows []Row, lsn string) {
+	t.Helper()
+	ctx := testContext(t)
+	target := tb.Target("cdc", 0)
+	target.State.LSN = lsn
+	l, err := f.Changes(ctx, target)
+	if err != nil {
+		t.Fatalf("changes to %s: %v", tb.Name, err)
+	}
+	defer l.Abort()
+	if truncate {
+		if err := l.Truncate(); err != nil {
+			t.Fatalf("truncate: %v", err)
+		}
+	}
+	for _, k := range gone {
+		if err := l.DeleteKey([]byte(k)); err != nil {
+			t.Fatalf("delete key %q: %v", k, err)
+		}
+	}
+	for _, r := range rows {
+		if err := l.WriteRow(r.values()); err != nil {
+			t.Fatalf("write row %q: %v", r.Key, err)
+		}
+	}
+	if err := l.Commit(ctx); err != nil {
+		t.Fatalf("commit changes to %s: %v", tb.Name, err)
+	}
+	st, err := f.State(ctx, nopii.StateKey{Workflow: Workflow, Input: Input, Table: tb.Name})
+	if err != nil || st == nil || st.LSN != lsn || st.Mode != "cdc" {
+		t.Fatalf("state after changes = %+v, %v; want mode cdc, lsn %s", st, err, lsn)
+	}
+}
+
+// testChanges: streamed changes (mode cdc) upsert, delete by key (a key
+// the table does not have is no error), truncate, and save the state's LSN.
+func testChanges(t *testing.T, f nopii.Feed, r Reader) {
+	cf, ok := f.(nopii.ChangeFeed)
+	if !ok {
+		t.Fatalf("%s feed does not implement nopii.ChangeFeed", f.Kind())
+	}
+	tb := textTable("changes")
+	MustPrepare(t, f, tb)
+	odd := "odd\nkey, \"quoted\" \\ é"
+	MustFullCopy(t, f, tb, textRow("a", ptr("1")), textRow("b", ptr("2")), textRow(odd, ptr("odd")))
+
+	changes(t, cf, tb, false, []string{"b", "never there"}, []Row{textRow("a", ptr("one")), textRow("c", ptr("3"))}, "0/16B3748")
+	CheckRows(t, r, tb, Want(textRow("a", ptr("one")), textRow("c", ptr("3")), textRow(odd, ptr("odd"))))
+
+	changes(t, cf, tb, false, []string{odd}, nil, "0/16B3800")
+	CheckRows(t, r, tb, Want(textRow("a", ptr("one")), textRow("c", ptr("3"))))
+
+	changes(t, cf, tb, true, nil, []Row{textRow("z", nil)}, "1/0")
+	CheckRows(t, r, tb, Want(textRow("z", nil)))
+
+	changes(t, cf, tb, true, nil, nil, "1/10")
+	CheckRows(t, r, tb, map[string][]string{})
 }
 
 func testState(t *testing.T, f nopii.Feed, r Reader) {

@@ -154,7 +154,7 @@ func (f *Feed) Delta(ctx context.Context, t nopii.Target, deletes bool) (nopii.D
 	if err != nil {
 		return nil, err
 	}
-	return &deltaLoad{l}, nil
+	return &deltaLoad{load: l}, nil
 }
 
 func (f *Feed) claim(t nopii.TableName) bool {

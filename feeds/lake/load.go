@@ -373,7 +373,11 @@ func copyKeys(w *keysWriter, s keyStream) error {
 	}
 }
 
-type deltaLoad struct{ *load }
+type deltaLoad struct {
+	*load
+	// merge, when set, replaces mergeKeys (streamed changes).
+	merge func(ctx context.Context, kw *keysWriter) error
+}
 
 // WriteKey implements nopii.DeltaLoad.
 func (l *deltaLoad) WriteKey(key []byte) error {
@@ -415,7 +419,11 @@ func (l *deltaLoad) Commit(ctx context.Context) error {
 		l.Abort()
 		return l.wrap("write key list", err)
 	}
-	if err := l.mergeKeys(ctx, kw); err != nil {
+	merge := l.mergeKeys
+	if l.merge != nil {
+		merge = l.merge
+	}
+	if err := merge(ctx, kw); err != nil {
 		kw.abort()
 		l.Abort()
 		return err

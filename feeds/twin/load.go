@@ -377,6 +377,9 @@ type deltaLoad struct {
 	deletes bool
 	staged  int64 // rows written to the stage
 	keys    bool  // the stage COPY is done and the key COPY runs
+	// beforeUpsert, when set, runs after the stage is loaded and before the
+	// upsert, in the same transaction (streamed deletes and truncates).
+	beforeUpsert func(ctx context.Context) error
 	// Upserted and Deleted count what Commit applied.
 	upserted, deleted int64
 }
@@ -448,6 +451,10 @@ func (d *deltaLoad) Commit(ctx context.Context) error {
 }
 
 func (d *deltaLoad) apply(ctx context.Context) error {
+	t0 := time.Now()
+	defer func() {
+		d.feed.log.Debug("twin delta applied", "table", d.target.Name.String(), "rows", d.staged, "seconds", time.Since(t0).Seconds())
+	}()
 	if d.deletes && !d.keys {
 		// No key at all: every row left the source.
 		if err := d.startKeys(ctx); err != nil {
@@ -456,6 +463,12 @@ func (d *deltaLoad) apply(ctx context.Context) error {
 	}
 	if d.stream != nil {
 		if err := d.finishCopy(); err != nil {
+			return err
+		}
+	}
+	d.feed.log.Debug("twin stage loaded", "table", d.target.Name.String(), "seconds", time.Since(t0).Seconds())
+	if d.beforeUpsert != nil {
+		if err := d.beforeUpsert(ctx); err != nil {
 			return err
 		}
 	}

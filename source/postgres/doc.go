@@ -8,4 +8,11 @@
 //
 // Tables are read with COPY (SELECT …) TO STDOUT (FORMAT binary) and handed
 // on as raw binary values: nothing is decoded here.
+//
+// Replication (replication.go) is the logical replication side, for mode
+// cdc: the publication and pgoutput slot of a workflow input (created with
+// an exported snapshot, which Open imports through Options.Snapshot), and
+// the stream itself, read with pglogrepl in pgoutput's binary format, so
+// that values are the bytes a binary COPY gives. Only key columns are
+// decoded, to render source_primary_key as a copy does.
 package postgres

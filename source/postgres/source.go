@@ -25,6 +25,9 @@ type Options struct {
 	Readers int          // most reader connections at once; default 1
 	Logger  *slog.Logger // default slog.Default()
 	Connect pgconnect.Options
+	// Snapshot, when set, is an exported snapshot to import (a new
+	// replication slot's) instead of exporting one of our own.
+	Snapshot string
 }
 
 // Source is a snapshot of one PostgreSQL database. Safe for concurrent Copy.
@@ -44,30 +47,13 @@ type Source struct {
 	once    sync.Once
 }
 
-// Open connects, begins the snapshot transaction and exports its snapshot.
+// Open connects, begins the snapshot transaction and exports its snapshot
+// (or imports Options.Snapshot).
 func Open(ctx context.Context, dsn string, o Options) (*Source, error) {
 	if o.Readers <= 0 {
 		o.Readers = 1
 	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
-	if o.Connect.What == "" {
-		o.Connect.What = "source " + o.Name
-	}
-	o.Connect.Logger = o.Logger
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		return nil, fmt.Errorf("source %s: parse dsn: %w", o.Name, err)
-	}
-	// Identifiers are always schema-qualified; with pg_catalog alone on the
-	// path, format_type and pg_get_constraintdef qualify user types too.
-	cfg.RuntimeParams["search_path"] = "pg_catalog"
-	// Catalog queries run once each per run: the simple protocol does each
-	// in one round trip, where a prepared statement takes two. (Arguments
-	// are names and OIDs, which pgx quotes; COPY does not use it.)
-	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
-	conn, err := pgconnect.ConnectConfig(ctx, cfg, o.Connect)
+	cfg, conn, err := connectSource(ctx, dsn, o.Name, &o.Logger, &o.Connect)
 	if err != nil {
 		return nil, err
 	}
@@ -82,9 +68,21 @@ func Open(ctx context.Context, dsn string, o Options) (*Source, error) {
 	// pg_read_all_stats, other roles' sessions show no xact_start: the
 	// cursor overlap covers those. One statement, so that the snapshot and
 	// the look at writers are as close together as they can be.
+	// An imported snapshot (mode cdc's first copy, consistent with its
+	// replication slot) is shared with the readers under its own id.
 	var since *time.Time
-	if err := conn.QueryRow(ctx, `SELECT pg_export_snapshot(), (SELECT min(xact_start) FROM pg_stat_activity
-		WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid())`).Scan(&s.snapshot, &since); err != nil {
+	const inFlight = `(SELECT min(xact_start) FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid())`
+	if o.Snapshot != "" {
+		s.snapshot = o.Snapshot
+		if _, err := conn.Exec(ctx, "SET TRANSACTION SNAPSHOT "+quoteLiteral(o.Snapshot)); err != nil {
+			conn.Close(context.Background())
+			return nil, fmt.Errorf("source %s: import snapshot: %w", o.Name, pgconnect.SafeError(err))
+		}
+		if err := conn.QueryRow(ctx, "SELECT "+inFlight).Scan(&since); err != nil {
+			conn.Close(context.Background())
+			return nil, fmt.Errorf("source %s: look at writers in flight: %w", o.Name, pgconnect.SafeError(err))
+		}
+	} else if err := conn.QueryRow(ctx, "SELECT pg_export_snapshot(), "+inFlight).Scan(&s.snapshot, &since); err != nil {
 		conn.Close(context.Background())
 		return nil, fmt.Errorf("source %s: export snapshot: %w", o.Name, pgconnect.SafeError(err))
 	}
@@ -92,6 +90,34 @@ func Open(ctx context.Context, dsn string, o Options) (*Source, error) {
 		s.inFlight = *since
 	}
 	return s, nil
+}
+
+// connectSource fills in the logger and connect options and opens the
+// source's catalog connection.
+func connectSource(ctx context.Context, dsn, name string, log **slog.Logger, co *pgconnect.Options) (*pgx.ConnConfig, *pgx.Conn, error) {
+	if *log == nil {
+		*log = slog.Default()
+	}
+	if co.What == "" {
+		co.What = "source " + name
+	}
+	co.Logger = *log
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, nil, fmt.Errorf("source %s: parse dsn: %w", name, err)
+	}
+	// Identifiers are always schema-qualified; with pg_catalog alone on the
+	// path, format_type and pg_get_constraintdef qualify user types too.
+	cfg.RuntimeParams["search_path"] = "pg_catalog"
+	// Catalog queries run once each per run: the simple protocol does each
+	// in one round trip, where a prepared statement takes two. (Arguments
+	// are names and OIDs, which pgx quotes; COPY does not use it.)
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	conn, err := pgconnect.ConnectConfig(ctx, cfg, *co)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, conn, nil
 }
 
 // InFlightSince implements nopii.Source.

@@ -1,0 +1,730 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nopii/nopii"
+	"github.com/nopii/nopii/config"
+)
+
+// Replicator is a logical replication stream of one input's cdc tables
+// (source/postgres.Replication).
+type Replicator interface {
+	// CheckTable refuses a table whose changes cannot be applied.
+	CheckTable(ctx context.Context, t *nopii.Table) error
+	// Ensure makes the publication hold exactly tables and creates the
+	// slot if needed.
+	Ensure(ctx context.Context, tables []nopii.TableName) (nopii.SlotStart, error)
+	// CurrentLSN returns the source's WAL insert position.
+	CurrentLSN(ctx context.Context) (nopii.LSN, error)
+	// SlotLag returns the WAL the slot retains and how far its confirmed
+	// position is behind the source, in bytes.
+	SlotLag(ctx context.Context) (retained, behind int64, err error)
+	// Register sets the description a table's changes are decoded with.
+	Register(t *nopii.Table) error
+	// Start starts streaming at from.
+	Start(ctx context.Context, from nopii.LSN) error
+	// Next returns the next change; its values are valid until the next call.
+	Next(ctx context.Context) (*nopii.Change, error)
+	// Confirm lets the source free the WAL before lsn.
+	Confirm(lsn nopii.LSN) error
+	Close() error
+}
+
+// Lag is how far a stream is behind its source.
+type Lag struct {
+	Bytes    int64   // WAL written since the position the stream confirmed
+	Seconds  float64 // since the commit of the oldest source transaction not applied yet; 0 when caught up
+	Retained int64   // WAL the slot keeps on the source's disk
+}
+
+// LagObserver is an Observer that also hears, every few seconds, how far
+// each input's stream is behind.
+type LagObserver interface {
+	StreamLag(input string, lag Lag)
+}
+
+// DefaultWALWarn is the WAL a slot may retain before the stream warns:
+// a stream that stops confirming makes the source keep its WAL, which
+// fills the source's disk.
+const DefaultWALWarn = 1 << 30
+
+// cdcCopy marks a job's full copy as the start of its stream: the state
+// gets lsn, from which the stream resumes.
+type cdcCopy struct {
+	lsn    nopii.LSN
+	reason string
+}
+
+// Batch bounds: a batch is applied at a commit once it holds maxBatch
+// changes or is flushAfter old, and in the middle of a huge source
+// transaction at 2×maxBatch (its LSN is then not confirmed until its end).
+const (
+	maxBatch   = 20000
+	flushAfter = 250 * time.Millisecond
+)
+
+// splitCDC separates the jobs of mode cdc that resolved without error.
+func splitCDC(jobs []*job) (rest, cdc []*job) {
+	for _, j := range jobs {
+		if j.err == nil && j.entry != nil && j.entry.EffectiveMode() == config.ModeCDC {
+			cdc = append(cdc, j)
+			continue
+		}
+		rest = append(rest, j)
+	}
+	return rest, cdc
+}
+
+// stream is one input's cdc run: its tables, the batch being built, and
+// where the stream stands.
+type stream struct {
+	r       *Runner
+	wf      *config.Workflow
+	in      *config.Input
+	feeds   []nopii.Feed
+	changes []nopii.ChangeFeed
+	rp      Replicator
+	key     []byte
+	log     *slog.Logger
+	tables  map[nopii.TableName]*streamTable
+
+	applied   nopii.LSN // end of the last source transaction applied to every feed
+	pending   int       // changes in the batch
+	started   time.Time // of the batch
+	committed nopii.LSN // end of the last transaction in the batch
+	commitAt  time.Time
+	scratch   []byte
+	out       [][]byte
+	vals      [][]byte
+	txStart   nopii.LSN // ChangeBegin's: where the current transaction's commit starts
+	inflight  *batch    // being applied
+	caughtUp  bool      // the last news was ChangeIdle with nothing pending
+	oldest    time.Time // commit time of the oldest transaction in the batch
+	lagAt     time.Time // of the last lag report
+}
+
+type streamTable struct {
+	// copied is the LSN of a copy made by this run: transactions that
+	// committed before it are in the copy, and their changes (and their
+	// schema, which may be older) are skipped.
+	copied   nopii.LSN
+	j        *job
+	c        *compiled
+	index    map[string]int // key → ops
+	ops      []change
+	truncate bool
+	tr       TableReport
+
+	// The table's suppression list (SPEC §7), read again every
+	// forgottenRefresh by the goroutine that applies batches.
+	forgotten   *forgottenSet
+	forgottenAt time.Time
+}
+
+// forgottenRefresh bounds how long a streamed table goes on with a
+// suppression list older than a subject request: after a forget, the
+// subject's changes stop reaching the feeds within this time.
+const forgottenRefresh = 5 * time.Second
+
+// change is one collapsed change: the last one of its key in the batch.
+type change struct {
+	key string
+	row [][]byte // nil: delete
+}
+
+// runCDC runs an input's cdc tables: publication and slot, a full copy of
+// the tables that need one (from the new slot's snapshot on the first run),
+// then the stream. Without follow it stops once it has applied everything
+// the source had written when the stream started.
+func (r *Runner) runCDC(ctx context.Context, wf *config.Workflow, in *config.Input, jobs []*job, feeds []nopii.Feed, key []byte, par int, rep *Report, log *slog.Logger, follow bool) error {
+	if r.OpenReplication == nil {
+		return errors.New("mode cdc: this build has no replication support")
+	}
+	s := &stream{r: r, wf: wf, in: in, feeds: feeds, key: key, log: log, tables: map[nopii.TableName]*streamTable{}}
+	fail := func(j *job, err error) {
+		j.err = err
+		rep.Tables = append(rep.Tables, j.report(feeds))
+		log.Error("table skipped", LogKeyTable, j.rel.Name.String(), LogKeyError, err.Error())
+	}
+	for _, f := range feeds {
+		cf, ok := f.(nopii.ChangeFeed)
+		if !ok {
+			for _, j := range jobs {
+				fail(j, fmt.Errorf("the %s feed does not take mode cdc yet: use mode full or delta for this table, or a twin feed", f.Kind()))
+			}
+			return nil
+		}
+		s.changes = append(s.changes, cf)
+	}
+	rp, err := r.OpenReplication(ctx, wf, in)
+	if err != nil {
+		return err
+	}
+	defer rp.Close()
+	s.rp = rp
+	var names []nopii.TableName
+	var ok []*job
+	for _, j := range jobs {
+		if err := rp.CheckTable(ctx, j.table); err != nil {
+			fail(j, err)
+			continue
+		}
+		ok = append(ok, j)
+		names = append(names, j.table.Name)
+	}
+	if len(ok) == 0 {
+		return nil
+	}
+	start, err := rp.Ensure(ctx, names)
+	if err != nil {
+		return err
+	}
+	from, copies, err := s.plan(ctx, ok, start)
+	if err != nil {
+		return err
+	}
+	if len(copies) > 0 {
+		lsn, reason := start.LSN, "cdc: first copy, from the new replication slot's snapshot"
+		if !start.Created {
+			// Any snapshot taken after lsn will do: changes between lsn and
+			// the snapshot are replayed on it, idempotently by key.
+			if lsn, err = rp.CurrentLSN(ctx); err != nil {
+				return err
+			}
+			reason = "cdc: full copy before streaming (new table, schema change, or no stream position)"
+		}
+		copied, err := s.copy(ctx, copies, start.Snapshot, lsn, reason, par, rep)
+		if err != nil {
+			return err
+		}
+		if len(copied) < len(copies) {
+			// A table that failed its copy must not stream: its rows would
+			// be changes to a copy it does not have.
+			ok = slices.DeleteFunc(ok, func(j *job) bool { return slices.Contains(copies, j) && !slices.Contains(copied, j) })
+		}
+		if from == 0 || lsn < from {
+			from = lsn
+		}
+	}
+	for _, j := range ok {
+		if err := s.add(j); err != nil {
+			return err
+		}
+		if j.cdc != nil {
+			s.tables[j.table.Name].copied = j.cdc.lsn
+		}
+	}
+	if len(s.tables) == 0 {
+		return nil
+	}
+	until, err := rp.CurrentLSN(ctx)
+	if err != nil {
+		return err
+	}
+	if err := rp.Start(ctx, from); err != nil {
+		return err
+	}
+	s.applied = from
+	log.Info("streaming", "slot_from", from.String(), "until", until.String(), "follow", follow)
+	err = s.run(ctx, until, follow)
+	for _, t := range s.tables {
+		t.tr.Note = fmt.Sprintf("streamed to %s", s.applied)
+		if err != nil {
+			t.tr.Error = err.Error()
+		}
+		rep.Tables = append(rep.Tables, t.tr)
+	}
+	if err != nil {
+		return err
+	}
+	return nil
+}
+
+// plan reads the feeds' states: where the stream resumes, and the tables
+// that need a full copy first.
+func (s *stream) plan(ctx context.Context, jobs []*job, start nopii.SlotStart) (from nopii.LSN, copies []*job, err error) {
+	for _, j := range jobs {
+		if start.Created || slices.Contains(start.Added, j.table.Name) {
+			copies = append(copies, j)
+			continue
+		}
+		need := false
+		for _, f := range s.feeds {
+			st, err := f.State(ctx, nopii.StateKey{Workflow: s.wf.Name, Input: s.in.Name, Table: j.rel.Name})
+			if err != nil {
+				return 0, nil, err
+			}
+			if st == nil || st.LSN == "" || st.Fingerprint != j.table.Fingerprint() {
+				need = true
+				break
+			}
+			lsn, err := nopii.ParseLSN(st.LSN)
+			if err != nil {
+				return 0, nil, fmt.Errorf("state of %s: %w", j.rel.Name, err)
+			}
+			if from == 0 || lsn < from {
+				from = lsn
+			}
+		}
+		if need {
+			copies = append(copies, j)
+		}
+	}
+	return from, copies, nil
+}
+
+// copy fully copies jobs from a snapshot (the slot's, or a fresh one when
+// snapshot is empty), each state saying that its stream starts at lsn. It
+// returns the jobs copied.
+func (s *stream) copy(ctx context.Context, jobs []*job, snapshot string, lsn nopii.LSN, reason string, par int, rep *Report) ([]*job, error) {
+	src, err := s.r.OpenSnapshot(ctx, s.in, par, snapshot)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	var ready []*job
+	for _, old := range jobs {
+		// Described again in this snapshot: it may be newer than the run's.
+		j := &job{input: old.input, rel: old.rel, entry: old.entry, cdc: &cdcCopy{lsn: lsn, reason: reason}}
+		describe(ctx, src, s.in, j, s.key)
+		if j.err == nil {
+			j.err = s.rp.CheckTable(ctx, j.table)
+		}
+		for _, f := range s.feeds {
+			if j.err == nil {
+				if err := f.Prepare(ctx, []nopii.Target{j.target}); err != nil {
+					j.err = fmt.Errorf("prepare %s feed: %w", f.Kind(), err)
+				}
+			}
+		}
+		if j.err != nil {
+			rep.Tables = append(rep.Tables, j.report(s.feeds))
+			s.log.Error("table skipped", LogKeyTable, j.rel.Name.String(), LogKeyError, j.err.Error())
+			continue
+		}
+		ready = append(ready, j)
+	}
+	results := s.r.copyAll(ctx, src, s.feeds, s.wf, ready, s.key, par, s.log)
+	rep.Tables = append(rep.Tables, results...)
+	var copied []*job
+	for i, tr := range results {
+		if tr.Error == "" {
+			*findJob(jobs, ready[i].rel.Name) = *ready[i]
+			copied = append(copied, findJob(jobs, ready[i].rel.Name))
+		}
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return copied, nil
+}
+
+func findJob(jobs []*job, name nopii.TableName) *job {
+	for _, j := range jobs {
+		if j.rel.Name == name {
+			return j
+		}
+	}
+	return nil
+}
+
+// add starts streaming a table.
+func (s *stream) add(j *job) error {
+	c, err := compile(j, s.key)
+	if err != nil {
+		return err
+	}
+	if err := s.rp.Register(j.table); err != nil {
+		return err
+	}
+	tr := j.report(s.feeds)
+	tr.Mode = "cdc"
+	s.tables[j.table.Name] = &streamTable{j: j, c: c, index: map[string]int{}, tr: tr}
+	return nil
+}
+
+func (s *stream) run(ctx context.Context, until nopii.LSN, follow bool) (err error) {
+	defer func() {
+		// A batch in flight finishes (or fails) before the run ends.
+		if werr := s.wait(); err == nil {
+			err = werr
+		}
+	}()
+	for {
+		c, err := s.rp.Next(ctx)
+		if err != nil {
+			return err
+		}
+		if err := s.poll(); err != nil {
+			return err
+		}
+		if time.Since(s.lagAt) >= 5*time.Second {
+			s.reportLag(ctx)
+		}
+		switch c.Kind {
+		case nopii.ChangeBegin:
+			s.txStart = c.LSN
+		case nopii.ChangeUpsert, nopii.ChangeDelete, nopii.ChangeTruncate:
+			if err := s.add1(c); err != nil {
+				return err
+			}
+			if s.pending >= 2*maxBatch {
+				if err := s.flush(ctx, false); err != nil {
+					return err
+				}
+			}
+		case nopii.ChangeCommit:
+			s.committed, s.commitAt, s.caughtUp = c.LSN, c.Time, false
+			if s.oldest.IsZero() {
+				s.oldest = c.Time
+			}
+			done := !follow && c.LSN >= until
+			if s.pending >= maxBatch || (s.pending > 0 && time.Since(s.started) >= flushAfter) || done {
+				if err := s.flush(ctx, done); err != nil {
+					return err
+				}
+			}
+			if done {
+				return nil
+			}
+		case nopii.ChangeIdle:
+			if err := s.flush(ctx, true); err != nil {
+				return err
+			}
+			s.caughtUp = true
+			if c.LSN > s.applied {
+				// Nothing of ours in between: let the slot free that WAL.
+				if err := s.rp.Confirm(c.LSN); err != nil {
+					return err
+				}
+			}
+			if !follow && c.LSN >= until {
+				return nil
+			}
+		case nopii.ChangeDrift:
+			if err := s.drift(ctx, c.Table); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// add1 redacts a change through the copy's row path and collapses it into
+// the batch: the last change of a key wins.
+func (s *stream) add1(c *nopii.Change) error {
+	t := s.tables[c.Table]
+	if t == nil || s.txStart < t.copied {
+		return nil
+	}
+	if s.pending == 0 {
+		s.started = time.Now()
+	}
+	s.pending++
+	if c.Kind == nopii.ChangeTruncate {
+		t.truncate, t.ops = true, t.ops[:0]
+		clear(t.index)
+		return nil
+	}
+	n := len(t.j.table.Columns)
+	if c.Kind == nopii.ChangeDelete {
+		k, err := t.c.redactKey(c.Key, &s.scratch)
+		if err != nil {
+			return fmt.Errorf("table %s: %w", c.Table, err)
+		}
+		t.put(string(k), nil)
+		return nil
+	}
+	if c.OldKey != nil {
+		k, err := t.c.redactKey(c.OldKey, &s.scratch)
+		if err != nil {
+			return fmt.Errorf("table %s: %w", c.Table, err)
+		}
+		t.put(string(k), nil)
+	}
+	s.vals = append(append(s.vals[:0], c.Values...), c.Key)
+	if cap(s.out) < n+1 {
+		s.out = make([][]byte, n+1)
+	}
+	out := s.out[:n+1]
+	if err := t.c.redactRow(t.j.table, s.vals, out, &s.scratch); err != nil {
+		return fmt.Errorf("table %s: %w", c.Table, err)
+	}
+	size := 0
+	for _, v := range out {
+		size += len(v)
+	}
+	buf := make([]byte, 0, size)
+	row := make([][]byte, n+1)
+	for i, v := range out {
+		if v != nil {
+			start := len(buf)
+			buf = append(buf, v...)
+			row[i] = buf[start:len(buf):len(buf)]
+		}
+	}
+	t.put(string(row[n]), row)
+	return nil
+}
+
+func (t *streamTable) put(key string, row [][]byte) {
+	if i, ok := t.index[key]; ok {
+		t.ops[i].row = row
+		return
+	}
+	t.index[key] = len(t.ops)
+	t.ops = append(t.ops, change{key: key, row: row})
+}
+
+// batch is a flushed batch on its way to the feeds: per table, the
+// collapsed changes; the state of each table says lsn.
+type batch struct {
+	items   []batchItem
+	lsn     nopii.LSN
+	changes int
+	done    chan error
+}
+
+type batchItem struct {
+	t         *streamTable
+	ops       []change
+	truncate  bool
+	forgotten *forgottenSet // rows of these keys are left out
+}
+
+// flush hands the batch to a goroutine that applies it to every feed,
+// table by table, each with its state at the last complete source
+// transaction, while the stream goes on decoding the next batch. One batch
+// is in flight at a time; its position is confirmed to the source when it
+// is done (wait). With sync, flush waits for it.
+func (s *stream) flush(ctx context.Context, sync bool) error {
+	if err := s.wait(); err != nil {
+		return err
+	}
+	lsn := max(s.applied, s.committed)
+	if s.pending == 0 {
+		if lsn > s.applied {
+			s.applied = lsn
+			return s.rp.Confirm(lsn)
+		}
+		return nil
+	}
+	b := &batch{lsn: lsn, changes: s.pending, done: make(chan error, 1)}
+	for _, t := range s.tables {
+		if len(t.ops) == 0 && !t.truncate {
+			continue
+		}
+		b.items = append(b.items, batchItem{t: t, ops: t.ops, truncate: t.truncate})
+		t.ops, t.truncate = make([]change, 0, len(t.ops)), false
+		clear(t.index)
+	}
+	s.pending, s.oldest = 0, time.Time{}
+	s.inflight = b
+	started := s.started
+	go func() {
+		t0 := time.Now()
+		for _, it := range b.items {
+			if err := s.apply(ctx, it, b.lsn); err != nil {
+				b.done <- err
+				return
+			}
+		}
+		s.log.Debug("batch applied", "changes", b.changes, "lsn", b.lsn.String(), "seconds", time.Since(t0).Seconds(), "batch_seconds", time.Since(started).Seconds())
+		b.done <- nil
+	}()
+	if sync {
+		return s.wait()
+	}
+	return nil
+}
+
+// wait waits for the batch in flight, if any, and confirms its position.
+func (s *stream) wait() error {
+	b := s.inflight
+	if b == nil {
+		return nil
+	}
+	s.inflight = nil
+	if err := <-b.done; err != nil {
+		return err
+	}
+	if b.lsn > s.applied {
+		s.applied = b.lsn
+		return s.rp.Confirm(s.applied)
+	}
+	return nil
+}
+
+// poll confirms the batch in flight if it is done, without waiting.
+func (s *stream) poll() error {
+	if s.inflight == nil {
+		return nil
+	}
+	select {
+	case err := <-s.inflight.done:
+		s.inflight.done <- err // wait reads it
+		return s.wait()
+	default:
+		return nil
+	}
+}
+
+func (s *stream) apply(ctx context.Context, it batchItem, lsn nopii.LSN) error {
+	t := it.t
+	j := t.j
+	target := j.target
+	target.State = &nopii.TableState{Workflow: s.wf.Name, Input: j.input, Table: j.table.Name, Mode: "cdc",
+		Fingerprint: j.table.Fingerprint(), Columns: j.table.Shape(), PrimaryKey: j.table.PrimaryKey,
+		LSN: lsn.String(), LastRun: time.Now().UTC()}
+	if time.Since(t.forgottenAt) > forgottenRefresh {
+		set, err := loadForgotten(ctx, s.feeds, nopii.StateKey{Workflow: s.wf.Name, Input: j.input, Table: j.table.Name}, s.key)
+		if err != nil {
+			return err
+		}
+		t.forgotten, t.forgottenAt = set, time.Now()
+	}
+	it.forgotten = t.forgotten
+	for _, f := range s.changes {
+		t0 := time.Now()
+		l, err := f.Changes(ctx, target)
+		if err != nil {
+			return err
+		}
+		s.log.Debug("change load opened", LogKeyTable, j.table.Name.String(), "seconds", time.Since(t0).Seconds())
+		if err := it.write(l); err != nil {
+			l.Abort()
+			return err
+		}
+		if err := l.Commit(ctx); err != nil {
+			return err
+		}
+		if a, ok := l.(interface{ Applied() (int64, int64) }); ok {
+			up, del := a.Applied()
+			t.tr.Upserted += up
+			t.tr.Deleted += del
+		}
+	}
+	t.tr.Rows += int64(len(it.ops))
+	return nil
+}
+
+func (it batchItem) write(l nopii.ChangeLoad) error {
+	if it.truncate {
+		if err := l.Truncate(); err != nil {
+			return err
+		}
+	}
+	for _, c := range it.ops {
+		var err error
+		if c.row != nil && it.forgotten.has([]byte(c.key)) {
+			continue // a forgotten subject's row stays out
+		}
+		if c.row == nil {
+			err = l.DeleteKey([]byte(c.key))
+		} else {
+			err = l.WriteRow(c.row)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// drift handles a table whose columns changed mid-stream: apply what came
+// before, copy the table afresh with its new columns (its state starting
+// at the last applied transaction, so the changes after it are replayed on
+// the copy, idempotently by key), and go on streaming it.
+func (s *stream) drift(ctx context.Context, name nopii.TableName) error {
+	t := s.tables[name]
+	if t == nil || s.txStart < t.copied {
+		// Older than this run's copy: the copy has the new columns, and
+		// the stream describes the table anew before its first change.
+		return nil
+	}
+	if err := s.flush(ctx, true); err != nil {
+		return err
+	}
+	s.log.Info("schema changed mid-stream: copying the table again", LogKeyTable, name.String())
+	// The replication connection idles meanwhile; keep the server from
+	// timing it out.
+	stop := s.keepAlive()
+	rep := &Report{}
+	copied, err := s.copy(ctx, []*job{t.j}, "", s.applied, "cdc: schema changed mid-stream: full copy", 1, rep)
+	stop()
+	for _, tr := range rep.Tables {
+		t.tr.Warnings = append(t.tr.Warnings, fmt.Sprintf("%s: %s", tr.Reason, tr.Table))
+		if tr.Error != "" {
+			return fmt.Errorf("table %s changed mid-stream and could not be copied again: %s", name, tr.Error)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if len(copied) == 0 {
+		return fmt.Errorf("table %s changed mid-stream and could not be copied again", name)
+	}
+	tr := t.tr
+	if err := s.add(copied[0]); err != nil {
+		return err
+	}
+	nt := s.tables[name]
+	nt.copied = s.applied
+	nt.tr.Rows, nt.tr.Upserted, nt.tr.Deleted, nt.tr.Warnings = tr.Rows, tr.Upserted, tr.Deleted, tr.Warnings
+	nt.tr.DriftForced = true
+	return nil
+}
+
+// reportLag tells a LagObserver how far the stream is behind, and warns
+// when the slot retains more WAL than DefaultWALWarn.
+func (s *stream) reportLag(ctx context.Context) {
+	s.lagAt = time.Now()
+	retained, behind, err := s.rp.SlotLag(ctx)
+	if err != nil {
+		s.log.Warn("cannot read the replication slot's lag", LogKeyError, err.Error())
+		return
+	}
+	lag := Lag{Bytes: behind, Retained: retained}
+	if !s.caughtUp {
+		if !s.oldest.IsZero() {
+			lag.Seconds = time.Since(s.oldest).Seconds()
+		} else if !s.commitAt.IsZero() {
+			lag.Seconds = max(0, time.Since(s.commitAt).Seconds())
+		}
+	}
+	if retained > DefaultWALWarn {
+		s.log.Warn("the replication slot retains much WAL on the source: check that the stream keeps up, or drop the slot (nopii cdc drop) of a workflow no longer run",
+			"retained_bytes", retained, "behind_bytes", behind)
+	}
+	if o, ok := s.r.observer().(LagObserver); ok {
+		o.StreamLag(s.in.Name, lag)
+	}
+}
+
+// keepAlive sends standby status updates until stopped, while the stream
+// is not read.
+func (s *stream) keepAlive() (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(5 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				s.rp.Confirm(s.applied)
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}

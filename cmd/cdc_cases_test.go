@@ -1,0 +1,243 @@
+package cmd
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/nopii/nopii"
+	"github.com/nopii/nopii/feeds/lake"
+	"github.com/nopii/nopii/internal/pgtest"
+)
+
+// cdcRun runs `nopii run` on a cdc workflow and returns its JSON report.
+func cdcRun(t *testing.T, cfg, when string, wantCode int) string {
+	t.Helper()
+	code, out, errOut := runCLI(t, "run", "--config", cfg, "--log-level", "error", "--format", "json")
+	if code != wantCode {
+		t.Fatalf("%s: exit %d, want %d\n%s\n%s", when, code, wantCode, out, errOut)
+	}
+	return out
+}
+
+// TestCDCTruncateAndSchemaChange: a TRUNCATE empties the twin's table
+// (rows inserted after it in the same transaction stay); a column added
+// mid-stream makes the run copy the table again and stream on, exactly.
+func TestCDCTruncateAndSchemaChange(t *testing.T) {
+	prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	prod, twin := mustConnect(t, prodDSN), mustConnect(t, twinDSN)
+	mustExec(t, prod, cdcSchema)
+	cfg := oneInputConfig(t, prodDSN, twinDSN, cdcEntries("cdc"))
+	cdcRun(t, cfg, "first run", 0)
+
+	cdcChanges(t, prod, 1)
+	mustExec(t, prod, `BEGIN; UPDATE public.pair SET v = -1; TRUNCATE public.pair; INSERT INTO public.pair VALUES (1, 'after', 1); COMMIT`)
+	mustExec(t, prod, `TRUNCATE public.tagged`)
+	cdcRun(t, cfg, "truncate", 0)
+	if n := queryInt(t, twin, "SELECT count(*) FROM public.pair"); n != 1 {
+		t.Errorf("pair after TRUNCATE and one insert: %d rows, want 1", n)
+	}
+	if n := queryInt(t, twin, "SELECT count(*) FROM public.tagged"); n != 0 {
+		t.Errorf("tagged after TRUNCATE: %d rows", n)
+	}
+	mustMatchFullCopy(t, prodDSN, twin, "after TRUNCATE")
+
+	// Changes before, during and after an ALTER TABLE, in one stream.
+	mustExec(t, prod, `UPDATE public.customer SET n = n + 10 WHERE id < 100`)
+	mustExec(t, prod, `ALTER TABLE public.customer ADD COLUMN plan text NOT NULL DEFAULT 'free', ADD COLUMN tmp int`)
+	mustExec(t, prod, `UPDATE public.customer SET plan = 'pro' WHERE id % 3 = 0`)
+	mustExec(t, prod, `BEGIN; DELETE FROM public.customer WHERE id % 10 = 1; ALTER TABLE public.customer DROP COLUMN tmp; INSERT INTO public.customer (id, email, plan) VALUES (-1, 'z@x.org', 'x'); COMMIT`)
+	cdcChanges(t, prod, 2)
+	out := cdcRun(t, cfg, "schema change", 0)
+	// The run sees the new columns when it starts: one copy, and the older
+	// changes (with the older columns) skipped as the copy holds them.
+	if !strings.Contains(out, "schema changed") || strings.Count(out, `"mode": "full"`) != 1 {
+		t.Errorf("the report does not show one copy for the schema change:\n%s", out)
+	}
+	if got := queryString(t, twin, "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'customer'"); got != "id,email,name,n,plan,source_primary_key" {
+		t.Errorf("twin customer columns: %s", got)
+	}
+	mustMatchFullCopy(t, prodDSN, twin, "after the schema change")
+	cdcChanges(t, prod, 3)
+	out = cdcRun(t, cfg, "after the schema change", 0)
+	if strings.Contains(out, "full copy") {
+		t.Errorf("the run after the schema change copied again:\n%s", out)
+	}
+	mustMatchFullCopy(t, prodDSN, twin, "streaming after the schema change")
+}
+
+// TestCDCTableWithoutKey: a table without a primary key is refused with
+// the fix in the message; with primary_key set but no replica identity on
+// it, the message says REPLICA IDENTITY FULL; with that, it streams.
+func TestCDCTableWithoutKey(t *testing.T) {
+	prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	prod, twin := mustConnect(t, prodDSN), mustConnect(t, twinDSN)
+	mustExec(t, prod, `CREATE TABLE public.log (id int NOT NULL, msg text);
+		INSERT INTO public.log SELECT i, 'm' || i FROM generate_series(1, 20) i`)
+	cfg := oneInputConfig(t, prodDSN, twinDSN, "          - name: public.log\n            mode: cdc\n")
+	out := cdcRun(t, cfg, "no key", 1)
+	if !strings.Contains(out, "public.log") || !strings.Contains(out, "primary_key") {
+		t.Errorf("the error does not name the table and the fix:\n%s", out)
+	}
+	cfg = oneInputConfig(t, prodDSN, twinDSN, "          - name: public.log\n            mode: cdc\n            primary_key: [id]\n")
+	out = cdcRun(t, cfg, "key without replica identity", 1)
+	if !strings.Contains(out, `ALTER TABLE \"public\".\"log\" REPLICA IDENTITY FULL`) {
+		t.Errorf("the error does not give the fix:\n%s", out)
+	}
+	mustExec(t, prod, `ALTER TABLE public.log REPLICA IDENTITY FULL`)
+	cdcRun(t, cfg, "replica identity full", 0)
+	mustExec(t, prod, `UPDATE public.log SET msg = 'x' WHERE id < 5; DELETE FROM public.log WHERE id > 15; UPDATE public.log SET id = 100 WHERE id = 10`)
+	cdcRun(t, cfg, "changes", 0)
+	if got := queryString(t, twin, "SELECT string_agg(source_primary_key || '=' || msg, ',' ORDER BY id) FROM public.log WHERE id < 5 OR id > 9"); got != "1=x,2=x,3=x,4=x,11=m11,12=m12,13=m13,14=m14,15=m15,100=m10" {
+		t.Errorf("twin after changes: %s", got)
+	}
+}
+
+// TestCDCSourceRestart: the agent streams; the source restarts (the slot
+// survives); the agent reconnects and the changes made meanwhile arrive.
+// Then a column is added while the agent streams: it copies the table
+// again mid-stream and goes on.
+func TestCDCSourceRestart(t *testing.T) {
+	bin := buildNopii(t)
+	cluster := pgtest.MustNewCluster(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	prodDSN, err := cluster.CreateDatabase(ctx, "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	twinDSN := pgtest.MustDatabase(t)
+	prod, twin := mustConnect(t, prodDSN), mustConnect(t, twinDSN)
+	mustExec(t, prod, cdcSchema)
+	listen := freeAddr(t)
+	cfg := cdcAgentConfig(t, prodDSN, twinDSN, listen)
+	var out syncBuf
+	agent := startAgent(t, bin, cfg, &out)
+	defer func() {
+		agent(true)
+		if t.Failed() {
+			t.Logf("agent output:\n%s", out.String())
+		}
+	}()
+	eventually(t, 60*time.Second, "the first copy", func() bool {
+		var n int64
+		return twin.QueryRow(t.Context(), "SELECT count(*) FROM nopii.table_state WHERE state->>'lsn' <> ''").Scan(&n) == nil && n == 6
+	})
+	cdcChanges(t, prod, 1)
+	prod.Close(ctx)
+	if err := cluster.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	prod = mustConnect(t, prodDSN)
+	cdcChanges(t, prod, 2)
+	end := queryString(t, prod, "SELECT pg_current_wal_insert_lsn()::text")
+	eventually(t, 120*time.Second, "the agent caught up after the restart", func() bool {
+		var ok bool
+		err := prod.QueryRow(t.Context(), "SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots WHERE slot_name = 'nopii_w_prod'", end).Scan(&ok)
+		return err == nil && ok
+	})
+	mustMatchFullCopy(t, prodDSN, twin, "after the source restart")
+
+	mustExec(t, prod, `UPDATE public.customer SET n = n + 10 WHERE id < 100`)
+	mustExec(t, prod, `ALTER TABLE public.customer ADD COLUMN plan text NOT NULL DEFAULT 'free'`)
+	mustExec(t, prod, `UPDATE public.customer SET plan = 'pro' WHERE id % 3 = 0`)
+	cdcChanges(t, prod, 3)
+	end = queryString(t, prod, "SELECT pg_current_wal_insert_lsn()::text")
+	eventually(t, 120*time.Second, "the agent copied customer again and caught up", func() bool {
+		var ok bool
+		err := prod.QueryRow(t.Context(), "SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots WHERE slot_name = 'nopii_w_prod'", end).Scan(&ok)
+		return err == nil && ok
+	})
+	if n := queryInt(t, twin, "SELECT count(*) FROM public.customer WHERE plan = 'pro'"); n == 0 {
+		t.Error("the twin has no rows with the new column's values")
+	}
+	mustMatchFullCopy(t, prodDSN, twin, "after the schema change mid-stream")
+}
+
+// lakeKeys rebuilds a table from a files feed's JSONL objects — the
+// snapshot, then each delta's upserts and deletes in order — and returns
+// its source_primary_key values.
+func lakeKeys(t *testing.T, dir string, table nopii.TableName) (keys map[string]bool, deltas, deletes int64) {
+	t.Helper()
+	tdir := filepath.Join(dir, lake.TableDir("w", table))
+	var m lake.Manifest
+	if err := json.Unmarshal(mustRead(t, filepath.Join(tdir, lake.ManifestName)), &m); err != nil {
+		t.Fatal(err)
+	}
+	keys = map[string]bool{}
+	apply := func(parts []lake.Part) {
+		for _, p := range parts {
+			for _, line := range strings.Split(strings.TrimSpace(string(mustRead(t, filepath.Join(tdir, p.Path)))), "\n") {
+				if line == "" {
+					continue
+				}
+				var row map[string]any
+				if err := json.Unmarshal([]byte(line), &row); err != nil {
+					t.Fatalf("%s: %v", p.Path, err)
+				}
+				k := row[nopii.SourcePrimaryKeyColumn].(string)
+				keys[k] = row[lake.OpColumn] != lake.OpDelete
+				if !keys[k] {
+					delete(keys, k)
+				}
+			}
+		}
+	}
+	apply(m.Snapshot.Parts)
+	for _, d := range m.Deltas {
+		apply(d.Parts)
+		deletes += d.Deletes
+	}
+	return keys, int64(len(m.Deltas)), deletes
+}
+
+// TestCDCFilesFeed streams into a twin and a files feed at once: the lake's
+// snapshot plus its delta folders hold the twin's keys, TRUNCATE included.
+func TestCDCFilesFeed(t *testing.T) {
+	prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	prod, twin := mustConnect(t, prodDSN), mustConnect(t, twinDSN)
+	mustExec(t, prod, cdcSchema)
+	dir := t.TempDir()
+	cfg := oneInputConfig(t, prodDSN, twinDSN, cdcEntries("cdc"))
+	body := strings.Replace(string(mustRead(t, cfg)), "    feeds:\n", "    feeds:\n      - type: files\n        path: "+dir+"\n        format: jsonl\n        compression: none\n", 1)
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cdcRun(t, cfg, "first run", 0)
+	for round := 1; round <= 2; round++ {
+		cdcChanges(t, prod, round)
+		mustExec(t, prod, `TRUNCATE public.device; INSERT INTO public.device VALUES ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 1)`)
+		cdcRun(t, cfg, "changes", 0)
+	}
+	mustMatchFullCopy(t, prodDSN, twin, "twin next to a files feed")
+	for _, name := range []string{"customer", "pair", "secret", "device", "tagged"} {
+		tn := nopii.TableName{Schema: "public", Name: name}
+		got, deltas, deletes := lakeKeys(t, dir, tn)
+		if deltas < 2 || (name == "device" && deletes < 50) {
+			t.Errorf("%s: %d delta folders with %d deletes; want one per run, and the truncates' deletes", name, deltas, deletes)
+		}
+		rows, err := twin.Query(t.Context(), "SELECT source_primary_key FROM public."+name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Errorf("%s: the files feed holds %d keys, the twin %d", name, len(got), len(want))
+		}
+		for _, k := range want {
+			if !got[k] {
+				t.Errorf("%s: key %q in the twin, not in the files feed", name, k)
+				break
+			}
+		}
+	}
+}
