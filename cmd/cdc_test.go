@@ -178,3 +178,46 @@ func rowDiff(t *testing.T, a, b *pgx.Conn, table string) string {
 	}
 	return strings.Join(diff, "\n")
 }
+
+// TestCDCForgottenStaysOut: a subject forgotten while a table streams does
+// not come back with its next changes (SPEC §7).
+func TestCDCForgottenStaysOut(t *testing.T) {
+	prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	prod, twin := mustConnect(t, prodDSN), mustConnect(t, twinDSN)
+	mustExec(t, prod, `CREATE TABLE public.customer (id int PRIMARY KEY, email text NOT NULL, n int NOT NULL DEFAULT 0);
+		INSERT INTO public.customer SELECT i, 'u' || i || '@x.org' FROM generate_series(1, 500) i`)
+	cfg := oneInputConfig(t, prodDSN, twinDSN, `
+          - name: public.customer
+            mode: cdc
+            identifies: [email]
+            columns:
+              email: { rule: redact_email }`)
+	run := func(args ...string) {
+		t.Helper()
+		if code, out, errOut := runCLI(t, append(args, "--config", cfg, "--log-level", "error")...); code != 0 {
+			t.Fatalf("%v: exit %d\n%s\n%s", args, code, out, errOut)
+		}
+	}
+	run("run")
+	if n := queryInt(t, twin, "SELECT count(*) FROM public.customer WHERE source_primary_key = '7'"); n != 1 {
+		t.Fatalf("first copy: subject rows %d, want 1", n)
+	}
+	run("subject", "forget", "--match", "email=u7@x.org")
+	if n := queryInt(t, twin, "SELECT count(*) FROM public.customer WHERE source_primary_key = '7'"); n != 0 {
+		t.Fatalf("forget left %d rows", n)
+	}
+	// The subject's row changes in the source, with others; the stream
+	// brings the others and leaves the subject out.
+	mustExec(t, prod, "UPDATE public.customer SET n = n + 1 WHERE id IN (7, 8, 9)")
+	mustExec(t, prod, "INSERT INTO public.customer VALUES (501, 'u501@x.org', 0)")
+	run("run")
+	if n := queryInt(t, twin, "SELECT count(*) FROM public.customer WHERE source_primary_key = '7'"); n != 0 {
+		t.Errorf("the forgotten subject came back with the stream: %d rows", n)
+	}
+	if n := queryInt(t, twin, "SELECT count(*) FROM public.customer WHERE source_primary_key IN ('8', '9') AND n = 1"); n != 2 {
+		t.Errorf("the other changed rows did not stream: %d of 2", n)
+	}
+	if n := queryInt(t, twin, "SELECT count(*) FROM public.customer"); n != 500 {
+		t.Errorf("twin has %d rows, want 500 (501 in the source, one forgotten)", n)
+	}
+}

@@ -75,12 +75,21 @@ func (f *Feed) begin(ctx context.Context, t nopii.Target) (*load, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := conn.Exec(ctx, "BEGIN"); err != nil {
+	// The shared table lock of loads: a subject request's forget waits for
+	// loads of the table in flight (whose rows it then deletes), and loads
+	// that begin later read its suppression list. One round trip.
+	if _, err := conn.Exec(ctx, "BEGIN; SELECT pg_advisory_xact_lock_shared("+tableLockKey(t.Name)+")"); err != nil {
 		conn.Close(context.Background())
 		return nil, fmt.Errorf("twin: load %s: %w", t.Name, pgconnect.SafeError(err))
 	}
 	l.conn = conn
 	return l, nil
+}
+
+// tableLockKey is the advisory lock key pair, as SQL, that loads of a twin
+// table take shared and a forget takes exclusive.
+func tableLockKey(name nopii.TableName) string {
+	return "hashtext('nopii table'), hashtext(" + quoteLiteral(name.String()) + ")"
 }
 
 func (l *load) columnList() string {

@@ -123,6 +123,11 @@ func (f *Feed) Forget(ctx context.Context, req nopii.Forget) ([][]string, error)
 			t.Key.Workflow, t.Key.Input, t.Key.Table.String(), t.Forgotten, req.RequestID, req.At); err != nil {
 			return nil, fmt.Errorf("twin: record forgotten keys of %s: %w", t.Key.Table, pgconnect.SafeError(err))
 		}
+		// Wait for loads of the table in flight: a full copy that read the
+		// suppression list before this request would swap the rows back.
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock("+tableLockKey(t.Target)+")"); err != nil {
+			return nil, fmt.Errorf("twin: wait for loads of %s: %w", t.Target, pgconnect.SafeError(err))
+		}
 		var exists bool
 		if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", t.Target.Quoted()).Scan(&exists); err != nil {
 			return nil, fmt.Errorf("twin: look up %s: %w", t.Target, pgconnect.SafeError(err))

@@ -1,6 +1,7 @@
 package twin_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -78,5 +79,46 @@ func TestForgetIsOneTransaction(t *testing.T) {
 	}
 	if n := queryInt(t, conn, "SELECT count(*) FROM nopii.subject_requests WHERE status = 'done'"); n != 1 {
 		t.Errorf("audit rows: %d done", n)
+	}
+}
+
+// TestForgetWaitsForLoadsInFlight: a forget that comes while a full copy of
+// the table is loading (with rows read before the request) waits for it,
+// then deletes the subject's rows from the new copy, which therefore cannot
+// swap them back in.
+func TestForgetWaitsForLoadsInFlight(t *testing.T) {
+	f, db, tg := loadedNotes(t, "notes")
+	ctx := testContext(t)
+	l, err := f.FullCopy(ctx, tg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Abort()
+	for _, r := range noteRows(1, 5, "new") {
+		if err := l.WriteRow(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.Forget(ctx, nopii.Forget{RequestID: "5b0a3c9e-0000-4000-8000-000000000002", At: time.Now(),
+			Tables: []nopii.ForgetTable{{Key: nopii.StateKey{Workflow: "w", Input: "in", Table: tg.Name}, Target: tg.Name,
+				Keys: []string{"2"}, Forgotten: []string{"2-hash"}}}})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("forget did not wait for the load in flight (err %v)", err)
+	case <-time.After(time.Second):
+	}
+	if err := l.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("forget after the load: %v", err)
+	}
+	want := slices.Concat(noteLines(1, 1, "new"), noteLines(3, 5, "new"))
+	if got := notes(t, db, tg.Name); !slices.Equal(got, want) {
+		t.Errorf("twin after the load and the forget:\n got %q\nwant %q", got, want)
 	}
 }
