@@ -219,15 +219,20 @@ func (f *Feed) prune(ctx context.Context, dir, current string) error {
 		return nil
 	}
 	oldestKept := snapshots[len(snapshots)-f.opts.Retain]
-	keptStamp := strings.TrimPrefix(oldestKept, "snapshot=")
+	return f.deleteBefore(ctx, dir, keys, strings.TrimPrefix(oldestKept, "snapshot="))
+}
+
+// deleteBefore deletes, of keys (a listing of dir), the objects in snapshot
+// and delta folders stamped before stamp.
+func (f *Feed) deleteBefore(ctx context.Context, dir string, keys []string, stamp string) error {
 	var doomed []string
 	for _, k := range keys {
 		folder, _, ok := strings.Cut(k[len(dir):], "/")
 		if !ok {
 			continue
 		}
-		kind, stamp, _ := strings.Cut(folder, "=")
-		if (kind == "snapshot" || kind == "delta") && stamp < keptStamp {
+		kind, at, _ := strings.Cut(folder, "=")
+		if (kind == "snapshot" || kind == "delta") && at < stamp {
 			doomed = append(doomed, k)
 		}
 	}

@@ -371,21 +371,7 @@ func (f *Feed) dropOlder(ctx context.Context, dir string, m *Manifest) error {
 	if err != nil {
 		return err
 	}
-	var doomed []string
-	for _, k := range keys {
-		folder, _, ok := strings.Cut(k[len(dir):], "/")
-		if !ok {
-			continue
-		}
-		kind, stamp, _ := strings.Cut(folder, "=")
-		if (kind == "snapshot" || kind == "delta") && stamp < current {
-			doomed = append(doomed, k)
-		}
-	}
-	if len(doomed) == 0 {
-		return nil
-	}
-	return f.store.Delete(ctx, doomed...)
+	return f.deleteBefore(ctx, dir, keys, current)
 }
 
 func rewriteKeys(ctx context.Context, st Store, from, to string, forget map[string]bool) error {
