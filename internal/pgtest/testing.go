@@ -2,50 +2,33 @@ package pgtest
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nopii/nopii/internal/fixture"
 )
 
 // startWait bounds how long the helpers wait for a cluster to come up; a
 // healthy one takes about a second.
 const startWait = 2 * time.Minute
 
-// shared is the package's cluster, started by the first MustCluster. Its
-// error is kept, so that every later caller fails with the same message
-// instead of retrying a broken setup once per test.
-var shared struct {
-	once    sync.Once
-	cluster *Cluster
-	err     error
-}
-
-var dbSeq atomic.Int64
+var (
+	kind = fixture.Kind{Pkg: "pgtest", Noun: "cluster", Wait: startWait}
+	// shared is the package's cluster, started by the first MustCluster.
+	shared = fixture.Shared[*Cluster]{Kind: kind,
+		Start: func(ctx context.Context) (*Cluster, error) { return Start(ctx, Options{Logical: true}) },
+		Stop:  (*Cluster).Stop}
+	dbSeq atomic.Int64
+)
 
 // Main runs the tests and then stops the shared cluster, if any test
 // started one. Use it as the whole of TestMain:
 //
 //	func TestMain(m *testing.M) { pgtest.Main(m) }
-func Main(m *testing.M) {
-	code := m.Run()
-	// Taking the Once both waits for a start in progress and makes later
-	// callers fail instead of starting a cluster nobody would stop.
-	shared.once.Do(func() { shared.err = errors.New("pgtest: shared cluster requested after pgtest.Main finished") })
-	if c := shared.cluster; c != nil {
-		if err := c.Stop(); err != nil {
-			fmt.Fprintf(os.Stderr, "pgtest: %v\n", err)
-			if code == 0 {
-				code = 1
-			}
-		}
-	}
-	os.Exit(code)
-}
+func Main(m *testing.M) { shared.Main(m) }
 
 // MustCluster returns the package's shared cluster, starting it on first
 // use. Tests must not restart or stop it; use MustNewCluster for that.
@@ -53,15 +36,7 @@ func Main(m *testing.M) {
 // watchdog when the test binary exits.
 func MustCluster(tb testing.TB) *Cluster {
 	tb.Helper()
-	shared.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), startWait)
-		defer cancel()
-		shared.cluster, shared.err = Start(ctx, Options{Logical: true})
-	})
-	if shared.err != nil {
-		tb.Fatalf("pgtest: start shared cluster: %v", shared.err)
-	}
-	return shared.cluster
+	return shared.Get(tb)
 }
 
 // MustDatabase creates a database with a fresh name on the shared cluster
@@ -117,16 +92,5 @@ func MustNewCluster(tb testing.TB) *Cluster {
 // server settings.
 func MustNewClusterOptions(tb testing.TB, opts Options) *Cluster {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(tb.Context(), startWait)
-	defer cancel()
-	c, err := Start(ctx, opts)
-	if err != nil {
-		tb.Fatalf("pgtest: start cluster: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := c.Stop(); err != nil {
-			tb.Errorf("pgtest: %v", err)
-		}
-	})
-	return c
+	return fixture.Private(tb, kind, func(ctx context.Context) (*Cluster, error) { return Start(ctx, opts) }, (*Cluster).Stop)
 }

@@ -2,14 +2,13 @@ package s3test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nopii/nopii/internal/fixture"
 )
 
 // startWait bounds how long MustServer waits for the shared server. A
@@ -17,36 +16,18 @@ import (
 // machine may have to build versitygw.
 const startWait = buildTimeout + time.Minute
 
-// shared is the package's server, started by the first MustServer. Its
-// error is kept, so that every later caller fails with the same message
-// instead of retrying a broken setup once per test.
-var shared struct {
-	once   sync.Once
-	server *Server
-	err    error
-}
-
-var bucketSeq atomic.Int64
+var (
+	kind = fixture.Kind{Pkg: "s3test", Noun: "server", Wait: startWait}
+	// shared is the package's server, started by the first MustServer.
+	shared    = fixture.Shared[*Server]{Kind: kind, Start: Start, Stop: (*Server).Stop}
+	bucketSeq atomic.Int64
+)
 
 // Main runs the tests and then stops the shared server, if any test started
 // one. Use it as the whole of TestMain:
 //
 //	func TestMain(m *testing.M) { s3test.Main(m) }
-func Main(m *testing.M) {
-	code := m.Run()
-	// Taking the Once both waits for a start in progress and makes later
-	// callers fail instead of starting a server nobody would stop.
-	shared.once.Do(func() { shared.err = errors.New("s3test: shared server requested after s3test.Main finished") })
-	if s := shared.server; s != nil {
-		if err := s.Stop(); err != nil {
-			fmt.Fprintf(os.Stderr, "s3test: %v\n", err)
-			if code == 0 {
-				code = 1
-			}
-		}
-	}
-	os.Exit(code)
-}
+func Main(m *testing.M) { shared.Main(m) }
 
 // MustServer returns the package's shared server, starting it on first use.
 // Tests must not stop it; use MustNewServer for a server of their own.
@@ -54,33 +35,14 @@ func Main(m *testing.M) {
 // when the test binary exits.
 func MustServer(tb testing.TB) *Server {
 	tb.Helper()
-	shared.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), startWait)
-		defer cancel()
-		shared.server, shared.err = Start(ctx)
-	})
-	if shared.err != nil {
-		tb.Fatalf("s3test: start shared server: %v", shared.err)
-	}
-	return shared.server
+	return shared.Get(tb)
 }
 
 // MustNewServer starts a private server, for tests that stop or otherwise
 // abuse it, and stops it when the test ends.
 func MustNewServer(tb testing.TB) *Server {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(tb.Context(), startWait)
-	defer cancel()
-	s, err := Start(ctx)
-	if err != nil {
-		tb.Fatalf("s3test: start server: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			tb.Errorf("s3test: %v", err)
-		}
-	})
-	return s
+	return fixture.Private(tb, kind, Start, (*Server).Stop)
 }
 
 // MustBucket creates a bucket with a fresh name on the shared server and
