@@ -27,19 +27,11 @@ type TablePlan struct {
 // columns and unclassified PII. It writes nothing.
 func (r *Runner) Plan(ctx context.Context, cfg *config.Config, wf *config.Workflow) ([]TablePlan, error) {
 	key := []byte(cfg.HMACKey.Reveal())
-	var feeds []nopii.Feed
-	defer func() {
-		for _, f := range feeds {
-			f.Close()
-		}
-	}()
-	for i := range wf.Feeds {
-		f, err := r.OpenFeed(ctx, wf, &wf.Feeds[i])
-		if err != nil {
-			return nil, fmt.Errorf("open %s feed: %w", wf.Feeds[i].Type, err)
-		}
-		feeds = append(feeds, f)
+	feeds, err := r.openFeeds(ctx, wf)
+	if err != nil {
+		return nil, err
 	}
+	defer closeFeeds(feeds)
 	var out []TablePlan
 	for i := range wf.Inputs {
 		in := &wf.Inputs[i]

@@ -95,21 +95,13 @@ func (r *Runner) Run(ctx context.Context, cfg *config.Config, wf *config.Workflo
 		par = DefaultParallelism()
 	}
 
-	var feeds []nopii.Feed
-	defer func() {
-		for _, f := range feeds {
-			f.Close()
-		}
-	}()
 	t0 := time.Now()
-	for i := range wf.Feeds {
-		f, err := r.OpenFeed(ctx, wf, &wf.Feeds[i])
-		if err != nil {
-			rep.Error = fmt.Sprintf("open %s feed: %v", wf.Feeds[i].Type, err)
-			return rep
-		}
-		feeds = append(feeds, f)
+	feeds, err := r.openFeeds(ctx, wf)
+	if err != nil {
+		rep.Error = err.Error()
+		return rep
 	}
+	defer closeFeeds(feeds)
 	logPhase(log, "open feeds", t0)
 	for i := range wf.Inputs {
 		in := &wf.Inputs[i]

@@ -197,12 +197,12 @@ func (r *Runner) openSubject(ctx context.Context, cfg *config.Config, wf *config
 	for _, f := range wf.Feeds {
 		kinds[f.Type]++
 	}
+	feeds, err := r.openFeeds(ctx, wf)
+	if err != nil {
+		return nil, err
+	}
 	seen := map[string]int{}
-	for i := range wf.Feeds {
-		f, err := r.OpenFeed(ctx, wf, &wf.Feeds[i])
-		if err != nil {
-			return nil, fmt.Errorf("open %s feed: %w", wf.Feeds[i].Type, err)
-		}
+	for i, f := range feeds {
 		sr.closers = append(sr.closers, f.Close)
 		sr.feeds = append(sr.feeds, f)
 		name := f.Kind()

@@ -58,19 +58,11 @@ var rowChecked = map[string]bool{"fake": true, "shift_date": true, "noise": true
 // Rules that output no source data (destroy, replace, keep) need no check.
 func (r *Runner) Verify(ctx context.Context, cfg *config.Config, wf *config.Workflow) ([]VerifyResult, error) {
 	key := []byte(cfg.HMACKey.Reveal())
-	var feeds []nopii.Feed
-	defer func() {
-		for _, f := range feeds {
-			f.Close()
-		}
-	}()
-	for i := range wf.Feeds {
-		f, err := r.OpenFeed(ctx, wf, &wf.Feeds[i])
-		if err != nil {
-			return nil, fmt.Errorf("open %s feed: %w", wf.Feeds[i].Type, err)
-		}
-		feeds = append(feeds, f)
+	feeds, err := r.openFeeds(ctx, wf)
+	if err != nil {
+		return nil, err
 	}
+	defer closeFeeds(feeds)
 	salt := make([]byte, 32)
 	rand.Read(salt)
 	var out []VerifyResult

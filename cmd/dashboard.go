@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -84,6 +85,16 @@ pass --secure-cookies. Stops gracefully on SIGINT/SIGTERM.`,
 	return c
 }
 
+// openStore opens the dashboard's database named by --dsn or
+// NOPII_DASHBOARD_DSN.
+func openStore(ctx context.Context, flag string) (*dashboard.Store, error) {
+	dsn, err := dashboardDSN(flag)
+	if err != nil {
+		return nil, err
+	}
+	return dashboard.Open(ctx, dsn)
+}
+
 func dashboardDSN(flag string) (string, error) {
 	if flag != "" {
 		return flag, nil
@@ -114,11 +125,7 @@ may hold several tokens, to rotate them; revoke removes them all.`,
 		Example: "  nopii dashboard token create prod-eu-1 --dsn postgres://nopii@db/nopii | tail -n1",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			dsn, err := dashboardDSN(dsn)
-			if err != nil {
-				return err
-			}
-			store, err := dashboard.Open(c.Context(), dsn)
+			store, err := openStore(c.Context(), dsn)
 			if err != nil {
 				return err
 			}
@@ -138,11 +145,7 @@ may hold several tokens, to rotate them; revoke removes them all.`,
 		Example: "  nopii dashboard token revoke prod-eu-1 --dsn postgres://nopii@db/nopii",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			dsn, err := dashboardDSN(dsn)
-			if err != nil {
-				return err
-			}
-			store, err := dashboard.Open(c.Context(), dsn)
+			store, err := openStore(c.Context(), dsn)
 			if err != nil {
 				return err
 			}
