@@ -45,21 +45,11 @@ the feeds' state and writes nothing. Exit status 1 when a table would fail.`,
 					printPlan(g, wf.Name, plans)
 				}
 			}
-			if format == "json" {
-				var v any = all[0]
-				if len(all) > 1 {
-					v = struct {
-						Workflows []wfPlan `json:"workflows"`
-					}{all}
-				}
-				if err := writeJSON(g.stdout, v); err != nil {
-					return err
-				}
-			}
-			if failed {
-				return exitError{1}
-			}
-			return nil
+			return finish(g, format, all, failed, func(all []wfPlan) any {
+				return struct {
+					Workflows []wfPlan `json:"workflows"`
+				}{all}
+			})
 		},
 	}
 	c.Flags().StringVarP(&cfgPath, "config", "c", "", "workflow file (YAML)")

@@ -187,6 +187,25 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// finish ends a command over workflows: with --format json it writes one
+// JSON object, the one workflow's value itself or many(items) for several;
+// the exit status is 1 when any failed.
+func finish[T any](g *globals, format string, items []T, failed bool, many func([]T) any) error {
+	if format == "json" && len(items) > 0 {
+		var v any = items[0]
+		if len(items) > 1 {
+			v = many(items)
+		}
+		if err := writeJSON(g.stdout, v); err != nil {
+			return err
+		}
+	}
+	if failed {
+		return exitError{1}
+	}
+	return nil
+}
+
 // pickWorkflows returns the named workflows, or all of them.
 func pickWorkflows(cfg *config.Config, names []string) ([]*config.Workflow, error) {
 	if len(names) == 0 {

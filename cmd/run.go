@@ -47,28 +47,16 @@ when any table failed.`,
 					break
 				}
 			}
-			if format == "json" {
-				// One JSON object: the report itself for one workflow, an
-				// object holding them for several.
-				var v any = reports[0]
-				if len(reports) > 1 {
-					status := "success"
-					if failed {
-						status = "failed"
-					}
-					v = struct {
-						Status    string          `json:"status"`
-						Workflows []*agent.Report `json:"workflows"`
-					}{status, reports}
+			return finish(g, format, reports, failed, func(reports []*agent.Report) any {
+				status := "success"
+				if failed {
+					status = "failed"
 				}
-				if err := writeJSON(g.stdout, v); err != nil {
-					return err
-				}
-			}
-			if failed {
-				return exitError{1}
-			}
-			return nil
+				return struct {
+					Status    string          `json:"status"`
+					Workflows []*agent.Report `json:"workflows"`
+				}{status, reports}
+			})
 		},
 	}
 	c.Flags().StringVarP(&cfgPath, "config", "c", "", "workflow file (YAML)")
