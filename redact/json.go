@@ -274,32 +274,9 @@ func (w *JSONRewriter) object(dst []byte, depth int, live []int) ([]byte, error)
 		}
 		w.pos++
 		dst = append(dst, ':')
-		mark := len(w.live)
-		for _, i := range live {
-			if s := w.actions[i].Path.steps; len(s) > depth {
-				if st := s[depth]; st.kind == stepAnyKey || (st.kind == stepKey && string(raw) == st.key) {
-					w.live = append(w.live, i)
-				}
-			}
-		}
-		dst, err = w.value(dst, depth+1, w.live[mark:])
-		w.live = w.live[:mark]
-		if err != nil {
+		var done bool
+		if dst, done, err = w.member(dst, depth, live, true, raw, 0, '}'); done || err != nil {
 			return dst, err
-		}
-		dst = w.space(dst)
-		if w.pos >= len(w.src) {
-			return dst, w.syntax("unexpected end")
-		}
-		switch w.src[w.pos] {
-		case ',':
-			w.pos++
-			dst = append(dst, ',')
-		case '}':
-			w.pos++
-			return append(dst, '}'), nil
-		default:
-			return dst, w.syntax("want , or }")
 		}
 	}
 }
@@ -313,35 +290,51 @@ func (w *JSONRewriter) array(dst []byte, depth int, live []int) ([]byte, error) 
 		return append(dst, ']'), nil
 	}
 	for n := 0; ; n++ {
-		mark := len(w.live)
-		for _, i := range live {
-			if s := w.actions[i].Path.steps; len(s) > depth {
-				if st := s[depth]; st.kind == stepAnyIndex || (st.kind == stepIndex && st.index == n) {
-					w.live = append(w.live, i)
-				}
-			}
-		}
+		var done bool
 		var err error
-		dst, err = w.value(dst, depth+1, w.live[mark:])
-		w.live = w.live[:mark]
-		if err != nil {
+		if dst, done, err = w.member(dst, depth, live, false, nil, n, ']'); done || err != nil {
 			return dst, err
 		}
-		dst = w.space(dst)
-		if w.pos >= len(w.src) {
-			return dst, w.syntax("unexpected end")
-		}
-		switch w.src[w.pos] {
-		case ',':
-			w.pos++
-			dst = append(dst, ',')
-		case ']':
-			w.pos++
-			return append(dst, ']'), nil
-		default:
-			return dst, w.syntax("want , or ]")
+	}
+}
+
+// member rewrites the value at w.pos of an object (its key) or an array
+// (its index n), with the actions of live whose step at depth matches it,
+// then the separator after it; done is true at the closing bracket.
+func (w *JSONRewriter) member(dst []byte, depth int, live []int, object bool, key []byte, n int, closing byte) ([]byte, bool, error) {
+	mark := len(w.live)
+	for _, i := range live {
+		if s := w.actions[i].Path.steps; len(s) > depth {
+			st := s[depth]
+			var match bool
+			if object {
+				match = st.kind == stepAnyKey || (st.kind == stepKey && string(key) == st.key)
+			} else {
+				match = st.kind == stepAnyIndex || (st.kind == stepIndex && st.index == n)
+			}
+			if match {
+				w.live = append(w.live, i)
+			}
 		}
 	}
+	dst, err := w.value(dst, depth+1, w.live[mark:])
+	w.live = w.live[:mark]
+	if err != nil {
+		return dst, false, err
+	}
+	dst = w.space(dst)
+	if w.pos >= len(w.src) {
+		return dst, false, w.syntax("unexpected end")
+	}
+	switch w.src[w.pos] {
+	case ',':
+		w.pos++
+		return append(dst, ','), false, nil
+	case closing:
+		w.pos++
+		return append(dst, closing), true, nil
+	}
+	return dst, false, w.syntax("want , or " + string(closing))
 }
 
 // redactAll applies f to the scalar at w.pos, or to every scalar under the
