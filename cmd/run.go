@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nopii/nopii/agent"
+	"github.com/nopii/nopii/internal/human"
 	"github.com/nopii/nopii/internal/progress"
 )
 
@@ -67,7 +68,7 @@ when any table failed.`,
 // printReport writes the human report of one run.
 func printReport(w io.Writer, r *agent.Report) {
 	rows, bytes := r.Totals()
-	fmt.Fprintf(w, "\nworkflow %s: %s in %.1fs — %d tables, %d rows, %s\n", r.Workflow, r.Status, r.Seconds, len(r.Tables), rows, humanBytes(bytes))
+	fmt.Fprintf(w, "\nworkflow %s: %s in %.1fs — %d tables, %d rows, %s\n", r.Workflow, r.Status, r.Seconds, len(r.Tables), rows, human.Bytes(bytes))
 	if r.Error != "" {
 		fmt.Fprintf(w, "error: %s\n", r.Error)
 	}
@@ -86,7 +87,7 @@ func printReport(w io.Writer, r *agent.Report) {
 			up, del = fmt.Sprint(t.Upserted), fmt.Sprint(t.Deleted)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%.2f\t%.0f\t%s\t%s\n", t.Input, t.Table, t.Target, t.Mode, t.Rows, up, del,
-			humanBytes(t.Bytes), t.Seconds, t.RowsPerSec, strings.Join(t.Redacted, ","), status)
+			human.Bytes(t.Bytes), t.Seconds, t.RowsPerSec, strings.Join(t.Redacted, ","), status)
 	}
 	tw.Flush()
 	for _, t := range r.Tables {
@@ -100,17 +101,4 @@ func printReport(w io.Writer, r *agent.Report) {
 			fmt.Fprintf(w, "%s %s: %s\n", t.Input, t.Table, t.Error)
 		}
 	}
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

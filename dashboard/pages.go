@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nopii/nopii/internal/human"
 )
 
 //go:embed assets
@@ -40,7 +42,7 @@ var funcs = template.FuncMap{
 	"utc":      func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 	"secs":     func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) + "s" },
 	"num":      thousands,
-	"bytes":    humanBytes,
+	"bytes":    human.Bytes,
 	"join":     strings.Join,
 	"pct":      func(f float64) string { return strconv.Itoa(int(f*100+0.5)) + "%" },
 	"ruleYAML": ruleYAML,
@@ -372,17 +374,4 @@ func thousands(n int64) string {
 		return "-" + b.String()
 	}
 	return b.String()
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
