@@ -11,12 +11,11 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
-	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/nopii/nopii/config"
 	"github.com/nopii/nopii/internal/human"
 )
 
@@ -265,9 +264,9 @@ func RulesYAML(findings []Finding) string {
 	}
 	var b strings.Builder
 	for _, t := range order {
-		fmt.Fprintf(&b, "- name: %s\n  columns:\n", yamlScalar(t))
+		fmt.Fprintf(&b, "- name: %s\n  columns:\n", config.ScalarYAML(t))
 		for _, f := range byTable[t] {
-			fmt.Fprintf(&b, "    %s: %s\n", yamlScalar(f.Column), ruleYAML(f.Rule))
+			fmt.Fprintf(&b, "    %s: %s\n", config.ScalarYAML(f.Column), ruleYAML(f.Rule))
 		}
 	}
 	return b.String()
@@ -284,7 +283,7 @@ func ruleYAML(raw json.RawMessage) string {
 		if strings.HasPrefix(strings.TrimSpace(str), "{") {
 			return str // already YAML flow, as the scanner prints it
 		}
-		return "{ rule: " + yamlScalar(str) + " }"
+		return "{ rule: " + config.ScalarYAML(str) + " }"
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -292,52 +291,7 @@ func ruleYAML(raw json.RawMessage) string {
 	if err := dec.Decode(&m); err != nil {
 		return "{ rule: keep }  # unreadable rule: review"
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		if k != "rule" {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	if _, ok := m["rule"]; ok {
-		keys = append([]string{"rule"}, keys...)
-	}
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = yamlScalar(k) + ": " + yamlValue(m[k])
-	}
-	return "{ " + strings.Join(parts, ", ") + " }"
-}
-
-var plainYAML = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.\-/]*$`)
-
-// yamlScalar writes s plain when YAML reads it back as the same string,
-// else double-quoted (JSON strings are valid YAML).
-func yamlScalar(s string) string {
-	switch strings.ToLower(s) {
-	case "true", "false", "null", "yes", "no", "on", "off", "y", "n", "~":
-		return strconv.Quote(s)
-	}
-	if plainYAML.MatchString(s) {
-		return s
-	}
-	b, _ := json.Marshal(s)
-	return string(b)
-}
-
-func yamlValue(v any) string {
-	switch v := v.(type) {
-	case string:
-		return yamlScalar(v)
-	case json.Number:
-		return v.String()
-	case bool:
-		return strconv.FormatBool(v)
-	case nil:
-		return "null"
-	}
-	b, _ := json.Marshal(v) // nested maps and lists: JSON is YAML flow
-	return string(b)
+	return config.FlowYAML(m)
 }
 
 // ago says how long before now t was, coarsely.

@@ -1,9 +1,6 @@
 package scanner
 
 import (
-	"fmt"
-	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/nopii/nopii"
@@ -77,49 +74,4 @@ func ipv6Share(values []string) float64 {
 		}
 	}
 	return float64(n) / float64(len(values))
-}
-
-// FlowYAML renders a rule as one YAML flow mapping, rule first and the
-// other keys sorted: { rule: mask, keep_last: 4 }, { rule: json, paths:
-// { "$.contact.email": { rule: redact_email } } }.
-func FlowYAML(spec map[string]any) string {
-	keys := make([]string, 0, len(spec))
-	for k := range spec {
-		if k != "rule" {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	if _, ok := spec["rule"]; ok {
-		keys = append([]string{"rule"}, keys...)
-	}
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = yamlKey(k) + ": " + flowValue(spec[k])
-	}
-	return "{ " + strings.Join(parts, ", ") + " }"
-}
-
-func flowValue(v any) string {
-	switch x := v.(type) {
-	case map[string]any:
-		return FlowYAML(x)
-	case string:
-		return yamlKey(x)
-	default:
-		return fmt.Sprint(x)
-	}
-}
-
-// yamlKey quotes a scalar unless it is a plain word.
-func yamlKey(s string) string {
-	for _, r := range s {
-		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
-			return strconv.Quote(s)
-		}
-	}
-	if s == "" {
-		return `""`
-	}
-	return s
 }
