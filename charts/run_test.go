@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/nopii/nopii/internal/atomicdir"
+	"github.com/nopii/nopii/internal/fixture"
 	"github.com/nopii/nopii/internal/pgtest"
 )
 
@@ -142,7 +142,7 @@ func buildLikeDockerfile(t *testing.T, version string) string {
 // process is one container run as a process of the test.
 type process struct {
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *fixture.Buffer
 	exited chan struct{}
 	err    error
 	// mounts maps each mountPath of the container to its directory here.
@@ -164,7 +164,7 @@ func startContainer(t *testing.T, bin string, pod corev1.PodSpec, configMaps map
 	if len(c.Command) != 0 {
 		t.Fatalf("the container overrides the image's ENTRYPOINT with %q", c.Command)
 	}
-	p := &process{out: &syncBuffer{}, exited: make(chan struct{}), mounts: map[string]string{}}
+	p := &process{out: &fixture.Buffer{}, exited: make(chan struct{}), mounts: map[string]string{}}
 	for _, m := range c.VolumeMounts {
 		dir := t.TempDir()
 		p.mounts[m.MountPath] = dir
@@ -319,22 +319,4 @@ func httpBody(url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
-}
-
-// syncBuffer is a goroutine-safe buffer for a child's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/nopii/nopii/config"
 	"github.com/nopii/nopii/feeds/lake"
 	"github.com/nopii/nopii/feeds/s3"
+	testfixture "github.com/nopii/nopii/internal/fixture"
 	"github.com/nopii/nopii/internal/s3test"
 )
 
@@ -35,7 +35,7 @@ type fixture struct {
 	bucket string
 	proxy  *proxy
 	store  *s3.Store
-	logs   *syncBuffer
+	logs   *testfixture.Buffer
 }
 
 // newFixture returns a store on a new bucket, through a proxy that injects
@@ -43,7 +43,7 @@ type fixture struct {
 func newFixture(t *testing.T, faults faultFunc, edit func(*s3.Options)) *fixture {
 	t.Helper()
 	srv := s3test.MustServer(t)
-	f := &fixture{srv: srv, bucket: s3test.MustBucket(t), logs: &syncBuffer{}}
+	f := &fixture{srv: srv, bucket: s3test.MustBucket(t), logs: &testfixture.Buffer{}}
 	f.proxy = newProxy(t, srv.Endpoint(), faults)
 	o := s3.Options{
 		Bucket:          f.bucket,
@@ -173,23 +173,6 @@ func randomBytes(n int, seed uint64) []byte {
 		b[i] = byte(r.Uint32())
 	}
 	return b
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestRoundTrip(t *testing.T) {
