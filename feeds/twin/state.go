@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -28,15 +29,27 @@ CREATE TABLE IF NOT EXISTS nopii.table_state (
 )`
 
 func ensureStateTable(ctx context.Context, conn *pgx.Conn) error {
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT to_regclass('nopii.table_state') IS NOT NULL").Scan(&exists); err != nil {
+	return ensureTables(ctx, conn, stateDDL, "nopii.table_state")
+}
+
+// ensureTables runs ddl unless every table it creates exists already (one
+// round trip, and no DDL lock, on every run but the first).
+func ensureTables(ctx context.Context, conn *pgx.Conn, ddl string, tables ...string) error {
+	exists := make([]string, len(tables))
+	for i, t := range tables {
+		exists[i] = "to_regclass(" + quoteLiteral(t) + ") IS NOT NULL"
+	}
+	var ok bool
+	if err := conn.QueryRow(ctx, "SELECT "+strings.Join(exists, " AND ")).Scan(&ok); err != nil {
 		return pgconnect.SafeError(err)
 	}
-	if exists {
+	if ok {
 		return nil
 	}
-	_, err := conn.Exec(ctx, stateDDL)
-	return pgconnect.SafeError(err)
+	if _, err := conn.Exec(ctx, ddl); err != nil {
+		return fmt.Errorf("twin: create %s: %w", strings.Join(tables, " and "), pgconnect.SafeError(err))
+	}
+	return nil
 }
 
 // writeState upserts the state inside the caller's transaction.

@@ -38,17 +38,7 @@ CREATE TABLE IF NOT EXISTS nopii.subject_requests (
 )`
 
 func ensureSubjectTables(ctx context.Context, conn *pgx.Conn) error {
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT to_regclass('nopii.forgotten_keys') IS NOT NULL AND to_regclass('nopii.subject_requests') IS NOT NULL").Scan(&exists); err != nil {
-		return pgconnect.SafeError(err)
-	}
-	if exists {
-		return nil
-	}
-	if _, err := conn.Exec(ctx, subjectDDL); err != nil {
-		return fmt.Errorf("twin: create nopii.forgotten_keys and nopii.subject_requests: %w", pgconnect.SafeError(err))
-	}
-	return nil
+	return ensureTables(ctx, conn, subjectDDL, "nopii.forgotten_keys", "nopii.subject_requests")
 }
 
 func isUndefinedTable(err error) bool {
