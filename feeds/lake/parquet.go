@@ -134,7 +134,7 @@ func parquetSchema(t *nopii.Table, codecs []*codec, delta bool) *parquet.Schema 
 
 // parquetEncoder writes one part as a Parquet file.
 type parquetEncoder struct {
-	w        *parquet.Writer
+	w        *parquet.GenericWriter[any]
 	codecs   []*codec
 	m        *pgtype.Map
 	row      parquet.Row
@@ -145,7 +145,7 @@ type parquetEncoder struct {
 }
 
 func newParquetEncoder(out io.Writer, schema *parquet.Schema, codecs []*codec, compression string, m *pgtype.Map, warnings *int64) *parquetEncoder {
-	w := parquet.NewWriter(out, schema,
+	w := parquet.NewGenericWriter[any](out, schema,
 		parquet.Compression(parquetCodec(compression)),
 		parquet.MaxRowsPerRowGroup(rowGroupRows),
 		parquet.CreatedBy("nopii", "", ""),

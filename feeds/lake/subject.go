@@ -463,9 +463,9 @@ func (f *Feed) filterParquet(rc io.Reader, m *Manifest, keyCol int, keep func(k 
 	if oc, ok := schema.Lookup(OpColumn); ok {
 		opIndex = oc.ColumnIndex
 	}
-	var w *parquet.Writer
+	var w *parquet.GenericWriter[any]
 	if out != nil {
-		w = parquet.NewWriter(out, schema, parquet.Compression(parquetCodec(m.Compression)),
+		w = parquet.NewGenericWriter[any](out, schema, parquet.Compression(parquetCodec(m.Compression)),
 			parquet.MaxRowsPerRowGroup(rowGroupRows), parquet.CreatedBy("nopii", "", ""))
 	}
 	rd := parquet.NewReader(pf)
