@@ -34,6 +34,10 @@ type Replicator interface {
 	Next(ctx context.Context) (*nopii.Change, error)
 	// Confirm lets the source free the WAL before lsn.
 	Confirm(lsn nopii.LSN) error
+	// Refetch reads the source's current values of columns cols[i] of
+	// rows[i] (a row of the described columns with its key columns set) by
+	// key into rows[i]; found[i] is false when the source has no such row.
+	Refetch(ctx context.Context, name nopii.TableName, cols [][]int, rows [][][]byte) (found []bool, err error)
 	Close() error
 }
 
@@ -120,6 +124,7 @@ type streamTable struct {
 	index    map[string]int // key → ops
 	ops      []change
 	truncate bool
+	partial  bool // some ops wait for refetch
 	tr       TableReport
 
 	// The table's suppression list (SPEC §7), read again every
@@ -137,6 +142,10 @@ const forgottenRefresh = 5 * time.Second
 type change struct {
 	key string
 	row [][]byte // nil: delete
+	// An upsert waiting for refetch: the source row (values and key) with
+	// the columns unchanged not sent; row is nil until then.
+	raw       [][]byte
+	unchanged []int
 }
 
 // runCDC runs an input's cdc tables: publication and slot, a full copy of
@@ -438,7 +447,7 @@ func (s *stream) add1(c *nopii.Change) error {
 		if err != nil {
 			return fmt.Errorf("table %s: %w", c.Table, err)
 		}
-		t.put(string(k), nil)
+		t.put(change{key: string(k)})
 		return nil
 	}
 	if c.OldKey != nil {
@@ -446,9 +455,23 @@ func (s *stream) add1(c *nopii.Change) error {
 		if err != nil {
 			return fmt.Errorf("table %s: %w", c.Table, err)
 		}
-		t.put(string(k), nil)
+		t.put(change{key: string(k)})
 	}
 	s.vals = append(append(s.vals[:0], c.Values...), c.Key)
+	if len(c.Unchanged) > 0 {
+		// An update that left large values unchanged, which the stream did
+		// not send. Within a batch the key's last row has them; otherwise
+		// they are read again from the source when the batch is flushed.
+		k, err := t.c.redactKey(c.Key, &s.scratch)
+		if err != nil {
+			return fmt.Errorf("table %s: %w", c.Table, err)
+		}
+		if i, ok := t.index[string(k)]; !ok || t.ops[i].row == nil {
+			t.put(change{key: string(k), raw: pack(s.vals), unchanged: slices.Clone(c.Unchanged)})
+			t.partial = true
+			return nil
+		}
+	}
 	if cap(s.out) < n+1 {
 		s.out = make([][]byte, n+1)
 	}
@@ -456,30 +479,89 @@ func (s *stream) add1(c *nopii.Change) error {
 	if err := t.c.redactRow(t.j.table, s.vals, out, &s.scratch); err != nil {
 		return fmt.Errorf("table %s: %w", c.Table, err)
 	}
+	if len(c.Unchanged) > 0 {
+		prev := t.ops[t.index[string(out[n])]].row
+		for _, i := range c.Unchanged {
+			out[i] = prev[i] // redacted by the same rule
+		}
+	}
+	row := pack(out)
+	t.put(change{key: string(row[n]), row: row})
+	return nil
+}
+
+// pack copies values into one allocation.
+func pack(values [][]byte) [][]byte {
 	size := 0
-	for _, v := range out {
+	for _, v := range values {
 		size += len(v)
 	}
 	buf := make([]byte, 0, size)
-	row := make([][]byte, n+1)
-	for i, v := range out {
+	row := make([][]byte, len(values))
+	for i, v := range values {
 		if v != nil {
 			start := len(buf)
 			buf = append(buf, v...)
 			row[i] = buf[start:len(buf):len(buf)]
 		}
 	}
-	t.put(string(row[n]), row)
-	return nil
+	return row
 }
 
-func (t *streamTable) put(key string, row [][]byte) {
-	if i, ok := t.index[key]; ok {
-		t.ops[i].row = row
+func (t *streamTable) put(c change) {
+	if i, ok := t.index[c.key]; ok {
+		t.ops[i] = c
 		return
 	}
-	t.index[key] = len(t.ops)
-	t.ops = append(t.ops, change{key: key, row: row})
+	t.index[c.key] = len(t.ops)
+	t.ops = append(t.ops, c)
+}
+
+// refetch completes the batch's rows whose unchanged large values the
+// stream did not send, with the source's current values, redacted by the
+// row path: one round trip per table. A row the source no longer has
+// becomes a delete (its delete comes later in the stream). Values read
+// now may be newer than the change; the stream brings the changes that
+// made them next, so the feeds converge, as after a replay.
+func (s *stream) refetch(ctx context.Context) error {
+	for name, t := range s.tables {
+		if !t.partial {
+			continue
+		}
+		t.partial = false
+		var idx []int
+		var cols [][]int
+		var rows [][][]byte
+		for i, c := range t.ops {
+			if c.raw != nil {
+				idx, cols, rows = append(idx, i), append(cols, c.unchanged), append(rows, c.raw)
+			}
+		}
+		if len(idx) == 0 {
+			continue
+		}
+		found, err := s.rp.Refetch(ctx, name, cols, rows)
+		if err != nil {
+			return err
+		}
+		n := len(t.j.table.Columns)
+		if cap(s.out) < n+1 {
+			s.out = make([][]byte, n+1)
+		}
+		out := s.out[:n+1]
+		for x, i := range idx {
+			c := &t.ops[i]
+			if found[x] {
+				if err := t.c.redactRow(t.j.table, c.raw, out, &s.scratch); err != nil {
+					return fmt.Errorf("table %s: %w", name, err)
+				}
+				c.row = pack(out)
+			}
+			c.raw, c.unchanged = nil, nil
+		}
+		t.tr.Refetched += int64(len(idx))
+	}
+	return nil
 }
 
 // batch is a flushed batch on its way to the feeds: per table, the
@@ -514,6 +596,9 @@ func (s *stream) flush(ctx context.Context, sync bool) error {
 			return s.rp.Confirm(lsn)
 		}
 		return nil
+	}
+	if err := s.refetch(ctx); err != nil {
+		return err
 	}
 	b := &batch{lsn: lsn, changes: s.pending, done: make(chan error, 1)}
 	for _, t := range s.tables {
@@ -676,7 +761,7 @@ func (s *stream) drift(ctx context.Context, name nopii.TableName) error {
 	}
 	nt := s.tables[name]
 	nt.copied = s.applied
-	nt.tr.Rows, nt.tr.Upserted, nt.tr.Deleted, nt.tr.Warnings = tr.Rows, tr.Upserted, tr.Deleted, tr.Warnings
+	nt.tr.Rows, nt.tr.Upserted, nt.tr.Deleted, nt.tr.Refetched, nt.tr.Warnings = tr.Rows, tr.Upserted, tr.Deleted, tr.Refetched, tr.Warnings
 	nt.tr.DriftForced = true
 	return nil
 }

@@ -513,6 +513,7 @@ func (r *Replication) row(ctx context.Context, id uint32, oldType uint8, old, tu
 	}
 	n := len(st.t.Columns)
 	values := make([][]byte, n)
+	var unchanged []int
 	for i, c := range tuple.Columns {
 		if i >= n {
 			break
@@ -523,14 +524,19 @@ func (r *Replication) row(ctx context.Context, id uint32, oldType uint8, old, tu
 		case pglogrepl.TupleDataTypeNull:
 		case pglogrepl.TupleDataTypeToast:
 			// An unchanged TOASTed value is not sent. With REPLICA IDENTITY
-			// FULL the old tuple has it, detoasted.
-			if oldType != pglogrepl.UpdateMessageTupleTypeOld || old == nil || i >= len(old.Columns) ||
-				old.Columns[i].DataType == pglogrepl.TupleDataTypeToast {
-				return fmt.Errorf("table %s: an update left the large value of column %s unchanged, and logical replication sends such values only with REPLICA IDENTITY FULL: run ALTER TABLE %s REPLICA IDENTITY FULL",
-					rel.name, st.t.Columns[i].Name, rel.name.Quoted())
-			}
-			if old.Columns[i].DataType == pglogrepl.TupleDataTypeBinary {
+			// FULL the old tuple has it, detoasted; otherwise the consumer
+			// reads it again (Refetch).
+			switch {
+			case oldType == pglogrepl.UpdateMessageTupleTypeOld && old != nil && i < len(old.Columns) &&
+				old.Columns[i].DataType == pglogrepl.TupleDataTypeBinary:
 				values[i] = old.Columns[i].Data
+			case oldType == pglogrepl.UpdateMessageTupleTypeOld && old != nil && i < len(old.Columns) &&
+				old.Columns[i].DataType == pglogrepl.TupleDataTypeNull:
+			case slices.Contains(st.keys, i):
+				return fmt.Errorf("table %s: an update left the large value of key column %s unchanged, and logical replication does not send it: run ALTER TABLE %s REPLICA IDENTITY FULL",
+					rel.name, st.t.Columns[i].Name, rel.name.Quoted())
+			default:
+				unchanged = append(unchanged, i)
 			}
 		default:
 			return fmt.Errorf("table %s: column %s came as text, not binary: its type has no binary send function", rel.name, st.t.Columns[i].Name)
@@ -540,7 +546,7 @@ func (r *Replication) row(ctx context.Context, id uint32, oldType uint8, old, tu
 	if err != nil {
 		return fmt.Errorf("table %s: %w", rel.name, err)
 	}
-	c := nopii.Change{Kind: nopii.ChangeUpsert, Table: rel.name, Values: values, Key: key}
+	c := nopii.Change{Kind: nopii.ChangeUpsert, Table: rel.name, Values: values, Key: key, Unchanged: unchanged}
 	if old != nil {
 		ok, err := r.key(ctx, st, old, rel.name)
 		if err != nil {
@@ -552,6 +558,61 @@ func (r *Replication) row(ctx context.Context, id uint32, oldType uint8, old, tu
 	}
 	r.pending = append(r.pending, c)
 	return nil
+}
+
+// Refetch reads the source's current values of the columns cols of rows
+// (each in the described column order, its key columns set) by key, and
+// sets them in place: one pipelined query per row, one round trip in all.
+// found[i] is false for a row the source no longer has. It serves
+// changes whose unchanged TOASTed values the stream did not send
+// (nopii.Change.Unchanged); the values read may be newer than the change,
+// which the stream's later changes then also bring.
+func (r *Replication) Refetch(ctx context.Context, name nopii.TableName, cols [][]int, rows [][][]byte) (found []bool, err error) {
+	st := r.tables[name]
+	if st == nil {
+		return nil, fmt.Errorf("refetch %s: %w", name, nopii.ErrNotFound)
+	}
+	var where strings.Builder
+	oids := make([]uint32, len(st.keys))
+	formats := make([]int16, len(st.keys))
+	for n, i := range st.keys {
+		if n > 0 {
+			where.WriteString(" AND ")
+		}
+		where.WriteString(nopii.QuoteIdent(st.t.Columns[i].Name) + " = $" + strconv.Itoa(n+1))
+		oids[n], formats[n] = st.t.Columns[i].Type.OID, 1
+	}
+	b := &pgconn.Batch{}
+	for i, row := range rows {
+		list := make([]string, len(cols[i]))
+		for n, c := range cols[i] {
+			list[n] = nopii.QuoteIdent(st.t.Columns[c].Name)
+		}
+		params := make([][]byte, len(st.keys))
+		for n, k := range st.keys {
+			params[n] = row[k]
+		}
+		results := make([]int16, len(cols[i]))
+		for n := range results {
+			results[n] = 1
+		}
+		b.ExecParams("SELECT "+strings.Join(list, ", ")+" FROM "+from(st.t)+" WHERE "+where.String(), params, oids, formats, results)
+	}
+	res, err := r.sql.PgConn().ExecBatch(ctx, b).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("source %s: read unchanged values of %s again: %w", r.opts.Name, name, pgconnect.SafeError(err))
+	}
+	found = make([]bool, len(rows))
+	for i, rs := range res {
+		if len(rs.Rows) == 0 {
+			continue
+		}
+		found[i] = true
+		for n, c := range cols[i] {
+			rows[i][c] = rs.Rows[0][n]
+		}
+	}
+	return found, nil
 }
 
 // key renders the key of an old tuple (the replica identity's columns, or
