@@ -326,3 +326,59 @@ func TestCDCFilesFeed(t *testing.T) {
 		}
 	}
 }
+
+// TestCDCLeastPrivileges: mode cdc with the smallest source role
+// (docs/cdc.md#privileges-source): SELECT on the tables, the REPLICATION
+// attribute, and a publication created by an owner. Each missing piece
+// fails the run with a message that gives the fix.
+func TestCDCLeastPrivileges(t *testing.T) {
+	prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	prod, twin := mustConnect(t, prodDSN), mustConnect(t, twinDSN)
+	mustExec(t, prod, `CREATE TABLE public.customer (id int PRIMARY KEY, email text NOT NULL, n int NOT NULL DEFAULT 0);
+		CREATE TABLE public.other (id int PRIMARY KEY);
+		INSERT INTO public.customer SELECT i, 'u' || i || '@x.org' FROM generate_series(1, 100) i;
+		DO $$ BEGIN CREATE ROLE nopii_streamer LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+		ALTER ROLE nopii_streamer NOREPLICATION;
+		GRANT USAGE ON SCHEMA public TO nopii_streamer;
+		GRANT SELECT ON public.customer, public.other TO nopii_streamer`)
+	if n := queryInt(t, prod, "SELECT count(*) FROM pg_roles WHERE rolname = 'nopii_streamer' AND (rolsuper OR rolreplication OR rolcreaterole OR rolcreatedb)"); n != 0 {
+		t.Fatal("the test role must have no special attributes")
+	}
+	entries := "          - name: public.customer\n            mode: cdc\n            columns:\n              email: { rule: redact_email }\n"
+	cfg := oneInputConfig(t, strings.Replace(prodDSN, "postgres@", "nopii_streamer@", 1), twinDSN, entries)
+	mustFail := func(when string, want ...string) {
+		t.Helper()
+		code, out, errOut := runCLI(t, "run", "--config", cfg, "--log-level", "error")
+		if code == 0 {
+			t.Fatalf("%s: the run succeeded", when)
+		}
+		t.Logf("%s: %s%s", when, out, errOut)
+		for _, w := range want {
+			if !strings.Contains(out+errOut, w) {
+				t.Errorf("%s: the error does not say %q:\n%s\n%s", when, w, out, errOut)
+			}
+		}
+	}
+	mustFail("without REPLICATION", "REPLICATION")
+	mustExec(t, prod, "ALTER ROLE nopii_streamer REPLICATION")
+	mustFail("without a publication or ownership", "create publication nopii_w_prod",
+		`or have an owner run: CREATE PUBLICATION "nopii_w_prod" FOR TABLE "public"."customer" WITH (publish_via_partition_root = true)`)
+	// What the message says, as the owner.
+	mustExec(t, prod, `CREATE PUBLICATION "nopii_w_prod" FOR TABLE "public"."customer" WITH (publish_via_partition_root = true)`)
+	cdcRun(t, cfg, "with a publication created by the owner", 0)
+	mustExec(t, prod, "UPDATE public.customer SET n = n + 1 WHERE id <= 10; DELETE FROM public.customer WHERE id = 100")
+	cdcRun(t, cfg, "streaming", 0)
+	if got := queryString(t, twin, "SELECT count(*) || ',' || sum(n) FROM public.customer"); got != "99,10" {
+		t.Errorf("twin after the stream: rows,sum(n) = %s, want 99,10", got)
+	}
+	// A new table needs the publication changed, which needs its owner.
+	cfg = oneInputConfig(t, strings.Replace(prodDSN, "postgres@", "nopii_streamer@", 1), twinDSN, entries+"          - name: public.other\n            mode: cdc\n")
+	mustFail("a table added", `or have an owner run: ALTER PUBLICATION "nopii_w_prod" SET TABLE "public"."customer", "public"."other"`)
+	// nopii cdc drop drops the slot and leaves the owner's publication.
+	if code, out, errOut := runCLI(t, "cdc", "drop", "--config", cfg); code != 0 || !strings.Contains(out, "dropped replication slot nopii_w_prod") {
+		t.Fatalf("cdc drop: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if n := queryInt(t, prod, "SELECT (SELECT count(*) FROM pg_replication_slots) * 10 + (SELECT count(*) FROM pg_publication)"); n != 1 {
+		t.Errorf("after cdc drop: 10×slots + publications = %d, want the publication alone", n)
+	}
+}

@@ -103,7 +103,7 @@ func OpenReplication(ctx context.Context, dsn string, o ReplicationOptions) (*Re
 	rconn, err := pgconnect.ConnectConfig(ctx, rcfg, o.Connect)
 	if err != nil {
 		conn.Close(context.Background())
-		return nil, fmt.Errorf("source %s: replication connection (the role needs REPLICATION): %w", o.Name, err)
+		return nil, fmt.Errorf("source %s: replication connection (mode cdc needs a role with the REPLICATION attribute: ALTER ROLE … REPLICATION): %w", o.Name, err)
 	}
 	return &Replication{opts: o, log: o.Logger, repl: rconn.PgConn(), sql: conn,
 		tables: map[nopii.TableName]*streamTable{}, relations: map[uint32]*relation{}}, nil
@@ -135,9 +135,11 @@ func (r *Replication) Ensure(ctx context.Context, tables []nopii.TableName) (nop
 	case !exists:
 		// Partitioned tables publish their changes under the root's name,
 		// as they are copied.
-		if _, err := r.sql.Exec(ctx, "CREATE PUBLICATION "+nopii.QuoteIdent(pub)+" FOR TABLE "+strings.Join(names, ", ")+
-			" WITH (publish_via_partition_root = true)"); err != nil {
-			return nopii.SlotStart{}, fmt.Errorf("source %s: create publication %s (the role must own the tables): %w", r.opts.Name, pub, pgconnect.SafeError(err))
+		create := "CREATE PUBLICATION " + nopii.QuoteIdent(pub) + " FOR TABLE " + strings.Join(names, ", ") +
+			" WITH (publish_via_partition_root = true)"
+		if _, err := r.sql.Exec(ctx, create); err != nil {
+			return nopii.SlotStart{}, fmt.Errorf("source %s: create publication %s: %w (creating it needs ownership of the tables and CREATE on the database; or have an owner run: %s)",
+				r.opts.Name, pub, pgconnect.SafeError(err), create)
 		}
 	default:
 		rows, err := r.sql.Query(ctx, "SELECT format('%I.%I', schemaname, tablename) FROM pg_publication_tables WHERE pubname = $1", pub)
@@ -160,8 +162,10 @@ func (r *Replication) Ensure(ctx context.Context, tables []nopii.TableName) (nop
 			}
 		}
 		if changed {
-			if _, err := r.sql.Exec(ctx, "ALTER PUBLICATION "+nopii.QuoteIdent(pub)+" SET TABLE "+strings.Join(names, ", ")); err != nil {
-				return nopii.SlotStart{}, fmt.Errorf("source %s: set the tables of publication %s: %w", r.opts.Name, pub, pgconnect.SafeError(err))
+			set := "ALTER PUBLICATION " + nopii.QuoteIdent(pub) + " SET TABLE " + strings.Join(names, ", ")
+			if _, err := r.sql.Exec(ctx, set); err != nil {
+				return nopii.SlotStart{}, fmt.Errorf("source %s: set the tables of publication %s to the configuration's: %w (this needs ownership of the publication and the tables; or have an owner run: %s)",
+					r.opts.Name, pub, pgconnect.SafeError(err), set)
 			}
 		}
 	}
@@ -200,7 +204,8 @@ func quoteIdentMin(s string) string {
 }
 
 // DropSlot drops the slot and the publication of a workflow input, those
-// that exist. The slot must not be in use.
+// that exist; a publication another role owns (created for nopii by an
+// owner of the tables) stays. The slot must not be in use.
 func DropSlot(ctx context.Context, dsn, name string, log *slog.Logger) (dropped []string, err error) {
 	conn, err := pgconnect.Connect(ctx, dsn, pgconnect.Options{What: "source", Logger: log})
 	if err != nil {
@@ -214,9 +219,14 @@ func DropSlot(ctx context.Context, dsn, name string, log *slog.Logger) (dropped 
 	if tag.RowsAffected() > 0 {
 		dropped = append(dropped, "replication slot "+name)
 	}
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)", name).Scan(&exists); err != nil {
+	var exists, owned bool
+	if err := conn.QueryRow(ctx, "SELECT count(*) > 0, coalesce(bool_and(pg_has_role(pubowner, 'USAGE')), false) FROM pg_publication WHERE pubname = $1", name).Scan(&exists, &owned); err != nil {
 		return dropped, fmt.Errorf("look up publication %s: %w", name, pgconnect.SafeError(err))
+	}
+	if exists && !owned {
+		// Created for nopii by an owner of the tables: theirs to drop.
+		log.Info("publication left in place: another role owns it", "publication", name)
+		return dropped, nil
 	}
 	if exists {
 		if _, err := conn.Exec(ctx, "DROP PUBLICATION "+nopii.QuoteIdent(name)); err != nil {
