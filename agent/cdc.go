@@ -54,11 +54,6 @@ type LagObserver interface {
 	StreamLag(input string, lag Lag)
 }
 
-// DefaultWALWarn is the WAL a slot may retain before the stream warns:
-// a stream that stops confirming makes the source keep its WAL, which
-// fills the source's disk.
-const DefaultWALWarn = 1 << 30
-
 // cdcCopy marks a job's full copy as the start of its stream: the state
 // gets lsn, from which the stream resumes.
 type cdcCopy struct {
@@ -767,7 +762,7 @@ func (s *stream) drift(ctx context.Context, name nopii.TableName) error {
 }
 
 // reportLag tells a LagObserver how far the stream is behind, and warns
-// when the slot retains more WAL than DefaultWALWarn.
+// when the slot retains more WAL than the input's slot_wal_warn.
 func (s *stream) reportLag(ctx context.Context) {
 	s.lagAt = time.Now()
 	retained, behind, err := s.rp.SlotLag(ctx)
@@ -783,9 +778,13 @@ func (s *stream) reportLag(ctx context.Context) {
 			lag.Seconds = max(0, time.Since(s.commitAt).Seconds())
 		}
 	}
-	if retained > DefaultWALWarn {
+	warn := s.in.SlotWALWarn
+	if warn <= 0 {
+		warn = config.DefaultSlotWALWarn
+	}
+	if retained > warn {
 		s.log.Warn("the replication slot retains much WAL on the source: check that the stream keeps up, or drop the slot (nopii cdc drop) of a workflow no longer run",
-			"retained_bytes", retained, "behind_bytes", behind)
+			"retained_bytes", retained, "behind_bytes", behind, "slot_wal_warn", warn)
 	}
 	if o, ok := s.r.observer().(LagObserver); ok {
 		o.StreamLag(s.in.Name, lag)

@@ -382,3 +382,35 @@ func TestCDCLeastPrivileges(t *testing.T) {
 		t.Errorf("after cdc drop: 10×slots + publications = %d, want the publication alone", n)
 	}
 }
+
+// TestCDCSlotWALWarn: a stream whose slot retains more WAL than the
+// input's slot_wal_warn says so in the logs; under the default 1 GiB it
+// does not.
+func TestCDCSlotWALWarn(t *testing.T) {
+	prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	prod := mustConnect(t, prodDSN)
+	mustExec(t, prod, `CREATE TABLE public.customer (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
+		INSERT INTO public.customer SELECT i FROM generate_series(1, 100) i`)
+	cfg := oneInputConfig(t, prodDSN, twinDSN, "          - name: public.customer\n            mode: cdc\n")
+	run := func(when string) string {
+		t.Helper()
+		mustExec(t, prod, "UPDATE public.customer SET n = n + 1")
+		code, out, errOut := runCLI(t, "run", "--config", cfg, "--log-level", "warn")
+		if code != 0 {
+			t.Fatalf("%s: exit %d\n%s\n%s", when, code, out, errOut)
+		}
+		return errOut
+	}
+	run("first run")
+	if logs := run("default threshold"); strings.Contains(logs, "retains much WAL") {
+		t.Errorf("a warning under the default threshold:\n%s", logs)
+	}
+	body := strings.Replace(string(mustRead(t, cfg)), "        tables:\n", "        slot_wal_warn: 1kB\n        tables:\n", 1)
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := run("slot_wal_warn: 1kB")
+	if !strings.Contains(logs, "the replication slot retains much WAL on the source") || !strings.Contains(logs, `"slot_wal_warn":1000`) {
+		t.Errorf("no warning with the threshold in it:\n%s", logs)
+	}
+}
