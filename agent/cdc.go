@@ -62,11 +62,13 @@ type cdcCopy struct {
 }
 
 // Batch bounds: a batch is applied at a commit once it holds maxBatch
-// changes or is flushAfter old, and in the middle of a huge source
+// changes or is flushAfter old (flushEarly when no batch is in flight:
+// due), and in the middle of a huge source
 // transaction at 2×maxBatch (its LSN is then not confirmed until its end).
 const (
 	maxBatch   = 20000
 	flushAfter = 250 * time.Millisecond
+	flushEarly = 50 * time.Millisecond
 )
 
 // splitCDC separates the jobs of mode cdc that resolved without error.
@@ -92,6 +94,7 @@ type stream struct {
 	rp      Replicator
 	key     []byte
 	log     *slog.Logger
+	par     int // tables of a batch applied at once
 	tables  map[nopii.TableName]*streamTable
 
 	applied   nopii.LSN // end of the last source transaction applied to every feed
@@ -151,7 +154,7 @@ func (r *Runner) runCDC(ctx context.Context, wf *config.Workflow, in *config.Inp
 	if r.OpenReplication == nil {
 		return errors.New("mode cdc: this build has no replication support")
 	}
-	s := &stream{r: r, wf: wf, in: in, feeds: feeds, key: key, log: log, tables: map[nopii.TableName]*streamTable{}}
+	s := &stream{r: r, wf: wf, in: in, feeds: feeds, key: key, log: log, par: par, tables: map[nopii.TableName]*streamTable{}}
 	fail := func(j *job, err error) {
 		j.err = err
 		rep.Tables = append(rep.Tables, j.report(feeds))
@@ -390,7 +393,7 @@ func (s *stream) run(ctx context.Context, until nopii.LSN, follow bool) (err err
 				s.oldest = c.Time
 			}
 			done := !follow && c.LSN >= until
-			if s.pending >= maxBatch || (s.pending > 0 && time.Since(s.started) >= flushAfter) || done {
+			if s.pending >= maxBatch || (s.pending > 0 && s.due()) || done {
 				if err := s.flush(ctx, done); err != nil {
 					return err
 				}
@@ -418,6 +421,18 @@ func (s *stream) run(ctx context.Context, until nopii.LSN, follow bool) (err err
 			}
 		}
 	}
+}
+
+// due reports whether the batch should be applied now, at a commit: when
+// it is flushAfter old, or flushEarly old and no batch is in flight (the
+// feeds are free; batches grow by themselves while one is slow, and
+// flushEarly bounds the batches a second when the stream trickles).
+func (s *stream) due() bool {
+	if err := s.poll(); err != nil {
+		return true // flush reports it
+	}
+	age := time.Since(s.started)
+	return age >= flushAfter || (s.inflight == nil && age >= flushEarly)
 }
 
 // add1 redacts a change through the copy's row path and collapses it into
@@ -609,19 +624,56 @@ func (s *stream) flush(ctx context.Context, sync bool) error {
 	started := s.started
 	go func() {
 		t0 := time.Now()
-		for _, it := range b.items {
-			if err := s.apply(ctx, it, b.lsn); err != nil {
-				b.done <- err
-				return
-			}
+		err := s.applyAll(ctx, b)
+		if err == nil {
+			s.log.Debug("batch applied", "changes", b.changes, "tables", len(b.items), "lsn", b.lsn.String(), "seconds", time.Since(t0).Seconds(), "batch_seconds", time.Since(started).Seconds())
 		}
-		s.log.Debug("batch applied", "changes", b.changes, "lsn", b.lsn.String(), "seconds", time.Since(t0).Seconds(), "batch_seconds", time.Since(started).Seconds())
-		b.done <- nil
+		b.done <- err
 	}()
 	if sync {
 		return s.wait()
 	}
 	return nil
+}
+
+// applyAll applies a batch's tables, par at a time, each in its own
+// transaction with its state at the batch's LSN. A crash between two
+// tables' commits leaves some at the older LSN: the stream resumes at the
+// oldest and replays the rest on top of what they have, idempotently by
+// key, as for any batch applied but not confirmed.
+func (s *stream) applyAll(ctx context.Context, b *batch) error {
+	if len(b.items) == 1 || s.par <= 1 {
+		for _, it := range b.items {
+			if err := s.apply(ctx, it, b.lsn); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan batchItem)
+	errs := make(chan error, len(b.items))
+	var wg sync.WaitGroup
+	for range min(s.par, len(b.items)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range work {
+				if err := s.apply(ctx, it, b.lsn); err != nil {
+					errs <- err
+					cancel()
+				}
+			}
+		}()
+	}
+	for _, it := range b.items {
+		work <- it
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	return <-errs // nil when none failed
 }
 
 // wait waits for the batch in flight, if any, and confirms its position.
