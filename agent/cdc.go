@@ -402,17 +402,27 @@ func (s *stream) run(ctx context.Context, until nopii.LSN, follow bool) (err err
 				return nil
 			}
 		case nopii.ChangeIdle:
-			if err := s.flush(ctx, true); err != nil {
+			// The server sends one whenever it has sent everything so far
+			// and waits for more, with a source committing one transaction
+			// at a time as often as after each: the batch goes by age, as
+			// at a commit, not at once.
+			end := !follow && c.LSN >= until
+			if s.pending > 0 && (end || s.due()) {
+				if err := s.flush(ctx, end); err != nil {
+					return err
+				}
+			}
+			if err := s.poll(); err != nil {
 				return err
 			}
-			s.caughtUp = true
-			if c.LSN > s.applied {
+			s.caughtUp = s.pending == 0 && s.inflight == nil
+			if s.caughtUp && c.LSN > s.applied {
 				// Nothing of ours in between: let the slot free that WAL.
 				if err := s.rp.Confirm(c.LSN); err != nil {
 					return err
 				}
 			}
-			if !follow && c.LSN >= until {
+			if end {
 				return nil
 			}
 		case nopii.ChangeDrift:

@@ -51,7 +51,8 @@ type ReplicationOptions struct {
 	Logger  *slog.Logger
 	Connect pgconnect.Options
 	// Idle is how long Next waits for data before it asks the server where
-	// it stands and reports ChangeIdle; default 500ms.
+	// it stands and reports ChangeIdle; default 100ms (the consumer may
+	// hold a young batch until then).
 	Idle time.Duration
 	// SlotWait is how long Start waits for a slot that another stream
 	// holds (one just killed, say); default 30s.
@@ -89,7 +90,7 @@ type relation struct {
 // OpenReplication connects twice: once for replication, once for queries.
 func OpenReplication(ctx context.Context, dsn string, o ReplicationOptions) (*Replication, error) {
 	if o.Idle <= 0 {
-		o.Idle = 500 * time.Millisecond
+		o.Idle = 100 * time.Millisecond
 	}
 	if o.SlotWait <= 0 {
 		o.SlotWait = 30 * time.Second
