@@ -87,6 +87,10 @@ type Change struct {
 	Values [][]byte // ChangeUpsert: the row, binary format, in the described column order; valid until the next change
 	Key    []byte   // ChangeUpsert, ChangeDelete: the source_primary_key text, as a copy computes it
 	OldKey []byte   // ChangeUpsert: the key before the update, when it changed
-	LSN    LSN
-	Time   time.Time
+	// Unchanged lists, for a ChangeUpsert of an UPDATE, the columns whose
+	// values the stream did not send (large TOASTed values the update left
+	// unchanged, under REPLICA IDENTITY DEFAULT); Values has nil there.
+	Unchanged []int
+	LSN       LSN
+	Time      time.Time
 }

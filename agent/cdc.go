@@ -34,6 +34,10 @@ type Replicator interface {
 	Next(ctx context.Context) (*nopii.Change, error)
 	// Confirm lets the source free the WAL before lsn.
 	Confirm(lsn nopii.LSN) error
+	// Refetch reads the source's current values of columns cols[i] of
+	// rows[i] (a row of the described columns with its key columns set) by
+	// key into rows[i]; found[i] is false when the source has no such row.
+	Refetch(ctx context.Context, name nopii.TableName, cols [][]int, rows [][][]byte) (found []bool, err error)
 	Close() error
 }
 
@@ -50,11 +54,6 @@ type LagObserver interface {
 	StreamLag(input string, lag Lag)
 }
 
-// DefaultWALWarn is the WAL a slot may retain before the stream warns:
-// a stream that stops confirming makes the source keep its WAL, which
-// fills the source's disk.
-const DefaultWALWarn = 1 << 30
-
 // cdcCopy marks a job's full copy as the start of its stream: the state
 // gets lsn, from which the stream resumes.
 type cdcCopy struct {
@@ -63,11 +62,13 @@ type cdcCopy struct {
 }
 
 // Batch bounds: a batch is applied at a commit once it holds maxBatch
-// changes or is flushAfter old, and in the middle of a huge source
+// changes or is flushAfter old (flushEarly when no batch is in flight:
+// due), and in the middle of a huge source
 // transaction at 2×maxBatch (its LSN is then not confirmed until its end).
 const (
 	maxBatch   = 20000
 	flushAfter = 250 * time.Millisecond
+	flushEarly = 50 * time.Millisecond
 )
 
 // splitCDC separates the jobs of mode cdc that resolved without error.
@@ -93,6 +94,7 @@ type stream struct {
 	rp      Replicator
 	key     []byte
 	log     *slog.Logger
+	par     int // tables of a batch applied at once
 	tables  map[nopii.TableName]*streamTable
 
 	applied   nopii.LSN // end of the last source transaction applied to every feed
@@ -120,6 +122,7 @@ type streamTable struct {
 	index    map[string]int // key → ops
 	ops      []change
 	truncate bool
+	partial  bool // some ops wait for refetch
 	tr       TableReport
 
 	// The table's suppression list (SPEC §7), read again every
@@ -137,6 +140,10 @@ const forgottenRefresh = 5 * time.Second
 type change struct {
 	key string
 	row [][]byte // nil: delete
+	// An upsert waiting for refetch: the source row (values and key) with
+	// the columns unchanged not sent; row is nil until then.
+	raw       [][]byte
+	unchanged []int
 }
 
 // runCDC runs an input's cdc tables: publication and slot, a full copy of
@@ -147,7 +154,7 @@ func (r *Runner) runCDC(ctx context.Context, wf *config.Workflow, in *config.Inp
 	if r.OpenReplication == nil {
 		return errors.New("mode cdc: this build has no replication support")
 	}
-	s := &stream{r: r, wf: wf, in: in, feeds: feeds, key: key, log: log, tables: map[nopii.TableName]*streamTable{}}
+	s := &stream{r: r, wf: wf, in: in, feeds: feeds, key: key, log: log, par: par, tables: map[nopii.TableName]*streamTable{}}
 	fail := func(j *job, err error) {
 		j.err = err
 		rep.Tables = append(rep.Tables, j.report(feeds))
@@ -386,7 +393,7 @@ func (s *stream) run(ctx context.Context, until nopii.LSN, follow bool) (err err
 				s.oldest = c.Time
 			}
 			done := !follow && c.LSN >= until
-			if s.pending >= maxBatch || (s.pending > 0 && time.Since(s.started) >= flushAfter) || done {
+			if s.pending >= maxBatch || (s.pending > 0 && s.due()) || done {
 				if err := s.flush(ctx, done); err != nil {
 					return err
 				}
@@ -395,17 +402,27 @@ func (s *stream) run(ctx context.Context, until nopii.LSN, follow bool) (err err
 				return nil
 			}
 		case nopii.ChangeIdle:
-			if err := s.flush(ctx, true); err != nil {
+			// The server sends one whenever it has sent everything so far
+			// and waits for more, with a source committing one transaction
+			// at a time as often as after each: the batch goes by age, as
+			// at a commit, not at once.
+			end := !follow && c.LSN >= until
+			if s.pending > 0 && (end || s.due()) {
+				if err := s.flush(ctx, end); err != nil {
+					return err
+				}
+			}
+			if err := s.poll(); err != nil {
 				return err
 			}
-			s.caughtUp = true
-			if c.LSN > s.applied {
+			s.caughtUp = s.pending == 0 && s.inflight == nil
+			if s.caughtUp && c.LSN > s.applied {
 				// Nothing of ours in between: let the slot free that WAL.
 				if err := s.rp.Confirm(c.LSN); err != nil {
 					return err
 				}
 			}
-			if !follow && c.LSN >= until {
+			if end {
 				return nil
 			}
 		case nopii.ChangeDrift:
@@ -414,6 +431,18 @@ func (s *stream) run(ctx context.Context, until nopii.LSN, follow bool) (err err
 			}
 		}
 	}
+}
+
+// due reports whether the batch should be applied now, at a commit: when
+// it is flushAfter old, or flushEarly old and no batch is in flight (the
+// feeds are free; batches grow by themselves while one is slow, and
+// flushEarly bounds the batches a second when the stream trickles).
+func (s *stream) due() bool {
+	if err := s.poll(); err != nil {
+		return true // flush reports it
+	}
+	age := time.Since(s.started)
+	return age >= flushAfter || (s.inflight == nil && age >= flushEarly)
 }
 
 // add1 redacts a change through the copy's row path and collapses it into
@@ -438,7 +467,7 @@ func (s *stream) add1(c *nopii.Change) error {
 		if err != nil {
 			return fmt.Errorf("table %s: %w", c.Table, err)
 		}
-		t.put(string(k), nil)
+		t.put(change{key: string(k)})
 		return nil
 	}
 	if c.OldKey != nil {
@@ -446,9 +475,23 @@ func (s *stream) add1(c *nopii.Change) error {
 		if err != nil {
 			return fmt.Errorf("table %s: %w", c.Table, err)
 		}
-		t.put(string(k), nil)
+		t.put(change{key: string(k)})
 	}
 	s.vals = append(append(s.vals[:0], c.Values...), c.Key)
+	if len(c.Unchanged) > 0 {
+		// An update that left large values unchanged, which the stream did
+		// not send. Within a batch the key's last row has them; otherwise
+		// they are read again from the source when the batch is flushed.
+		k, err := t.c.redactKey(c.Key, &s.scratch)
+		if err != nil {
+			return fmt.Errorf("table %s: %w", c.Table, err)
+		}
+		if i, ok := t.index[string(k)]; !ok || t.ops[i].row == nil {
+			t.put(change{key: string(k), raw: pack(s.vals), unchanged: slices.Clone(c.Unchanged)})
+			t.partial = true
+			return nil
+		}
+	}
 	if cap(s.out) < n+1 {
 		s.out = make([][]byte, n+1)
 	}
@@ -456,30 +499,89 @@ func (s *stream) add1(c *nopii.Change) error {
 	if err := t.c.redactRow(t.j.table, s.vals, out, &s.scratch); err != nil {
 		return fmt.Errorf("table %s: %w", c.Table, err)
 	}
+	if len(c.Unchanged) > 0 {
+		prev := t.ops[t.index[string(out[n])]].row
+		for _, i := range c.Unchanged {
+			out[i] = prev[i] // redacted by the same rule
+		}
+	}
+	row := pack(out)
+	t.put(change{key: string(row[n]), row: row})
+	return nil
+}
+
+// pack copies values into one allocation.
+func pack(values [][]byte) [][]byte {
 	size := 0
-	for _, v := range out {
+	for _, v := range values {
 		size += len(v)
 	}
 	buf := make([]byte, 0, size)
-	row := make([][]byte, n+1)
-	for i, v := range out {
+	row := make([][]byte, len(values))
+	for i, v := range values {
 		if v != nil {
 			start := len(buf)
 			buf = append(buf, v...)
 			row[i] = buf[start:len(buf):len(buf)]
 		}
 	}
-	t.put(string(row[n]), row)
-	return nil
+	return row
 }
 
-func (t *streamTable) put(key string, row [][]byte) {
-	if i, ok := t.index[key]; ok {
-		t.ops[i].row = row
+func (t *streamTable) put(c change) {
+	if i, ok := t.index[c.key]; ok {
+		t.ops[i] = c
 		return
 	}
-	t.index[key] = len(t.ops)
-	t.ops = append(t.ops, change{key: key, row: row})
+	t.index[c.key] = len(t.ops)
+	t.ops = append(t.ops, c)
+}
+
+// refetch completes the batch's rows whose unchanged large values the
+// stream did not send, with the source's current values, redacted by the
+// row path: one round trip per table. A row the source no longer has
+// becomes a delete (its delete comes later in the stream). Values read
+// now may be newer than the change; the stream brings the changes that
+// made them next, so the feeds converge, as after a replay.
+func (s *stream) refetch(ctx context.Context) error {
+	for name, t := range s.tables {
+		if !t.partial {
+			continue
+		}
+		t.partial = false
+		var idx []int
+		var cols [][]int
+		var rows [][][]byte
+		for i, c := range t.ops {
+			if c.raw != nil {
+				idx, cols, rows = append(idx, i), append(cols, c.unchanged), append(rows, c.raw)
+			}
+		}
+		if len(idx) == 0 {
+			continue
+		}
+		found, err := s.rp.Refetch(ctx, name, cols, rows)
+		if err != nil {
+			return err
+		}
+		n := len(t.j.table.Columns)
+		if cap(s.out) < n+1 {
+			s.out = make([][]byte, n+1)
+		}
+		out := s.out[:n+1]
+		for x, i := range idx {
+			c := &t.ops[i]
+			if found[x] {
+				if err := t.c.redactRow(t.j.table, c.raw, out, &s.scratch); err != nil {
+					return fmt.Errorf("table %s: %w", name, err)
+				}
+				c.row = pack(out)
+			}
+			c.raw, c.unchanged = nil, nil
+		}
+		t.tr.Refetched += int64(len(idx))
+	}
+	return nil
 }
 
 // batch is a flushed batch on its way to the feeds: per table, the
@@ -515,6 +617,9 @@ func (s *stream) flush(ctx context.Context, sync bool) error {
 		}
 		return nil
 	}
+	if err := s.refetch(ctx); err != nil {
+		return err
+	}
 	b := &batch{lsn: lsn, changes: s.pending, done: make(chan error, 1)}
 	for _, t := range s.tables {
 		if len(t.ops) == 0 && !t.truncate {
@@ -529,19 +634,56 @@ func (s *stream) flush(ctx context.Context, sync bool) error {
 	started := s.started
 	go func() {
 		t0 := time.Now()
-		for _, it := range b.items {
-			if err := s.apply(ctx, it, b.lsn); err != nil {
-				b.done <- err
-				return
-			}
+		err := s.applyAll(ctx, b)
+		if err == nil {
+			s.log.Debug("batch applied", "changes", b.changes, "tables", len(b.items), "lsn", b.lsn.String(), "seconds", time.Since(t0).Seconds(), "batch_seconds", time.Since(started).Seconds())
 		}
-		s.log.Debug("batch applied", "changes", b.changes, "lsn", b.lsn.String(), "seconds", time.Since(t0).Seconds(), "batch_seconds", time.Since(started).Seconds())
-		b.done <- nil
+		b.done <- err
 	}()
 	if sync {
 		return s.wait()
 	}
 	return nil
+}
+
+// applyAll applies a batch's tables, par at a time, each in its own
+// transaction with its state at the batch's LSN. A crash between two
+// tables' commits leaves some at the older LSN: the stream resumes at the
+// oldest and replays the rest on top of what they have, idempotently by
+// key, as for any batch applied but not confirmed.
+func (s *stream) applyAll(ctx context.Context, b *batch) error {
+	if len(b.items) == 1 || s.par <= 1 {
+		for _, it := range b.items {
+			if err := s.apply(ctx, it, b.lsn); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan batchItem)
+	errs := make(chan error, len(b.items))
+	var wg sync.WaitGroup
+	for range min(s.par, len(b.items)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range work {
+				if err := s.apply(ctx, it, b.lsn); err != nil {
+					errs <- err
+					cancel()
+				}
+			}
+		}()
+	}
+	for _, it := range b.items {
+		work <- it
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	return <-errs // nil when none failed
 }
 
 // wait waits for the batch in flight, if any, and confirms its position.
@@ -676,13 +818,13 @@ func (s *stream) drift(ctx context.Context, name nopii.TableName) error {
 	}
 	nt := s.tables[name]
 	nt.copied = s.applied
-	nt.tr.Rows, nt.tr.Upserted, nt.tr.Deleted, nt.tr.Warnings = tr.Rows, tr.Upserted, tr.Deleted, tr.Warnings
+	nt.tr.Rows, nt.tr.Upserted, nt.tr.Deleted, nt.tr.Refetched, nt.tr.Warnings = tr.Rows, tr.Upserted, tr.Deleted, tr.Refetched, tr.Warnings
 	nt.tr.DriftForced = true
 	return nil
 }
 
 // reportLag tells a LagObserver how far the stream is behind, and warns
-// when the slot retains more WAL than DefaultWALWarn.
+// when the slot retains more WAL than the input's slot_wal_warn.
 func (s *stream) reportLag(ctx context.Context) {
 	s.lagAt = time.Now()
 	retained, behind, err := s.rp.SlotLag(ctx)
@@ -698,9 +840,13 @@ func (s *stream) reportLag(ctx context.Context) {
 			lag.Seconds = max(0, time.Since(s.commitAt).Seconds())
 		}
 	}
-	if retained > DefaultWALWarn {
+	warn := s.in.SlotWALWarn
+	if warn <= 0 {
+		warn = config.DefaultSlotWALWarn
+	}
+	if retained > warn {
 		s.log.Warn("the replication slot retains much WAL on the source: check that the stream keeps up, or drop the slot (nopii cdc drop) of a workflow no longer run",
-			"retained_bytes", retained, "behind_bytes", behind)
+			"retained_bytes", retained, "behind_bytes", behind, "slot_wal_warn", warn)
 	}
 	if o, ok := s.r.observer().(LagObserver); ok {
 		o.StreamLag(s.in.Name, lag)

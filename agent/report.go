@@ -31,6 +31,7 @@ type TableReport struct {
 	Upserted    int64    `json:"upserted"`            // delta: rows inserted or updated in the feeds
 	Deleted     int64    `json:"deleted"`             // delta: rows removed (detect_deletes, window)
 	Forgotten   int64    `json:"forgotten,omitempty"` // source rows left out: their subject was forgotten (SPEC §7)
+	Refetched   int64    `json:"refetched,omitempty"` // cdc: updated rows whose unchanged large values were read again from the source
 	Warnings    []string `json:"warnings,omitempty"`
 	Bytes       int64    `json:"bytes"`
 	Seconds     float64  `json:"seconds"`

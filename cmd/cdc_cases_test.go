@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -160,17 +161,29 @@ func TestCDCSourceRestart(t *testing.T) {
 	mustMatchFullCopy(t, prodDSN, twin, "after the schema change mid-stream")
 }
 
-// lakeKeys rebuilds a table from a files feed's JSONL objects — the
-// snapshot, then each delta's upserts and deletes in order — and returns
-// its source_primary_key values.
+// lakeKeys rebuilds a table from a files feed's JSONL objects and returns
+// its source_primary_key values (lakeRows).
 func lakeKeys(t *testing.T, dir string, table nopii.TableName) (keys map[string]bool, deltas, deletes int64) {
+	t.Helper()
+	rows, deltas, deletes := lakeRows(t, dir, table)
+	keys = map[string]bool{}
+	for k := range rows {
+		keys[k] = true
+	}
+	return keys, deltas, deletes
+}
+
+// lakeRows rebuilds a table from a files feed's JSONL objects — the
+// snapshot, then each delta's upserts and deletes in order — and returns
+// its rows by source_primary_key.
+func lakeRows(t *testing.T, dir string, table nopii.TableName) (rows map[string]map[string]any, deltas, deletes int64) {
 	t.Helper()
 	tdir := filepath.Join(dir, lake.TableDir("w", table))
 	var m lake.Manifest
 	if err := json.Unmarshal(mustRead(t, filepath.Join(tdir, lake.ManifestName)), &m); err != nil {
 		t.Fatal(err)
 	}
-	keys = map[string]bool{}
+	rows = map[string]map[string]any{}
 	apply := func(parts []lake.Part) {
 		for _, p := range parts {
 			for _, line := range strings.Split(strings.TrimSpace(string(mustRead(t, filepath.Join(tdir, p.Path)))), "\n") {
@@ -182,9 +195,10 @@ func lakeKeys(t *testing.T, dir string, table nopii.TableName) (keys map[string]
 					t.Fatalf("%s: %v", p.Path, err)
 				}
 				k := row[nopii.SourcePrimaryKeyColumn].(string)
-				keys[k] = row[lake.OpColumn] != lake.OpDelete
-				if !keys[k] {
-					delete(keys, k)
+				if row[lake.OpColumn] == lake.OpDelete {
+					delete(rows, k)
+				} else {
+					rows[k] = row
 				}
 			}
 		}
@@ -194,7 +208,78 @@ func lakeKeys(t *testing.T, dir string, table nopii.TableName) (keys map[string]
 		apply(d.Parts)
 		deletes += d.Deletes
 	}
-	return keys, int64(len(m.Deltas)), deletes
+	return rows, int64(len(m.Deltas)), deletes
+}
+
+// TestCDCUnchangedToast: under REPLICA IDENTITY DEFAULT an UPDATE that
+// leaves a large (TOASTed) value unchanged does not send it; the stream
+// reads it again (or takes it from the batch's last row of the key), and
+// twin and files feed hold the redacted source exactly, redacted and
+// unredacted large columns alike.
+func TestCDCUnchangedToast(t *testing.T) {
+	prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	prod, twin := mustConnect(t, prodDSN), mustConnect(t, twinDSN)
+	// STORAGE EXTERNAL: no compression, so 3 kB values are stored out of
+	// line, and unchanged ones are not in the WAL of an UPDATE.
+	mustExec(t, prod, `CREATE TABLE public.doc (id int PRIMARY KEY, n int NOT NULL, body text, secret text);
+		ALTER TABLE public.doc ALTER body SET STORAGE EXTERNAL, ALTER secret SET STORAGE EXTERNAL;
+		INSERT INTO public.doc SELECT i, 0, repeat('body ' || i || ' ', 400), repeat('secret ' || i || ' ', 400) FROM generate_series(1, 20) i`)
+	if n := queryInt(t, prod, "SELECT count(*) FROM public.doc WHERE pg_column_size(body) > 2000 AND pg_column_size(secret) > 2000"); n != 20 {
+		t.Fatalf("%d rows with large values", n)
+	}
+	dir := t.TempDir()
+	entries := "          - name: public.doc\n            mode: %s\n            columns:\n              secret: { rule: hash }\n"
+	cfg := oneInputConfig(t, prodDSN, twinDSN, fmt.Sprintf(entries, "cdc"))
+	body := strings.Replace(string(mustRead(t, cfg)), "    feeds:\n", "    feeds:\n      - type: files\n        path: "+dir+"\n        format: jsonl\n        compression: none\n", 1)
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cdcRun(t, cfg, "first run", 0)
+	mustExec(t, prod, `UPDATE public.doc SET n = n + 1 WHERE id <= 10`) // read again from the source
+	mustExec(t, prod, `BEGIN; INSERT INTO public.doc VALUES (100, 0, repeat('new ', 900), repeat('hidden ', 900));
+		UPDATE public.doc SET n = 5 WHERE id = 100; COMMIT`) // from the batch's row of the key
+	mustExec(t, prod, `UPDATE public.doc SET id = 1005 WHERE id = 5`)                                  // a key change
+	mustExec(t, prod, `UPDATE public.doc SET n = 7 WHERE id = 6; DELETE FROM public.doc WHERE id = 6`) // gone when read again
+	mustExec(t, prod, `UPDATE public.doc SET body = repeat('changed ', 500) WHERE id = 8; UPDATE public.doc SET n = 9 WHERE id = 8`)
+	out := cdcRun(t, cfg, "updates that leave large values unchanged", 0)
+	var rep struct {
+		Tables []struct{ Refetched int64 }
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.Tables) != 1 || rep.Tables[0].Refetched < 8 {
+		t.Errorf("the report does not count the rows read again (at least ids 1-10 but 6 and 8): %v\n%s", err, out)
+	}
+	// The same rows as a fresh full copy.
+	refDSN := pgtest.MustDatabase(t)
+	if code, o, e := runCLI(t, "run", "--config", oneInputConfig(t, prodDSN, refDSN, fmt.Sprintf(entries, "full")), "--log-level", "error"); code != 0 {
+		t.Fatalf("reference full copy: exit %d\n%s\n%s", code, o, e)
+	}
+	ref := mustConnect(t, refDSN)
+	sum := `SELECT count(*) || ':' || md5(string_agg(t::text, '|' ORDER BY source_primary_key)) FROM public.doc t`
+	if got, want := queryString(t, twin, sum), queryString(t, ref, sum); got != want {
+		t.Errorf("cdc twin %s, full copy %s; rows that differ:\n%s", got, want, rowDiff(t, twin, ref, "doc"))
+	}
+	if n := queryInt(t, twin, "SELECT count(*) FROM public.doc WHERE secret LIKE '%secret%' OR secret LIKE '%hidden%'"); n != 0 {
+		t.Errorf("%d source values of the redacted column in the twin", n)
+	}
+	rows, _, _ := lakeRows(t, dir, nopii.TableName{Schema: "public", Name: "doc"})
+	r, err := ref.Query(t.Context(), "SELECT source_primary_key, n, body, secret FROM public.doc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := pgx.CollectRows(r, pgx.RowToMap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != len(want) {
+		t.Errorf("the files feed holds %d rows, the full copy %d", len(rows), len(want))
+	}
+	for _, w := range want {
+		k := w[nopii.SourcePrimaryKeyColumn].(string)
+		got := rows[k]
+		if got == nil || got["body"] != w["body"] || got["secret"] != w["secret"] || fmt.Sprint(got["n"]) != fmt.Sprint(w["n"]) {
+			t.Errorf("key %s: the files feed's row differs from the full copy's", k)
+		}
+	}
 }
 
 // TestCDCFilesFeed streams into a twin and a files feed at once: the lake's
@@ -239,5 +324,93 @@ func TestCDCFilesFeed(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// TestCDCLeastPrivileges: mode cdc with the smallest source role
+// (docs/cdc.md#privileges-source): SELECT on the tables, the REPLICATION
+// attribute, and a publication created by an owner. Each missing piece
+// fails the run with a message that gives the fix.
+func TestCDCLeastPrivileges(t *testing.T) {
+	prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	prod, twin := mustConnect(t, prodDSN), mustConnect(t, twinDSN)
+	mustExec(t, prod, `CREATE TABLE public.customer (id int PRIMARY KEY, email text NOT NULL, n int NOT NULL DEFAULT 0);
+		CREATE TABLE public.other (id int PRIMARY KEY);
+		INSERT INTO public.customer SELECT i, 'u' || i || '@x.org' FROM generate_series(1, 100) i;
+		DO $$ BEGIN CREATE ROLE nopii_streamer LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+		ALTER ROLE nopii_streamer NOREPLICATION;
+		GRANT USAGE ON SCHEMA public TO nopii_streamer;
+		GRANT SELECT ON public.customer, public.other TO nopii_streamer`)
+	if n := queryInt(t, prod, "SELECT count(*) FROM pg_roles WHERE rolname = 'nopii_streamer' AND (rolsuper OR rolreplication OR rolcreaterole OR rolcreatedb)"); n != 0 {
+		t.Fatal("the test role must have no special attributes")
+	}
+	entries := "          - name: public.customer\n            mode: cdc\n            columns:\n              email: { rule: redact_email }\n"
+	cfg := oneInputConfig(t, strings.Replace(prodDSN, "postgres@", "nopii_streamer@", 1), twinDSN, entries)
+	mustFail := func(when string, want ...string) {
+		t.Helper()
+		code, out, errOut := runCLI(t, "run", "--config", cfg, "--log-level", "error")
+		if code == 0 {
+			t.Fatalf("%s: the run succeeded", when)
+		}
+		t.Logf("%s: %s%s", when, out, errOut)
+		for _, w := range want {
+			if !strings.Contains(out+errOut, w) {
+				t.Errorf("%s: the error does not say %q:\n%s\n%s", when, w, out, errOut)
+			}
+		}
+	}
+	mustFail("without REPLICATION", "REPLICATION")
+	mustExec(t, prod, "ALTER ROLE nopii_streamer REPLICATION")
+	mustFail("without a publication or ownership", "create publication nopii_w_prod",
+		`or have an owner run: CREATE PUBLICATION "nopii_w_prod" FOR TABLE "public"."customer" WITH (publish_via_partition_root = true)`)
+	// What the message says, as the owner.
+	mustExec(t, prod, `CREATE PUBLICATION "nopii_w_prod" FOR TABLE "public"."customer" WITH (publish_via_partition_root = true)`)
+	cdcRun(t, cfg, "with a publication created by the owner", 0)
+	mustExec(t, prod, "UPDATE public.customer SET n = n + 1 WHERE id <= 10; DELETE FROM public.customer WHERE id = 100")
+	cdcRun(t, cfg, "streaming", 0)
+	if got := queryString(t, twin, "SELECT count(*) || ',' || sum(n) FROM public.customer"); got != "99,10" {
+		t.Errorf("twin after the stream: rows,sum(n) = %s, want 99,10", got)
+	}
+	// A new table needs the publication changed, which needs its owner.
+	cfg = oneInputConfig(t, strings.Replace(prodDSN, "postgres@", "nopii_streamer@", 1), twinDSN, entries+"          - name: public.other\n            mode: cdc\n")
+	mustFail("a table added", `or have an owner run: ALTER PUBLICATION "nopii_w_prod" SET TABLE "public"."customer", "public"."other"`)
+	// nopii cdc drop drops the slot and leaves the owner's publication.
+	if code, out, errOut := runCLI(t, "cdc", "drop", "--config", cfg); code != 0 || !strings.Contains(out, "dropped replication slot nopii_w_prod") {
+		t.Fatalf("cdc drop: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if n := queryInt(t, prod, "SELECT (SELECT count(*) FROM pg_replication_slots) * 10 + (SELECT count(*) FROM pg_publication)"); n != 1 {
+		t.Errorf("after cdc drop: 10×slots + publications = %d, want the publication alone", n)
+	}
+}
+
+// TestCDCSlotWALWarn: a stream whose slot retains more WAL than the
+// input's slot_wal_warn says so in the logs; under the default 1 GiB it
+// does not.
+func TestCDCSlotWALWarn(t *testing.T) {
+	prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	prod := mustConnect(t, prodDSN)
+	mustExec(t, prod, `CREATE TABLE public.customer (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
+		INSERT INTO public.customer SELECT i FROM generate_series(1, 100) i`)
+	cfg := oneInputConfig(t, prodDSN, twinDSN, "          - name: public.customer\n            mode: cdc\n")
+	run := func(when string) string {
+		t.Helper()
+		mustExec(t, prod, "UPDATE public.customer SET n = n + 1")
+		code, out, errOut := runCLI(t, "run", "--config", cfg, "--log-level", "warn")
+		if code != 0 {
+			t.Fatalf("%s: exit %d\n%s\n%s", when, code, out, errOut)
+		}
+		return errOut
+	}
+	run("first run")
+	if logs := run("default threshold"); strings.Contains(logs, "retains much WAL") {
+		t.Errorf("a warning under the default threshold:\n%s", logs)
+	}
+	body := strings.Replace(string(mustRead(t, cfg)), "        tables:\n", "        slot_wal_warn: 1kB\n        tables:\n", 1)
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := run("slot_wal_warn: 1kB")
+	if !strings.Contains(logs, "the replication slot retains much WAL on the source") || !strings.Contains(logs, `"slot_wal_warn":1000`) {
+		t.Errorf("no warning with the threshold in it:\n%s", logs)
 	}
 }

@@ -14,6 +14,7 @@ const (
 	DefaultPartSize          = 128 << 20 // bytes
 	DefaultRetain            = 2
 	DefaultWindowBy          = WindowByCreatedAt
+	DefaultSlotWALWarn       = 1 << 30 // bytes
 
 	// MinHMACKeyLen is the shortest hmac_key accepted, in bytes.
 	MinHMACKeyLen = 32
@@ -133,6 +134,12 @@ type Input struct {
 	// TargetSchemaPrefix is prepended to schema names in the feeds, so
 	// that "billing_" puts public.x into billing_public.x.
 	TargetSchemaPrefix string
+
+	// SlotWALWarn is the WAL, in bytes, that the input's replication slot
+	// (mode cdc) may retain on the source before the stream warns: a slot
+	// that stops confirming makes the source keep its WAL until its disk
+	// is full. Default DefaultSlotWALWarn.
+	SlotWALWarn int64
 
 	Tables []Table // in file order
 	Pos    Pos

@@ -294,8 +294,9 @@ func TestSpecExample(t *testing.T) {
 			Schedule:       "0 0 * * *",
 			OnUnclassified: "fail",
 			Inputs: []config.Input{{
-				Name: "prod",
-				DSN:  config.Secret(env["PROD_DATABASE_URL"]),
+				Name:        "prod",
+				DSN:         config.Secret(env["PROD_DATABASE_URL"]),
+				SlotWALWarn: config.DefaultSlotWALWarn,
 				Tables: []config.Table{
 					{
 						Name: "public.customer", Schema: "public", Table: "customer",
@@ -517,6 +518,12 @@ workflows:
 	}
 	if tb := tables[2]; tb.Mode != "cdc" || tb.EffectiveMode() != "cdc" {
 		t.Errorf("cdc table: %+v", tb)
+	}
+	if got := w.Inputs[0].SlotWALWarn; got != 1<<30 {
+		t.Errorf("slot_wal_warn defaults to %d, want 1GiB", got)
+	}
+	if got := mustParse(t, strings.Replace(text, "        tables:\n", "        slot_wal_warn: 256MiB\n        tables:\n", 1), nil).Workflows[0].Inputs[0].SlotWALWarn; got != 256<<20 {
+		t.Errorf("slot_wal_warn: 256MiB = %d", got)
 	}
 	f := w.Feeds[0]
 	wantFeed := config.Feed{

@@ -352,11 +352,16 @@ func (d *decoder) input(n *yaml.Node, path string) (Input, *yaml.Node) {
 	if !d.mapping(n, path, "an input (a mapping with name, dsn and tables)") {
 		return in, n
 	}
-	var nameNode, prefixNode *yaml.Node
+	var nameNode, prefixNode, walWarnNode *yaml.Node
 	keys := []key{
 		{"name", func(v *yaml.Node, p string) { nameNode, in.Name = v, d.str(v, p) }},
 		{"dsn", func(v *yaml.Node, p string) { in.DSN = d.secret(v, p) }},
 		{"target_schema_prefix", func(v *yaml.Node, p string) { prefixNode, in.TargetSchemaPrefix = v, d.str(v, p) }},
+		{"slot_wal_warn", func(v *yaml.Node, p string) {
+			if n, ok := d.size(v, p); ok {
+				walWarnNode, in.SlotWALWarn = v, n
+			}
+		}},
 		{"tables", func(v *yaml.Node, p string) { in.Tables = d.tables(v, p) }},
 	}
 	ks := d.fields(n, path, keys)
@@ -380,6 +385,12 @@ func (d *decoder) input(n *yaml.Node, path string) (Input, *yaml.Node) {
 	}
 	if !validPrefix(in.TargetSchemaPrefix) {
 		d.errorf(prefixNode, joinPath(path, "target_schema_prefix"), "%q is not a valid prefix: use lower-case letters, digits and _, not starting with a digit (e.g. billing_)", truncate(in.TargetSchemaPrefix, 60))
+	}
+	switch {
+	case walWarnNode == nil && !ks.has("slot_wal_warn"):
+		in.SlotWALWarn = DefaultSlotWALWarn
+	case walWarnNode != nil && in.SlotWALWarn == 0:
+		d.errorf(walWarnNode, joinPath(path, "slot_wal_warn"), "must be more than 0 bytes, e.g. 1GiB")
 	}
 	d.requireList(n, ks, "tables", path, len(in.Tables), "at least one table")
 	return in, nameNode

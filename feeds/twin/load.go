@@ -389,6 +389,10 @@ type deltaLoad struct {
 	// beforeUpsert, when set, runs after the stage is loaded and before the
 	// upsert, in the same transaction (streamed deletes and truncates).
 	beforeUpsert func(ctx context.Context) error
+	// stage, when set, names a stage that exists, empty, on the connection
+	// (a change load's, kept between loads: changes.go); otherwise the
+	// first row creates _nopii_stage, dropped at commit.
+	stage string
 	// Upserted and Deleted count what Commit applied.
 	upserted, deleted int64
 }
@@ -401,13 +405,22 @@ func (d *deltaLoad) WriteRow(values [][]byte) error {
 		return errors.New("twin: WriteRow after WriteKey")
 	}
 	if d.stream == nil {
-		if _, err := d.exec(d.ctx, "CREATE TEMP TABLE _nopii_stage (LIKE "+d.target.Name.Quoted()+") ON COMMIT DROP"); err != nil {
-			return fmt.Errorf("twin: delta %s: create stage: %w", d.target.Name, err)
+		if d.stage == "" {
+			if _, err := d.exec(d.ctx, "CREATE TEMP TABLE _nopii_stage (LIKE "+d.target.Name.Quoted()+") ON COMMIT DROP"); err != nil {
+				return fmt.Errorf("twin: delta %s: create stage: %w", d.target.Name, err)
+			}
 		}
-		d.stream = startCopy(d.ctx, d.conn, "COPY _nopii_stage ("+d.columnList()+") FROM STDIN (FORMAT binary)")
+		d.stream = startCopy(d.ctx, d.conn, "COPY "+d.stageName()+" ("+d.columnList()+") FROM STDIN (FORMAT binary)")
 	}
 	d.staged++
 	return d.load.WriteRow(values)
+}
+
+func (d *deltaLoad) stageName() string {
+	if d.stage == "" {
+		return "_nopii_stage"
+	}
+	return d.stage
 }
 
 // WriteKey implements nopii.DeltaLoad: the first key ends the row stream
@@ -533,11 +546,14 @@ func (d *deltaLoad) upsert(ctx context.Context) error {
 	}
 	vals = append(vals, "s."+spk)
 	set := strings.Join(sets, ", ")
-	if _, err := d.exec(ctx, "ANALYZE _nopii_stage ("+spk+")"); err != nil {
-		return fmt.Errorf("analyze stage: %w", err)
+	stage := d.stageName()
+	if d.stage == "" {
+		if _, err := d.exec(ctx, "ANALYZE _nopii_stage ("+spk+")"); err != nil {
+			return fmt.Errorf("analyze stage: %w", err)
+		}
 	}
 	if serverMajor(d.conn) >= 15 && !d.feed.noMerge {
-		tag, err := d.exec(ctx, "MERGE INTO "+name+" t USING _nopii_stage s ON t."+spk+" = s."+spk+
+		tag, err := d.exec(ctx, "MERGE INTO "+name+" t USING "+stage+" s ON t."+spk+" = s."+spk+
 			" WHEN MATCHED AND NOT (t *= s) THEN UPDATE SET "+set+
 			" WHEN NOT MATCHED THEN INSERT ("+cols+") VALUES ("+strings.Join(vals, ", ")+")")
 		if err != nil {
@@ -546,12 +562,12 @@ func (d *deltaLoad) upsert(ctx context.Context) error {
 		d.upserted = tag.RowsAffected()
 		return nil
 	}
-	tag, err := d.exec(ctx, "UPDATE "+name+" t SET "+set+" FROM _nopii_stage s WHERE t."+spk+" = s."+spk+" AND NOT (t *= s)")
+	tag, err := d.exec(ctx, "UPDATE "+name+" t SET "+set+" FROM "+stage+" s WHERE t."+spk+" = s."+spk+" AND NOT (t *= s)")
 	if err != nil {
 		return fmt.Errorf("update changed rows: %w", err)
 	}
 	d.upserted = tag.RowsAffected()
-	tag, err = d.exec(ctx, "INSERT INTO "+name+" ("+cols+") SELECT "+strings.Join(vals, ", ")+" FROM _nopii_stage s WHERE NOT EXISTS (SELECT 1 FROM "+
+	tag, err = d.exec(ctx, "INSERT INTO "+name+" ("+cols+") SELECT "+strings.Join(vals, ", ")+" FROM "+stage+" s WHERE NOT EXISTS (SELECT 1 FROM "+
 		name+" t WHERE t."+spk+" = s."+spk+")")
 	if err != nil {
 		return fmt.Errorf("insert new rows: %w", err)

@@ -51,7 +51,8 @@ type ReplicationOptions struct {
 	Logger  *slog.Logger
 	Connect pgconnect.Options
 	// Idle is how long Next waits for data before it asks the server where
-	// it stands and reports ChangeIdle; default 500ms.
+	// it stands and reports ChangeIdle; default 100ms (the consumer may
+	// hold a young batch until then).
 	Idle time.Duration
 	// SlotWait is how long Start waits for a slot that another stream
 	// holds (one just killed, say); default 30s.
@@ -89,7 +90,7 @@ type relation struct {
 // OpenReplication connects twice: once for replication, once for queries.
 func OpenReplication(ctx context.Context, dsn string, o ReplicationOptions) (*Replication, error) {
 	if o.Idle <= 0 {
-		o.Idle = 500 * time.Millisecond
+		o.Idle = 100 * time.Millisecond
 	}
 	if o.SlotWait <= 0 {
 		o.SlotWait = 30 * time.Second
@@ -103,7 +104,7 @@ func OpenReplication(ctx context.Context, dsn string, o ReplicationOptions) (*Re
 	rconn, err := pgconnect.ConnectConfig(ctx, rcfg, o.Connect)
 	if err != nil {
 		conn.Close(context.Background())
-		return nil, fmt.Errorf("source %s: replication connection (the role needs REPLICATION): %w", o.Name, err)
+		return nil, fmt.Errorf("source %s: replication connection (mode cdc needs a role with the REPLICATION attribute: ALTER ROLE … REPLICATION): %w", o.Name, err)
 	}
 	return &Replication{opts: o, log: o.Logger, repl: rconn.PgConn(), sql: conn,
 		tables: map[nopii.TableName]*streamTable{}, relations: map[uint32]*relation{}}, nil
@@ -135,9 +136,11 @@ func (r *Replication) Ensure(ctx context.Context, tables []nopii.TableName) (nop
 	case !exists:
 		// Partitioned tables publish their changes under the root's name,
 		// as they are copied.
-		if _, err := r.sql.Exec(ctx, "CREATE PUBLICATION "+nopii.QuoteIdent(pub)+" FOR TABLE "+strings.Join(names, ", ")+
-			" WITH (publish_via_partition_root = true)"); err != nil {
-			return nopii.SlotStart{}, fmt.Errorf("source %s: create publication %s (the role must own the tables): %w", r.opts.Name, pub, pgconnect.SafeError(err))
+		create := "CREATE PUBLICATION " + nopii.QuoteIdent(pub) + " FOR TABLE " + strings.Join(names, ", ") +
+			" WITH (publish_via_partition_root = true)"
+		if _, err := r.sql.Exec(ctx, create); err != nil {
+			return nopii.SlotStart{}, fmt.Errorf("source %s: create publication %s: %w (creating it needs ownership of the tables and CREATE on the database; or have an owner run: %s)",
+				r.opts.Name, pub, pgconnect.SafeError(err), create)
 		}
 	default:
 		rows, err := r.sql.Query(ctx, "SELECT format('%I.%I', schemaname, tablename) FROM pg_publication_tables WHERE pubname = $1", pub)
@@ -160,8 +163,10 @@ func (r *Replication) Ensure(ctx context.Context, tables []nopii.TableName) (nop
 			}
 		}
 		if changed {
-			if _, err := r.sql.Exec(ctx, "ALTER PUBLICATION "+nopii.QuoteIdent(pub)+" SET TABLE "+strings.Join(names, ", ")); err != nil {
-				return nopii.SlotStart{}, fmt.Errorf("source %s: set the tables of publication %s: %w", r.opts.Name, pub, pgconnect.SafeError(err))
+			set := "ALTER PUBLICATION " + nopii.QuoteIdent(pub) + " SET TABLE " + strings.Join(names, ", ")
+			if _, err := r.sql.Exec(ctx, set); err != nil {
+				return nopii.SlotStart{}, fmt.Errorf("source %s: set the tables of publication %s to the configuration's: %w (this needs ownership of the publication and the tables; or have an owner run: %s)",
+					r.opts.Name, pub, pgconnect.SafeError(err), set)
 			}
 		}
 	}
@@ -200,7 +205,8 @@ func quoteIdentMin(s string) string {
 }
 
 // DropSlot drops the slot and the publication of a workflow input, those
-// that exist. The slot must not be in use.
+// that exist; a publication another role owns (created for nopii by an
+// owner of the tables) stays. The slot must not be in use.
 func DropSlot(ctx context.Context, dsn, name string, log *slog.Logger) (dropped []string, err error) {
 	conn, err := pgconnect.Connect(ctx, dsn, pgconnect.Options{What: "source", Logger: log})
 	if err != nil {
@@ -214,9 +220,14 @@ func DropSlot(ctx context.Context, dsn, name string, log *slog.Logger) (dropped 
 	if tag.RowsAffected() > 0 {
 		dropped = append(dropped, "replication slot "+name)
 	}
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)", name).Scan(&exists); err != nil {
+	var exists, owned bool
+	if err := conn.QueryRow(ctx, "SELECT count(*) > 0, coalesce(bool_and(pg_has_role(pubowner, 'USAGE')), false) FROM pg_publication WHERE pubname = $1", name).Scan(&exists, &owned); err != nil {
 		return dropped, fmt.Errorf("look up publication %s: %w", name, pgconnect.SafeError(err))
+	}
+	if exists && !owned {
+		// Created for nopii by an owner of the tables: theirs to drop.
+		log.Info("publication left in place: another role owns it", "publication", name)
+		return dropped, nil
 	}
 	if exists {
 		if _, err := conn.Exec(ctx, "DROP PUBLICATION "+nopii.QuoteIdent(name)); err != nil {
@@ -513,6 +524,7 @@ func (r *Replication) row(ctx context.Context, id uint32, oldType uint8, old, tu
 	}
 	n := len(st.t.Columns)
 	values := make([][]byte, n)
+	var unchanged []int
 	for i, c := range tuple.Columns {
 		if i >= n {
 			break
@@ -523,14 +535,19 @@ func (r *Replication) row(ctx context.Context, id uint32, oldType uint8, old, tu
 		case pglogrepl.TupleDataTypeNull:
 		case pglogrepl.TupleDataTypeToast:
 			// An unchanged TOASTed value is not sent. With REPLICA IDENTITY
-			// FULL the old tuple has it, detoasted.
-			if oldType != pglogrepl.UpdateMessageTupleTypeOld || old == nil || i >= len(old.Columns) ||
-				old.Columns[i].DataType == pglogrepl.TupleDataTypeToast {
-				return fmt.Errorf("table %s: an update left the large value of column %s unchanged, and logical replication sends such values only with REPLICA IDENTITY FULL: run ALTER TABLE %s REPLICA IDENTITY FULL",
-					rel.name, st.t.Columns[i].Name, rel.name.Quoted())
-			}
-			if old.Columns[i].DataType == pglogrepl.TupleDataTypeBinary {
+			// FULL the old tuple has it, detoasted; otherwise the consumer
+			// reads it again (Refetch).
+			switch {
+			case oldType == pglogrepl.UpdateMessageTupleTypeOld && old != nil && i < len(old.Columns) &&
+				old.Columns[i].DataType == pglogrepl.TupleDataTypeBinary:
 				values[i] = old.Columns[i].Data
+			case oldType == pglogrepl.UpdateMessageTupleTypeOld && old != nil && i < len(old.Columns) &&
+				old.Columns[i].DataType == pglogrepl.TupleDataTypeNull:
+			case slices.Contains(st.keys, i):
+				return fmt.Errorf("table %s: an update left the large value of key column %s unchanged, and logical replication does not send it: run ALTER TABLE %s REPLICA IDENTITY FULL",
+					rel.name, st.t.Columns[i].Name, rel.name.Quoted())
+			default:
+				unchanged = append(unchanged, i)
 			}
 		default:
 			return fmt.Errorf("table %s: column %s came as text, not binary: its type has no binary send function", rel.name, st.t.Columns[i].Name)
@@ -540,7 +557,7 @@ func (r *Replication) row(ctx context.Context, id uint32, oldType uint8, old, tu
 	if err != nil {
 		return fmt.Errorf("table %s: %w", rel.name, err)
 	}
-	c := nopii.Change{Kind: nopii.ChangeUpsert, Table: rel.name, Values: values, Key: key}
+	c := nopii.Change{Kind: nopii.ChangeUpsert, Table: rel.name, Values: values, Key: key, Unchanged: unchanged}
 	if old != nil {
 		ok, err := r.key(ctx, st, old, rel.name)
 		if err != nil {
@@ -552,6 +569,61 @@ func (r *Replication) row(ctx context.Context, id uint32, oldType uint8, old, tu
 	}
 	r.pending = append(r.pending, c)
 	return nil
+}
+
+// Refetch reads the source's current values of the columns cols of rows
+// (each in the described column order, its key columns set) by key, and
+// sets them in place: one pipelined query per row, one round trip in all.
+// found[i] is false for a row the source no longer has. It serves
+// changes whose unchanged TOASTed values the stream did not send
+// (nopii.Change.Unchanged); the values read may be newer than the change,
+// which the stream's later changes then also bring.
+func (r *Replication) Refetch(ctx context.Context, name nopii.TableName, cols [][]int, rows [][][]byte) (found []bool, err error) {
+	st := r.tables[name]
+	if st == nil {
+		return nil, fmt.Errorf("refetch %s: %w", name, nopii.ErrNotFound)
+	}
+	var where strings.Builder
+	oids := make([]uint32, len(st.keys))
+	formats := make([]int16, len(st.keys))
+	for n, i := range st.keys {
+		if n > 0 {
+			where.WriteString(" AND ")
+		}
+		where.WriteString(nopii.QuoteIdent(st.t.Columns[i].Name) + " = $" + strconv.Itoa(n+1))
+		oids[n], formats[n] = st.t.Columns[i].Type.OID, 1
+	}
+	b := &pgconn.Batch{}
+	for i, row := range rows {
+		list := make([]string, len(cols[i]))
+		for n, c := range cols[i] {
+			list[n] = nopii.QuoteIdent(st.t.Columns[c].Name)
+		}
+		params := make([][]byte, len(st.keys))
+		for n, k := range st.keys {
+			params[n] = row[k]
+		}
+		results := make([]int16, len(cols[i]))
+		for n := range results {
+			results[n] = 1
+		}
+		b.ExecParams("SELECT "+strings.Join(list, ", ")+" FROM "+from(st.t)+" WHERE "+where.String(), params, oids, formats, results)
+	}
+	res, err := r.sql.PgConn().ExecBatch(ctx, b).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("source %s: read unchanged values of %s again: %w", r.opts.Name, name, pgconnect.SafeError(err))
+	}
+	found = make([]bool, len(rows))
+	for i, rs := range res {
+		if len(rs.Rows) == 0 {
+			continue
+		}
+		found[i] = true
+		for n, c := range cols[i] {
+			rows[i][c] = rs.Rows[0][n]
+		}
+	}
+	return found, nil
 }
 
 // key renders the key of an old tuple (the replica identity's columns, or
