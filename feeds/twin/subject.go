@@ -54,6 +54,19 @@ func (f *Feed) ForgottenKeys(ctx context.Context, k nopii.StateKey) ([]string, e
 		return nil, err
 	}
 	defer f.release(conn)
+	if !f.forgottenSeen.Load() {
+		// Checked rather than queried and caught: a failed query would put
+		// an error in the twin's server log at every call (the cdc stream
+		// reads the list every few seconds).
+		var exists bool
+		if err := conn.QueryRow(ctx, "SELECT to_regclass('nopii.forgotten_keys') IS NOT NULL").Scan(&exists); err != nil {
+			return nil, fmt.Errorf("twin: read forgotten keys of %s: %w", k.Table, pgconnect.SafeError(err))
+		}
+		if !exists {
+			return nil, nil
+		}
+		f.forgottenSeen.Store(true)
+	}
 	rows, err := conn.Query(ctx, `SELECT key_hmac FROM nopii.forgotten_keys WHERE workflow = $1 AND input = $2 AND source_table = $3`,
 		k.Workflow, k.Input, k.Table.String())
 	if err == nil {

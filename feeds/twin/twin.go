@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -40,6 +41,10 @@ type Feed struct {
 	closed bool
 
 	noMerge bool // tests: apply deltas as on PostgreSQL before 15
+
+	// forgottenSeen: nopii.forgotten_keys exists (nopii never drops it), so
+	// reading the suppression list needs no check first.
+	forgottenSeen atomic.Bool
 }
 
 // Open checks that the twin is reachable and returns the feed.
