@@ -392,6 +392,7 @@ func (r *Runner) copyTable(ctx context.Context, src nopii.Source, feeds []nopii.
 			if forgotten.has(k) {
 				return nil
 			}
+			tr.KeysStreamed++
 			for _, l := range deltas {
 				if err := l.WriteKey(k); err != nil {
 					return err
