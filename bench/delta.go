@@ -18,7 +18,7 @@ import (
 
 // deltaBench runs only the delta part of the benchmark on a cluster of its
 // own (-delta).
-func deltaBench(ctx context.Context, rows, runs int, deletes bool) error {
+func deltaBench(ctx context.Context, rows, runs int, deletes, recent bool) error {
 	tmp, err := os.MkdirTemp("", "nopii-bench-")
 	if err != nil {
 		return err
@@ -45,16 +45,22 @@ func deltaBench(ctx context.Context, rows, runs int, deletes bool) error {
 	if err := execSQL(ctx, src, "CREATE INDEX bench_updated_at ON bench (updated_at)"); err != nil {
 		return err
 	}
-	r, err := deltaRuns(ctx, cl, bin, tmp, src, rows, runs, false)
-	if err != nil {
-		return err
+	variants := []deltaOpts{{}}
+	if recent {
+		variants = append(variants, deltaOpts{recent: true})
 	}
-	r.print()
 	if deletes {
-		r, err := deltaRuns(ctx, cl, bin, tmp, src, rows, runs, true)
+		variants = append(variants, deltaOpts{deletes: true})
+	}
+	var out []*deltaResult
+	for _, o := range variants {
+		r, err := deltaRuns(ctx, cl, bin, tmp, src, rows, runs, o)
 		if err != nil {
 			return err
 		}
+		out = append(out, r)
+	}
+	for _, r := range out {
 		r.print()
 	}
 	return nil
@@ -63,8 +69,8 @@ func deltaBench(ctx context.Context, rows, runs int, deletes bool) error {
 // deltaResult is what deltaRuns measured: per pair, the full copy's and
 // the delta's wall time, and the CPU of nopii and of the servers' backends.
 type deltaResult struct {
-	rows, runs       int
-	deletes          bool
+	rows, runs int
+	deltaOpts
 	changed, deleted int64
 	full, delta      []time.Duration
 	fullCPU, dCPU    []cpu
@@ -75,21 +81,31 @@ type deltaResult struct {
 // cluster's backends that served it (they end with its connections).
 type cpu struct{ nopii, server time.Duration }
 
+// deltaOpts choose a variant of the delta runs.
+type deltaOpts struct {
+	deletes bool // detect_deletes on, and 0.01% of the rows deleted
+	recent  bool // the 1% changed are the newest rows (highest ids), not every 100th
+}
+
 // deltaRuns times, runs times, a full copy of the bench table with its
 // updated_at cursor into a new twin, then 1% of the rows updated (every
-// 100th id; with deletes also every 10007th row deleted, and
-// detect_deletes on) and a delta run. Before each pair the source goes back
+// 100th id, or with recent the newest 1%; with deletes also every 10007th
+// row deleted, and detect_deletes on) and a delta run. Before each pair the source goes back
 // to the same rows in the same physical order (the previous pair's changes
 // undone, CLUSTER, VACUUM ANALYZE), so that every pair's full copy lays the
 // twin out alike and the changed rows lie on the same pages; after the
 // full copy the twin is VACUUM ANALYZEd, as autovacuum would have done in
 // a deployment, so that neither timed run competes with autovacuum; and a
 // CHECKPOINT precedes each timed run.
-func deltaRuns(ctx context.Context, cl *pgtest.Cluster, bin, tmp, src string, rows, runs int, deletes bool) (*deltaResult, error) {
-	res := &deltaResult{rows: rows, runs: runs, deletes: deletes}
+func deltaRuns(ctx context.Context, cl *pgtest.Cluster, bin, tmp, src string, rows, runs int, o deltaOpts) (*deltaResult, error) {
+	res := &deltaResult{rows: rows, runs: runs, deltaOpts: o}
 	name, extra := "bench_delta", "\n            updated_at: updated_at"
-	if deletes {
+	if o.deletes {
 		name, extra = "bench_deletes", extra+"\n            detect_deletes: true"
+	}
+	changed := "id % 100 = 0"
+	if o.recent {
+		name, changed = "bench_recent", fmt.Sprintf("id > %d", rows-rows/100)
 	}
 	if err := execSQL(ctx, src, "CREATE TABLE IF NOT EXISTS bench_gone (LIKE bench)"); err != nil {
 		return nil, err
@@ -122,8 +138,8 @@ func deltaRuns(ctx context.Context, cl *pgtest.Cluster, bin, tmp, src string, ro
 		if err := execSQL(ctx, twin, "VACUUM ANALYZE bench"); err != nil {
 			return nil, err
 		}
-		change := "UPDATE bench SET full_name = full_name || ' Jr', updated_at = now() WHERE id % 100 = 0"
-		if deletes {
+		change := "UPDATE bench SET full_name = full_name || ' Jr', updated_at = now() WHERE " + changed
+		if o.deletes {
 			change += "; WITH d AS (DELETE FROM bench WHERE id % 10007 = 3 RETURNING *) INSERT INTO bench_gone SELECT * FROM d"
 		}
 		if err := execSQL(ctx, src, change); err != nil {
@@ -136,14 +152,14 @@ func deltaRuns(ctx context.Context, cl *pgtest.Cluster, bin, tmp, src string, ro
 		if err != nil {
 			return nil, fmt.Errorf("nopii run (%s, delta): %w", name, err)
 		}
-		if err := queryRow(ctx, twin, "SELECT count(*) FROM bench WHERE updated_at > '2025-02-01' AND id % 100 = 0", &res.changed); err != nil {
+		if err := queryRow(ctx, twin, "SELECT count(*) FROM bench WHERE updated_at > '2025-02-01' AND "+changed, &res.changed); err != nil {
 			return nil, err
 		}
 		var n, want, wantChanged int64
 		if err := queryRow(ctx, twin, "SELECT count(*) FROM bench", &n); err != nil {
 			return nil, err
 		}
-		if err := queryRow(ctx, src, "SELECT count(*), count(*) FILTER (WHERE updated_at > '2025-02-01' AND id % 100 = 0) FROM bench", &want, &wantChanged); err != nil {
+		if err := queryRow(ctx, src, "SELECT count(*), count(*) FILTER (WHERE updated_at > '2025-02-01' AND "+changed+") FROM bench", &want, &wantChanged); err != nil {
 			return nil, err
 		}
 		res.deleted = int64(rows) - want
@@ -215,7 +231,10 @@ func serverCPU(cl *pgtest.Cluster) (time.Duration, error) {
 func (r *deltaResult) print() {
 	sorted := append([]float64(nil), r.ratios...)
 	sort.Float64s(sorted)
-	what := "delta after updating 1% of the rows"
+	what := "delta after updating 1% of the rows (every 100th)"
+	if r.recent {
+		what = "delta after updating the newest 1% of the rows"
+	}
 	if r.deletes {
 		what = fmt.Sprintf("delta with detect_deletes after updating 1%% and deleting %d rows", r.deleted)
 	}

@@ -9,9 +9,10 @@
 // prints rows/s of both, their ratio, and nopii's peak RSS; then the lake
 // feeds; then, -runs times, a full copy of the table with an updated_at
 // cursor followed by a delta run after 1% of the rows changed, and the
-// delta's share of the full-copy time.
+// delta's share of the full-copy time (bench/delta.go).
 //
 //	go run ./bench -rows 1000000 -runs 3
+//	go run ./bench -delta -recent -deletes   # the delta runs alone, and their variants
 package main
 
 import (
@@ -44,10 +45,11 @@ func main() {
 	rate := flag.Int("rate", 5000, "-cdc: changes a second while the lag is measured")
 	lagFor := flag.Duration("lag-for", 20*time.Second, "-cdc: how long the lag is measured")
 	deltaOnly := flag.Bool("delta", false, "benchmark only the delta runs (full copy, then 1% updated and a delta)")
-	deletes := flag.Bool("deletes", false, "-delta: with detect_deletes, and 0.01% of the rows deleted before each delta")
+	deletes := flag.Bool("deletes", false, "-delta: also with detect_deletes, and 0.01% of the rows deleted before each delta")
+	recent := flag.Bool("recent", false, "-delta: also with the newest 1% of the rows changed instead of every 100th")
 	flag.Parse()
 	if *deltaOnly {
-		if err := deltaBench(context.Background(), *rows, *runs, *deletes); err != nil {
+		if err := deltaBench(context.Background(), *rows, *runs, *deletes, *recent); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
@@ -160,7 +162,7 @@ func run(ctx context.Context, rows, runs int) error {
 	if err := execSQL(ctx, src, "CREATE INDEX bench_updated_at ON bench (updated_at)"); err != nil {
 		return err
 	}
-	dr, err := deltaRuns(ctx, cl, bin, tmp, src, rows, runs, false)
+	dr, err := deltaRuns(ctx, cl, bin, tmp, src, rows, runs, deltaOpts{})
 	if err != nil {
 		return err
 	}
