@@ -50,7 +50,7 @@ func deltaBench(ctx context.Context, rows, runs int, deletes, recent bool) error
 		variants = append(variants, deltaOpts{recent: true})
 	}
 	if deletes {
-		variants = append(variants, deltaOpts{deletes: true})
+		variants = append(variants, deltaOpts{deletes: true, keep: true}, deltaOpts{deletes: true})
 	}
 	var out []*deltaResult
 	for _, o := range variants {
@@ -85,12 +85,13 @@ type cpu struct{ nopii, server time.Duration }
 type deltaOpts struct {
 	deletes bool // detect_deletes on, and 0.01% of the rows deleted
 	recent  bool // the 1% changed are the newest rows (highest ids), not every 100th
+	keep    bool // with deletes: no row deleted
 }
 
 // deltaRuns times, runs times, a full copy of the bench table with its
 // updated_at cursor into a new twin, then 1% of the rows updated (every
-// 100th id, or with recent the newest 1%; with deletes also every 10007th
-// row deleted, and detect_deletes on) and a delta run. Before each pair the source goes back
+// 100th id, or with recent the newest 1%; with deletes detect_deletes on,
+// and unless keep every 10007th row deleted) and a delta run. Before each pair the source goes back
 // to the same rows in the same physical order (the previous pair's changes
 // undone, CLUSTER, VACUUM ANALYZE), so that every pair's full copy lays the
 // twin out alike and the changed rows lie on the same pages; after the
@@ -102,6 +103,9 @@ func deltaRuns(ctx context.Context, cl *pgtest.Cluster, bin, tmp, src string, ro
 	name, extra := "bench_delta", "\n            updated_at: updated_at"
 	if o.deletes {
 		name, extra = "bench_deletes", extra+"\n            detect_deletes: true"
+		if o.keep {
+			name = "bench_deletes_none"
+		}
 	}
 	changed := "id % 100 = 0"
 	if o.recent {
@@ -139,7 +143,7 @@ func deltaRuns(ctx context.Context, cl *pgtest.Cluster, bin, tmp, src string, ro
 			return nil, err
 		}
 		change := "UPDATE bench SET full_name = full_name || ' Jr', updated_at = now() WHERE " + changed
-		if o.deletes {
+		if o.deletes && !o.keep {
 			change += "; WITH d AS (DELETE FROM bench WHERE id % 10007 = 3 RETURNING *) INSERT INTO bench_gone SELECT * FROM d"
 		}
 		if err := execSQL(ctx, src, change); err != nil {
@@ -237,6 +241,9 @@ func (r *deltaResult) print() {
 	}
 	if r.deletes {
 		what = fmt.Sprintf("delta with detect_deletes after updating 1%% and deleting %d rows", r.deleted)
+	}
+	if r.keep {
+		what = "delta with detect_deletes after updating 1% and deleting none"
 	}
 	med := func(cs []cpu) (n, s time.Duration) {
 		var ns, ss []time.Duration

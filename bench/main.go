@@ -45,7 +45,7 @@ func main() {
 	rate := flag.Int("rate", 5000, "-cdc: changes a second while the lag is measured")
 	lagFor := flag.Duration("lag-for", 20*time.Second, "-cdc: how long the lag is measured")
 	deltaOnly := flag.Bool("delta", false, "benchmark only the delta runs (full copy, then 1% updated and a delta)")
-	deletes := flag.Bool("deletes", false, "-delta: also with detect_deletes, and 0.01% of the rows deleted before each delta")
+	deletes := flag.Bool("deletes", false, "-delta: also with detect_deletes, without deletes and with 0.01% of the rows deleted before each delta")
 	recent := flag.Bool("recent", false, "-delta: also with the newest 1% of the rows changed instead of every 100th")
 	flag.Parse()
 	if *deltaOnly {
