@@ -45,9 +45,9 @@ type deleteDetection struct {
 	deltas []nopii.DeltaLoad
 	log    *slog.Logger
 
-	bits   int
-	digest chan digestResult // the source's digests, computed meanwhile; nil: stream every key
-	stop   context.CancelFunc
+	bits     int
+	digest   chan digestResult // the source's digests, computed meanwhile; nil: stream every key
+	received bool
 }
 
 type digestResult struct {
@@ -75,10 +75,8 @@ func startDeletes(ctx context.Context, src nopii.Source, t *nopii.Table, d *deci
 	}
 	dd.bits = bucketBits(t.EstRows)
 	dd.digest = make(chan digestResult, 1)
-	dctx, stop := context.WithCancel(ctx)
-	dd.stop = stop
 	go func() {
-		g, err := kd.KeyDigests(dctx, t, dd.sel, dd.bits)
+		g, err := kd.KeyDigests(ctx, t, dd.sel, dd.bits)
 		dd.digest <- digestResult{g, err}
 	}()
 	return dd
@@ -94,12 +92,14 @@ func bucketBits(estRows int64) int {
 	return min(14, max(4, bits.Len64(uint64(estRows/128))))
 }
 
-// close stops the source's digest if it still runs (the copy failed).
+// close waits for the source's digest if it still runs (the copy failed).
+// It is not cancelled: cancelling a query makes pgx close its connection,
+// and the digest runs on the connection the other tables' catalog queries
+// share.
 func (dd *deleteDetection) close() {
-	if dd != nil && dd.stop != nil {
-		dd.stop()
+	if dd != nil && dd.digest != nil && !dd.received {
 		<-dd.digest
-		dd.stop = nil
+		dd.received = true
 	}
 }
 
@@ -142,8 +142,7 @@ func (dd *deleteDetection) differ(ctx context.Context) ([]uint32, bool, error) {
 		feeds[i] = g
 	}
 	src := <-dd.digest
-	dd.stop()
-	dd.stop = nil
+	dd.received = true
 	if src.err != nil || src.d.Hasher == "" {
 		dd.log.Debug("deletes: no source digests, every key is streamed", "error", errString(src.err))
 		return nil, false, nil
