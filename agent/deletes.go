@@ -35,9 +35,10 @@ type bucketedDelta interface {
 // it is (no rule on a key column) and both servers hash the same bytes
 // the same way (keydigest.HasherSQL). A hash collision can then only make
 // a bucket look different (more keys streamed), or, with the odds of two
-// 64-bit sums agreeing by chance, keep a deleted row one more run; a row
-// is deleted only if its key is missing from its bucket's streamed keys,
-// which hold every source key of that bucket.
+// 64-bit sums agreeing by chance, keep a deleted row until a later run's
+// digests of its bucket differ; a row is deleted only if its key is
+// missing from its bucket's streamed keys, which hold every source key of
+// that bucket.
 type deleteDetection struct {
 	src    nopii.Source
 	table  *nopii.Table
