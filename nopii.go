@@ -305,6 +305,26 @@ type Selection struct {
 	WindowSince time.Time // with WindowBy: rows whose WindowBy column is at or after this time
 	WindowBy    []string  // columns judged for the window; a row is in when any of them is
 	KeysOnly    bool      // stream only the key text (one value per row)
+	// With KeysOnly and BucketBits > 0: only the keys whose bucket, among
+	// 1<<BucketBits (see KeyDigests), is one of Buckets.
+	BucketBits int
+	Buckets    []uint32
+}
+
+// KeyDigests digest a table's key texts per bucket: a delta with
+// detect_deletes compares the source's with a feed's and streams only the
+// keys of buckets that differ. Digests compare only when their Hasher (the
+// hash function and text encoding) is the same.
+type KeyDigests struct {
+	Hasher  string
+	Buckets map[uint32]KeyDigest // non-empty buckets
+}
+
+// KeyDigest is one bucket's: how many keys, and the exact sum of their
+// 64-bit hashes as decimal text.
+type KeyDigest struct {
+	Count int64
+	Sum   string
 }
 
 // TableState is what a feed remembers about a table between runs (SPEC §3).

@@ -43,6 +43,10 @@ type TableReport struct {
 	// a rule; the agent posts them to the dashboard as a scan.
 	Unclassified []scanner.ColumnFinding `json:"unclassified,omitempty"`
 
+	// KeysStreamed (a delta with deletes) counts the source keys sent to
+	// the feeds' anti-join: none when every bucket's key digest agrees.
+	KeysStreamed int64 `json:"keys_streamed,omitempty"`
+
 	err error // the error behind Error, for retry decisions
 }
 

@@ -323,6 +323,12 @@ func (r *Runner) copyTable(ctx context.Context, src nopii.Source, feeds []nopii.
 	if j.cdc != nil {
 		target.State.LSN = j.cdc.lsn.String()
 	}
+	// Before the loads take the feeds' idle connections: the twin reads the
+	// list on the connection its load then uses, instead of opening another.
+	forgotten, err := loadForgotten(ctx, feeds, nopii.StateKey{Workflow: wf.Name, Input: j.input, Table: j.table.Name}, key)
+	if err != nil {
+		return fail(err)
+	}
 	loads := make([]nopii.Load, 0, len(feeds))
 	var deltas []nopii.DeltaLoad
 	defer func() {
@@ -348,11 +354,9 @@ func (r *Runner) copyTable(ctx context.Context, src nopii.Source, feeds []nopii.
 	}
 	phase("open loads", t0)
 	t0 = time.Now()
-	forgotten, err := loadForgotten(ctx, feeds, nopii.StateKey{Workflow: wf.Name, Input: j.input, Table: j.table.Name}, key)
-	if err != nil {
-		return fail(err)
-	}
 	path := newRowPath(c, j.table, forgotten, loads)
+	dels := startDeletes(ctx, src, j.table, d, c, deltas, tlog)
+	defer dels.close()
 	sel := nopii.Selection{Since: d.since, WindowSince: d.window, WindowBy: d.windowBy}
 	stats, err := src.CopySelect(ctx, j.table, sel, func(vals [][]byte) error {
 		if err := path.row(vals); err != nil {
@@ -368,18 +372,19 @@ func (r *Runner) copyTable(ctx context.Context, src nopii.Source, feeds []nopii.
 	if path.suppressed > 0 {
 		tr.Forgotten = path.suppressed
 	}
-	if err == nil && d.deletes {
+	if err == nil && dels != nil {
 		// The keys that should remain (all, or those inside the window,
 		// but never a forgotten one): the feeds remove the others by an
 		// anti-join.
-		_, err = src.CopySelect(ctx, j.table, nopii.Selection{KeysOnly: true, WindowSince: d.window, WindowBy: d.windowBy}, func(vals [][]byte) error {
-			k, err := path.feedKey(vals[0])
+		err = dels.finish(ctx, func(key []byte) error {
+			k, err := path.feedKey(key)
 			if err != nil {
 				return err
 			}
 			if forgotten.has(k) {
 				return nil
 			}
+			tr.KeysStreamed++
 			for _, l := range deltas {
 				if err := l.WriteKey(k); err != nil {
 					return err

@@ -9,9 +9,10 @@
 // prints rows/s of both, their ratio, and nopii's peak RSS; then the lake
 // feeds; then, -runs times, a full copy of the table with an updated_at
 // cursor followed by a delta run after 1% of the rows changed, and the
-// delta's share of the full-copy time.
+// delta's share of the full-copy time (bench/delta.go).
 //
 //	go run ./bench -rows 1000000 -runs 3
+//	go run ./bench -delta -recent -deletes   # the delta runs alone, and their variants
 package main
 
 import (
@@ -43,7 +44,17 @@ func main() {
 	changes := flag.Int("changes", 200_000, "-cdc: changed rows the catch-up applies")
 	rate := flag.Int("rate", 5000, "-cdc: changes a second while the lag is measured")
 	lagFor := flag.Duration("lag-for", 20*time.Second, "-cdc: how long the lag is measured")
+	deltaOnly := flag.Bool("delta", false, "benchmark only the delta runs (full copy, then 1% updated and a delta)")
+	deletes := flag.Bool("deletes", false, "-delta: also with detect_deletes, without deletes and with 0.01% of the rows deleted before each delta")
+	recent := flag.Bool("recent", false, "-delta: also with the newest 1% of the rows changed instead of every 100th")
 	flag.Parse()
+	if *deltaOnly {
+		if err := deltaBench(context.Background(), *rows, *runs, *deletes, *recent); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *cdc {
 		if err := cdcBench(context.Background(), min(*rows, 200_000), *changes, *rate, *lagFor); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
@@ -147,54 +158,14 @@ func run(ctx context.Context, rows, runs int) error {
 		}
 		forgotT = append(forgotT, d)
 	}
-	// Delta: the same table with a cursor; a full first run, then 1% of the
-	// rows updated and a delta run, into a new twin each time. The ratio of
-	// each pair is measured in the same conditions; the median is reported.
+	// Delta: the same table with a cursor (bench/delta.go).
 	if err := execSQL(ctx, src, "CREATE INDEX bench_updated_at ON bench (updated_at)"); err != nil {
 		return err
 	}
-	var fullDs, deltaDs []time.Duration
-	var ratios []float64
-	var changed int64
-	for i := 0; i < runs; i++ {
-		twin2, err := cl.CreateDatabase(ctx, fmt.Sprintf("twin_delta%d", i))
-		if err != nil {
-			return err
-		}
-		dcfg := filepath.Join(tmp, fmt.Sprintf("delta%d.yaml", i))
-		if err := writeWorkflow(dcfg, "bench_delta", src, true, fmt.Sprintf("      - type: twin\n        dsn: %s\n", twin2)); err != nil {
-			return err
-		}
-		// The previous run's changes go back to the table's original
-		// stamps, so that every run reads the same 1% (plus the overlap).
-		if err := execSQL(ctx, src, "UPDATE bench SET full_name = left(full_name, -3), updated_at = timestamptz '2025-01-01' + id * interval '1 second' WHERE updated_at > '2025-02-01'"); err != nil {
-			return err
-		}
-		if err := execSQL(ctx, src, "VACUUM bench"); err != nil {
-			return err
-		}
-		fullD, _, err := timed(exec.Command(bin, "run", "--config", dcfg, "--log-level", "warn"))
-		if err != nil {
-			return fmt.Errorf("nopii run (delta workflow, first full copy): %w", err)
-		}
-		if err := execSQL(ctx, src, "UPDATE bench SET full_name = full_name || ' Jr', updated_at = now() WHERE id % 100 = 0"); err != nil {
-			return err
-		}
-		deltaD, _, err := timed(exec.Command(bin, "run", "--config", dcfg, "--log-level", "warn"))
-		if err != nil {
-			return fmt.Errorf("nopii run (delta): %w", err)
-		}
-		if err := queryRow(ctx, twin2, "SELECT count(*) FROM bench WHERE updated_at > '2025-02-01' AND id % 100 = 0", &changed); err != nil {
-			return err
-		}
-		if changed != int64(rows/100) {
-			return fmt.Errorf("delta run %d: %d changed rows reached the twin, want %d", i+1, changed, rows/100)
-		}
-		fullDs, deltaDs = append(fullDs, fullD), append(deltaDs, deltaD)
-		ratios = append(ratios, 100*deltaD.Seconds()/fullD.Seconds())
-		fmt.Printf("delta run %d: full copy %.2fs, delta %.2fs: %.1f%%\n", i+1, fullD.Seconds(), deltaD.Seconds(), ratios[i])
+	dr, err := deltaRuns(ctx, cl, bin, tmp, src, rows, runs, deltaOpts{})
+	if err != nil {
+		return err
 	}
-
 	// The lake feeds: the same table and rules into a local folder in
 	// Parquet and into a real S3 server (versitygw on loopback).
 	lakeTimes, err := lakeRuns(ctx, bin, tmp, src)
@@ -220,10 +191,7 @@ func run(ctx context.Context, rows, runs int) error {
 	for _, lt := range lakeTimes {
 		fmt.Printf("%-28s %12.0f %10.2f\n", lt.name, float64(rows)/lt.d.Seconds(), lt.d.Seconds())
 	}
-	sorted := append([]float64(nil), ratios...)
-	sort.Float64s(sorted)
-	fmt.Printf("\ndelta after updating 1%% of the rows (%d): %.2fs vs full copy %.2fs: %.1f%% of the full-copy time (median of %d; %.1f–%.1f%%)\n",
-		changed, median(deltaDs).Seconds(), median(fullDs).Seconds(), sorted[len(sorted)/2], runs, sorted[0], sorted[len(sorted)-1])
+	dr.print()
 	return nil
 }
 

@@ -22,8 +22,8 @@ var _ nopii.ChangeFeed = (*Feed)(nil)
 // outlives the load: a temporary table per target shape, created once per
 // connection and emptied at every commit (ON COMMIT DELETE ROWS), which
 // saves the catalog work of creating, analyzing and dropping one per load.
-// Instead of ANALYZE, a batch small next to its table is joined to it by
-// index probes (nested loop), the plan the statistics would give.
+// A batch small next to its table is joined to it by index probes without
+// an ANALYZE, as a delta's small stage is.
 func (f *Feed) Changes(ctx context.Context, t nopii.Target) (nopii.ChangeLoad, error) {
 	l, err := f.begin(ctx, t)
 	if err != nil {
@@ -82,7 +82,8 @@ func (c *changeLoad) DeleteKey(key []byte) error {
 }
 
 // beforeUpsert empties the table if asked and deletes the keys, inside
-// the delta's transaction, and chooses index probes for a small batch.
+// the delta's transaction (the upsert chooses index probes for a small
+// batch, as a delta's does).
 func (c *changeLoad) beforeUpsert(ctx context.Context) error {
 	name := c.target.Name
 	if c.truncate {
@@ -97,14 +98,6 @@ func (c *changeLoad) beforeUpsert(ctx context.Context) error {
 			return fmt.Errorf("delete: %w", err)
 		}
 		c.deleted = tag.RowsAffected()
-	}
-	// Without statistics the planner guesses the stage's rows from its
-	// pages, about twice too many, enough to hash the whole table for a
-	// batch of 1-2% of it.
-	if c.staged > 0 && !c.truncate && c.staged*8 < c.target.Table.EstRows {
-		if _, err := c.exec(ctx, "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off"); err != nil {
-			return fmt.Errorf("plan the upsert: %w", err)
-		}
 	}
 	return nil
 }

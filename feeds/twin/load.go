@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/nopii/nopii"
+	"github.com/nopii/nopii/internal/keydigest"
 	"github.com/nopii/nopii/internal/pgconnect"
 )
 
@@ -380,12 +381,22 @@ func (l *load) restore(ctx context.Context, k *kept) error {
 	return nil
 }
 
+// probeShare: a stage under 1/probeShare of the table's rows is applied
+// by an index probe per staged row.
+const probeShare = 20
+
 type deltaLoad struct {
 	*load
 	ctx     context.Context // the run's, for the stage created by the first row
 	deletes bool
 	staged  int64 // rows written to the stage
 	keys    bool  // the stage COPY is done and the key COPY runs
+	merged  bool  // the stage is applied (Commit, or KeyDigests before it)
+	// buckets, when bucketed, narrow the anti-join to the keys in these
+	// buckets of 1<<bucketBits (digest.go); none: nothing to delete.
+	bucketed   bool
+	bucketBits int
+	buckets    []uint32
 	// beforeUpsert, when set, runs after the stage is loaded and before the
 	// upsert, in the same transaction (streamed deletes and truncates).
 	beforeUpsert func(ctx context.Context) error
@@ -401,8 +412,8 @@ type deltaLoad struct {
 // the first row. The stage is a temporary table (no WAL), LIKE the target,
 // dropped at commit; the connection is this load's alone, so no name clash.
 func (d *deltaLoad) WriteRow(values [][]byte) error {
-	if d.keys {
-		return errors.New("twin: WriteRow after WriteKey")
+	if d.keys || d.merged {
+		return errors.New("twin: WriteRow after WriteKey or KeyDigests")
 	}
 	if d.stream == nil {
 		if d.stage == "" {
@@ -443,10 +454,8 @@ func (d *deltaLoad) WriteKey(key []byte) error {
 }
 
 func (d *deltaLoad) startKeys(ctx context.Context) error {
-	if d.stream != nil {
-		if err := d.finishCopy(); err != nil {
-			return err
-		}
+	if err := d.endStream(); err != nil {
+		return err
 	}
 	d.keys = true
 	if _, err := d.exec(ctx, `CREATE TEMP TABLE _nopii_keys (k text COLLATE "C") ON COMMIT DROP`); err != nil {
@@ -477,35 +486,30 @@ func (d *deltaLoad) apply(ctx context.Context) error {
 	defer func() {
 		d.feed.log.Debug("twin delta applied", "table", d.target.Name.String(), "rows", d.staged, "seconds", time.Since(t0).Seconds())
 	}()
-	if d.deletes && !d.keys {
-		// No key at all: every row left the source.
+	deletes := d.deletes && (!d.bucketed || len(d.buckets) > 0)
+	if deletes && !d.keys {
+		// No key at all: every row (of the buckets) left the source.
 		if err := d.startKeys(ctx); err != nil {
 			return err
 		}
 	}
-	if d.stream != nil {
-		if err := d.finishCopy(); err != nil {
-			return err
-		}
+	if err := d.endStream(); err != nil {
+		return err
 	}
-	d.feed.log.Debug("twin stage loaded", "table", d.target.Name.String(), "seconds", time.Since(t0).Seconds())
-	if d.beforeUpsert != nil {
-		if err := d.beforeUpsert(ctx); err != nil {
-			return err
-		}
-	}
-	if d.staged > 0 {
-		if err := d.upsert(ctx); err != nil {
-			return err
-		}
+	if err := d.applyRows(ctx); err != nil {
+		return err
 	}
 	name := d.target.Name
-	if d.deletes {
+	if deletes {
 		if _, err := d.exec(ctx, "ANALYZE _nopii_keys"); err != nil {
 			return err
 		}
-		tag, err := d.exec(ctx, "DELETE FROM "+name.Quoted()+" t WHERE NOT EXISTS (SELECT 1 FROM _nopii_keys k WHERE k.k = t."+
-			nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn)+")")
+		spk := nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn)
+		in := ""
+		if d.bucketed {
+			in = keydigest.InBuckets("t."+spk, d.bucketBits, d.buckets) + " AND "
+		}
+		tag, err := d.exec(ctx, "DELETE FROM "+name.Quoted()+" t WHERE "+in+"NOT EXISTS (SELECT 1 FROM _nopii_keys k WHERE k.k = t."+spk+")")
 		if err != nil {
 			return fmt.Errorf("delete rows that left the source: %w", err)
 		}
@@ -518,6 +522,33 @@ func (d *deltaLoad) apply(ctx context.Context) error {
 	return err
 }
 
+// endStream ends the COPY in progress, if any: the stage's or the keys'.
+func (d *deltaLoad) endStream() error {
+	if d.stream == nil || d.stream.closed {
+		return nil
+	}
+	return d.finishCopy()
+}
+
+// applyRows applies the staged rows, once: the streamed changes' deletes
+// (beforeUpsert), then the upsert.
+func (d *deltaLoad) applyRows(ctx context.Context) error {
+	if d.merged {
+		return nil
+	}
+	d.merged = true
+	d.feed.log.Debug("twin stage loaded", "table", d.target.Name.String(), "rows", d.staged)
+	if d.beforeUpsert != nil {
+		if err := d.beforeUpsert(ctx); err != nil {
+			return err
+		}
+	}
+	if d.staged > 0 {
+		return d.upsert(ctx)
+	}
+	return nil
+}
+
 // upsert applies the stage to the target, skipping staged rows whose every
 // column the target already has (rows read again inside the cursor
 // overlap): t *= s compares the rows' binary images, which needs no
@@ -528,11 +559,15 @@ func (d *deltaLoad) apply(ctx context.Context) error {
 // of the rows that changed. INSERT … ON CONFLICT DO UPDATE, used before,
 // also locks each conflicting row first (a WAL record and a dirtied page
 // per row) and rewrites unchanged rows. Older twins get the same effect in
-// two statements. ANALYZE of the key column alone (a bounded sample, a few
-// milliseconds) gives the planner the stage's true size, to choose between
-// probing the index per row and hashing the whole table; without it the
-// estimate from the stage's pages is about twice the rows, enough to pick
-// a full scan of the twin for a 1–2% change.
+// two statements.
+//
+// The planner must know the stage is small to probe the index per row
+// rather than hash the whole table (its guess from the stage's pages is
+// about twice the rows, enough to pick a full scan for a 1–2% change). A
+// stage under 1/probeShare of the table's estimated rows is applied with
+// hash and merge joins switched off for that statement alone, in the same
+// round trip; a larger one gets an ANALYZE of its key column and the
+// planner chooses.
 func (d *deltaLoad) upsert(ctx context.Context) error {
 	name := d.target.Name.Quoted()
 	spk := nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn)
@@ -547,28 +582,40 @@ func (d *deltaLoad) upsert(ctx context.Context) error {
 	vals = append(vals, "s."+spk)
 	set := strings.Join(sets, ", ")
 	stage := d.stageName()
-	if d.stage == "" {
-		if _, err := d.exec(ctx, "ANALYZE _nopii_stage ("+spk+")"); err != nil {
+	probe := d.target.Table.EstRows > 0 && d.staged*probeShare < d.target.Table.EstRows
+	if !probe {
+		if _, err := d.exec(ctx, "ANALYZE "+stage+" ("+spk+")"); err != nil {
 			return fmt.Errorf("analyze stage: %w", err)
 		}
 	}
+	exec := func(sql string) (pgconn.CommandTag, error) {
+		if !probe {
+			return d.exec(ctx, sql)
+		}
+		rs, err := d.conn.PgConn().Exec(ctx, "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; "+sql+
+			"; RESET enable_hashjoin; RESET enable_mergejoin").ReadAll()
+		if err != nil {
+			return pgconn.CommandTag{}, pgconnect.SafeError(err)
+		}
+		return rs[2].CommandTag, nil
+	}
 	if serverMajor(d.conn) >= 15 && !d.feed.noMerge {
-		tag, err := d.exec(ctx, "MERGE INTO "+name+" t USING "+stage+" s ON t."+spk+" = s."+spk+
-			" WHEN MATCHED AND NOT (t *= s) THEN UPDATE SET "+set+
-			" WHEN NOT MATCHED THEN INSERT ("+cols+") VALUES ("+strings.Join(vals, ", ")+")")
+		tag, err := exec("MERGE INTO " + name + " t USING " + stage + " s ON t." + spk + " = s." + spk +
+			" WHEN MATCHED AND NOT (t *= s) THEN UPDATE SET " + set +
+			" WHEN NOT MATCHED THEN INSERT (" + cols + ") VALUES (" + strings.Join(vals, ", ") + ")")
 		if err != nil {
 			return fmt.Errorf("merge changed rows: %w", err)
 		}
 		d.upserted = tag.RowsAffected()
 		return nil
 	}
-	tag, err := d.exec(ctx, "UPDATE "+name+" t SET "+set+" FROM "+stage+" s WHERE t."+spk+" = s."+spk+" AND NOT (t *= s)")
+	tag, err := exec("UPDATE " + name + " t SET " + set + " FROM " + stage + " s WHERE t." + spk + " = s." + spk + " AND NOT (t *= s)")
 	if err != nil {
 		return fmt.Errorf("update changed rows: %w", err)
 	}
 	d.upserted = tag.RowsAffected()
-	tag, err = d.exec(ctx, "INSERT INTO "+name+" ("+cols+") SELECT "+strings.Join(vals, ", ")+" FROM "+stage+" s WHERE NOT EXISTS (SELECT 1 FROM "+
-		name+" t WHERE t."+spk+" = s."+spk+")")
+	tag, err = exec("INSERT INTO " + name + " (" + cols + ") SELECT " + strings.Join(vals, ", ") + " FROM " + stage + " s WHERE NOT EXISTS (SELECT 1 FROM " +
+		name + " t WHERE t." + spk + " = s." + spk + ")")
 	if err != nil {
 		return fmt.Errorf("insert new rows: %w", err)
 	}

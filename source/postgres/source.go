@@ -468,6 +468,9 @@ func where(t *nopii.Table, sel nopii.Selection) string {
 		}
 		conds = append(conds, "("+strings.Join(or, " OR ")+")")
 	}
+	if sel.KeysOnly && sel.BucketBits > 0 {
+		conds = append(conds, bucketCond(t, sel))
+	}
 	if len(conds) == 0 {
 		return ""
 	}
