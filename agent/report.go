@@ -33,6 +33,7 @@ type TableReport struct {
 	Forgotten   int64    `json:"forgotten,omitempty"` // source rows left out: their subject was forgotten (SPEC §7)
 	Warnings    []string `json:"warnings,omitempty"`
 	Bytes       int64    `json:"bytes"`
+	Streams     int      `json:"streams,omitempty"` // connections that read the table at once: page ranges of a large table's full copy
 	Seconds     float64  `json:"seconds"`
 	RowsPerSec  float64  `json:"rows_per_sec"`
 	Redacted    []string `json:"redacted_columns,omitempty"`

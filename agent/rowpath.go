@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
+	"sync"
 
 	"github.com/nopii/nopii"
 )
@@ -22,6 +23,7 @@ type rowPath struct {
 	table     *nopii.Table
 	forgotten *forgottenSet // nil: nothing forgotten in this table
 	loads     []nopii.Load
+	mu        *sync.Mutex // shared by the row paths of one table's page ranges: a load takes one writer
 
 	out        [][]byte
 	scratch    []byte
@@ -42,6 +44,10 @@ func (p *rowPath) row(vals [][]byte) error {
 	if p.forgotten.has(p.out[len(p.table.Columns)]) {
 		p.suppressed++
 		return nil
+	}
+	if p.mu != nil {
+		p.mu.Lock()
+		defer p.mu.Unlock()
 	}
 	for _, l := range p.loads {
 		if err := l.WriteRow(p.out); err != nil {
@@ -110,8 +116,18 @@ func (c *compiled) redactKey(k []byte, scratch *[]byte) ([]byte, error) {
 // fixed buffer and one map lookup, no allocation.
 type forgottenSet struct {
 	set map[[sha256.Size]byte]struct{}
+	key []byte // the derived key of mac
 	mac hash.Hash
 	sum [sha256.Size]byte
+}
+
+// fork returns a set sharing s's hashes with its own hasher, for another
+// goroutine.
+func (s *forgottenSet) fork() *forgottenSet {
+	if s == nil {
+		return nil
+	}
+	return &forgottenSet{set: s.set, key: s.key, mac: hmac.New(sha256.New, s.key)}
 }
 
 // Domain separation: the forgotten-key and subject hashes use keys derived
@@ -145,7 +161,8 @@ func newForgottenSet(key []byte, hashes []string) (*forgottenSet, error) {
 	if len(hashes) == 0 {
 		return nil, nil
 	}
-	s := &forgottenSet{set: make(map[[sha256.Size]byte]struct{}, len(hashes)), mac: hmac.New(sha256.New, derivedKey(key, forgottenKeyLabel))}
+	dk := derivedKey(key, forgottenKeyLabel)
+	s := &forgottenSet{set: make(map[[sha256.Size]byte]struct{}, len(hashes)), key: dk, mac: hmac.New(sha256.New, dk)}
 	for _, h := range hashes {
 		var d [sha256.Size]byte
 		if n, err := hex.Decode(d[:], []byte(h)); err != nil || n != len(d) {
