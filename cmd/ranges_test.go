@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nopii/nopii"
+	"github.com/nopii/nopii/agent"
 	"github.com/nopii/nopii/config"
 	"github.com/nopii/nopii/internal/pgtest"
 	"github.com/nopii/nopii/rulesets"
@@ -54,14 +55,9 @@ func TestPageRangeCopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	r := newRunner(log, nil)
-	r.OpenSource = func(ctx context.Context, in *config.Input, readers int) (nopii.Source, error) {
-		return postgres.Open(ctx, in.DSN.Reveal(), postgres.Options{Name: in.Name, Readers: readers, Logger: log, RangePages: 16})
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	rep := r.Run(ctx, cfg, &cfg.Workflows[0])
+	rep := rangeRunner(nil).Run(ctx, cfg, &cfg.Workflows[0])
 	if rep.Failed() {
 		t.Fatalf("run failed: %+v", rep)
 	}
@@ -99,6 +95,41 @@ func TestPageRangeCopy(t *testing.T) {
 	if n := queryInt(t, got, "SELECT count(*) FROM public.big"); n != 30000 {
 		t.Errorf("twin big has %d rows, want 30000", n)
 	}
+
+	// Cancelled while its ranges stream, the copy leaves the previous one
+	// whole and no shadow table behind; the next run converges.
+	sum := `SELECT count(*) || ':' || md5(string_agg(t::text, '|' ORDER BY source_primary_key)) FROM public.big t`
+	before := queryString(t, got, sum)
+	mustExec(t, prod, "DELETE FROM public.big WHERE id > 20000")
+	cctx, ccancel := context.WithCancel(ctx)
+	defer ccancel()
+	rep = rangeRunner(&cancelOnProgress{cancel: ccancel}).Run(cctx, cfg, &cfg.Workflows[0])
+	if !rep.Failed() {
+		t.Fatalf("the cancelled run did not fail: %+v", rep)
+	}
+	if after := queryString(t, got, sum); after != before {
+		t.Errorf("after the cancelled run the twin's big is %s, want the previous %s", after, before)
+	}
+	if n := queryInt(t, got, `SELECT count(*) FROM pg_class WHERE relname LIKE '\_nopii\_new\_%'`); n != 0 {
+		t.Errorf("%d shadow tables left behind", n)
+	}
+	if rep := rangeRunner(nil).Run(ctx, cfg, &cfg.Workflows[0]); rep.Failed() {
+		t.Fatalf("run after the cancelled one failed: %+v", rep)
+	}
+	if n := queryInt(t, got, "SELECT count(*) FROM public.big"); n != 20000 {
+		t.Errorf("after the next run the twin's big has %d rows, want 20000", n)
+	}
+}
+
+// rangeRunner is the CLI's runner with a range threshold of 16 pages, so
+// that a test-sized table is read as page ranges.
+func rangeRunner(obs agent.Observer) *agent.Runner {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r := newRunner(log, obs)
+	r.OpenSource = func(ctx context.Context, in *config.Input, readers int) (nopii.Source, error) {
+		return postgres.Open(ctx, in.DSN.Reveal(), postgres.Options{Name: in.Name, Readers: readers, Logger: log, RangePages: 16})
+	}
+	return r
 }
 
 // csvRows returns the data lines of a table's snapshot in a files feed, sorted.
