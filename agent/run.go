@@ -203,9 +203,9 @@ func (r *Runner) attemptInput(ctx context.Context, wf *config.Workflow, in *conf
 func (r *Runner) copyAll(ctx context.Context, src nopii.Source, feeds []nopii.Feed, wf *config.Workflow, ready []*job, key []byte, par int, log *slog.Logger) []TableReport {
 	results := make([]TableReport, len(ready))
 	work := make(chan int)
-	pool := newStreams(par)
+	pool, split := newStreams(par), rangeStreams(wf)
 	for _, j := range ready {
-		j.streams = pool
+		j.streams, j.split = pool, split
 	}
 	var wg sync.WaitGroup
 	for w := 0; w < min(par, len(ready)); w++ {
