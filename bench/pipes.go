@@ -84,7 +84,7 @@ func copyBench(ctx context.Context, rows, runs int) error {
 	nopii := func(cfg string) func(bool) *exec.Cmd {
 		return func(last bool) *exec.Cmd {
 			args := []string{"run", "--config", cfg, "--log-level", "warn"}
-			if last && cpuProfile != "" && cfg == par {
+			if last && cpuProfile != "" && cfg == one {
 				args = append(args, "--cpuprofile", cpuProfile)
 			}
 			return exec.Command(bin, args...)
