@@ -63,6 +63,52 @@ func rangeStreams(wf *config.Workflow) int {
 	return runtime.NumCPU() / 2
 }
 
+// parallelLoad is a load that can take a full copy's rows from several
+// streams at once, one writer each (the twin: parallel COPY into a shadow
+// table). Writers is called before any row; each writer is used by one
+// goroutine, and Commit publishes what all of them wrote. A load without
+// it gets the rows of every stream through one writer, in turns.
+type parallelLoad interface {
+	Writers(ctx context.Context, n int) ([]nopii.RowWriter, error)
+}
+
+// lockedWriter serialises the streams' rows into a load that takes one
+// writer.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  nopii.RowWriter
+}
+
+func (l lockedWriter) WriteRow(values [][]byte) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.WriteRow(values)
+}
+
+// streamWriters gives each of n streams its writers, one per load: the
+// load's own for a parallelLoad, else a shared locked one.
+func streamWriters(ctx context.Context, loads []nopii.Load, n int) ([][]nopii.RowWriter, error) {
+	out := make([][]nopii.RowWriter, n)
+	for _, l := range loads {
+		ws := make([]nopii.RowWriter, n)
+		if pl, ok := l.(parallelLoad); ok {
+			var err error
+			if ws, err = pl.Writers(ctx, n); err != nil {
+				return nil, err
+			}
+		} else {
+			lw := lockedWriter{mu: &sync.Mutex{}, w: l}
+			for i := range ws {
+				ws[i] = lw
+			}
+		}
+		for i := range out {
+			out[i] = append(out[i], ws[i])
+		}
+	}
+	return out, nil
+}
+
 // copyResult is what a table's row stream read and handed on.
 type copyResult struct {
 	stats      nopii.CopyStats
@@ -75,10 +121,10 @@ type copyResult struct {
 // loads. A full copy (the zero Selection) of a table that the source splits
 // into page ranges is read by one stream per range, as many as free stream
 // tokens allow; fork gives each extra stream its own row path (redaction
-// functions keep scratch state), and their writes to the loads are
-// serialised, since a load takes one writer. Delta and window selections
+// functions keep scratch state), and each stream writes through its own
+// writer of a parallelLoad, or in turns into any other load. Delta and window selections
 // stay one stream: they read few rows, through an index.
-func copyRows(ctx context.Context, src nopii.Source, j *job, sel nopii.Selection, path *rowPath,
+func copyRows(ctx context.Context, src nopii.Source, j *job, sel nopii.Selection, path *rowPath, loads []nopii.Load,
 	fork func() (*rowPath, error), progress func(rows int64)) (copyResult, error) {
 	one := func() (copyResult, error) {
 		stats, err := src.CopySelect(ctx, j.table, sel, func(vals [][]byte) error {
@@ -116,14 +162,17 @@ func copyRows(ctx context.Context, src nopii.Source, j *job, sel nopii.Selection
 			return copyResult{}, err
 		}
 	}
-	return copyRanges(ctx, rs, j.table, ranges, path, fork, progress)
+	return copyRanges(ctx, rs, j.table, ranges, path, loads, fork, progress)
 }
 
-// copyRanges reads every range at once, one row path each (path for the
-// first), and stops them all at the first error.
-func copyRanges(ctx context.Context, rs rangeSource, t *nopii.Table, ranges []nopii.PageRange, path *rowPath,
+// copyRanges reads every range at once, one row path and one writer per
+// load each (path for the first), and stops them all at the first error.
+func copyRanges(ctx context.Context, rs rangeSource, t *nopii.Table, ranges []nopii.PageRange, path *rowPath, loads []nopii.Load,
 	fork func() (*rowPath, error), progress func(rows int64)) (copyResult, error) {
-	var mu sync.Mutex
+	writers, err := streamWriters(ctx, loads, len(ranges))
+	if err != nil {
+		return copyResult{}, err
+	}
 	paths := make([]*rowPath, len(ranges))
 	for i := range paths {
 		p := path
@@ -133,7 +182,7 @@ func copyRanges(ctx context.Context, rs rangeSource, t *nopii.Table, ranges []no
 				return copyResult{}, err
 			}
 		}
-		p.mu = &mu
+		p.loads = writers[i]
 		paths[i] = p
 	}
 	ctx, cancel := context.WithCancelCause(ctx)

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
-	"sync"
 
 	"github.com/nopii/nopii"
 )
@@ -22,8 +21,7 @@ type rowPath struct {
 	c         *compiled
 	table     *nopii.Table
 	forgotten *forgottenSet // nil: nothing forgotten in this table
-	loads     []nopii.Load
-	mu        *sync.Mutex // shared by the row paths of one table's page ranges: a load takes one writer
+	loads     []nopii.RowWriter
 
 	out        [][]byte
 	scratch    []byte
@@ -32,7 +30,11 @@ type rowPath struct {
 }
 
 func newRowPath(c *compiled, t *nopii.Table, forgotten *forgottenSet, loads []nopii.Load) *rowPath {
-	return &rowPath{c: c, table: t, forgotten: forgotten, loads: loads,
+	ws := make([]nopii.RowWriter, len(loads))
+	for i, l := range loads {
+		ws[i] = l
+	}
+	return &rowPath{c: c, table: t, forgotten: forgotten, loads: ws,
 		out: make([][]byte, len(t.Columns)+1), scratch: make([]byte, 0, 4096)}
 }
 
@@ -44,10 +46,6 @@ func (p *rowPath) row(vals [][]byte) error {
 	if p.forgotten.has(p.out[len(p.table.Columns)]) {
 		p.suppressed++
 		return nil
-	}
-	if p.mu != nil {
-		p.mu.Lock()
-		defer p.mu.Unlock()
 	}
 	for _, l := range p.loads {
 		if err := l.WriteRow(p.out); err != nil {

@@ -372,7 +372,7 @@ func (r *Runner) copyTable(ctx context.Context, src nopii.Source, feeds []nopii.
 		c, err := compile(j, key)
 		return newRowPath(c, j.table, forgotten.fork(), loads), err
 	}
-	res, err := copyRows(ctx, src, j, sel, path, fork, func(n int64) { obs.TableProgress(j.input, tr.Table, n) })
+	res, err := copyRows(ctx, src, j, sel, path, loads, fork, func(n int64) { obs.TableProgress(j.input, tr.Table, n) })
 	rows := res.rows
 	tr.Rows, tr.Bytes, tr.Streams = res.stats.Rows, res.stats.Bytes, res.streams
 	if res.suppressed > 0 {

@@ -1,9 +1,9 @@
 package cmd
 
 import (
+	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -57,7 +57,8 @@ func TestPageRangeCopy(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	rep := rangeRunner(nil).Run(ctx, cfg, &cfg.Workflows[0])
+	var logs bytes.Buffer
+	rep := rangeRunner(nil, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))).Run(ctx, cfg, &cfg.Workflows[0])
 	if rep.Failed() {
 		t.Fatalf("run failed: %+v", rep)
 	}
@@ -74,6 +75,10 @@ func TestPageRangeCopy(t *testing.T) {
 	}
 	if s := streams["public.small"]; s != 1 {
 		t.Errorf("small was read by %d streams, want 1", s)
+	}
+	// The twin took big's ranges through as many writers.
+	if want := fmt.Sprintf("table=public.big rows=30000 writers=%d", streams["public.big"]); !strings.Contains(logs.String(), want) {
+		t.Errorf("the twin's log does not say %q:\n%s", want, logs.String())
 	}
 
 	got, want := mustConnect(t, twinDSN), mustConnect(t, refDSN)
@@ -103,7 +108,7 @@ func TestPageRangeCopy(t *testing.T) {
 	mustExec(t, prod, "DELETE FROM public.big WHERE id > 20000")
 	cctx, ccancel := context.WithCancel(ctx)
 	defer ccancel()
-	rep = rangeRunner(&cancelOnProgress{cancel: ccancel}).Run(cctx, cfg, &cfg.Workflows[0])
+	rep = rangeRunner(&cancelOnProgress{cancel: ccancel}, quietLog).Run(cctx, cfg, &cfg.Workflows[0])
 	if !rep.Failed() {
 		t.Fatalf("the cancelled run did not fail: %+v", rep)
 	}
@@ -113,7 +118,7 @@ func TestPageRangeCopy(t *testing.T) {
 	if n := queryInt(t, got, `SELECT count(*) FROM pg_class WHERE relname LIKE '\_nopii\_new\_%'`); n != 0 {
 		t.Errorf("%d shadow tables left behind", n)
 	}
-	if rep := rangeRunner(nil).Run(ctx, cfg, &cfg.Workflows[0]); rep.Failed() {
+	if rep := rangeRunner(nil, quietLog).Run(ctx, cfg, &cfg.Workflows[0]); rep.Failed() {
 		t.Fatalf("run after the cancelled one failed: %+v", rep)
 	}
 	if n := queryInt(t, got, "SELECT count(*) FROM public.big"); n != 20000 {
@@ -121,10 +126,11 @@ func TestPageRangeCopy(t *testing.T) {
 	}
 }
 
+var quietLog = slog.New(slog.DiscardHandler)
+
 // rangeRunner is the CLI's runner with a range threshold of 16 pages, so
 // that a test-sized table is read as page ranges.
-func rangeRunner(obs agent.Observer) *agent.Runner {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+func rangeRunner(obs agent.Observer, log *slog.Logger) *agent.Runner {
 	r := newRunner(log, obs)
 	r.OpenSource = func(ctx context.Context, in *config.Input, readers int) (nopii.Source, error) {
 		return postgres.Open(ctx, in.DSN.Reveal(), postgres.Options{Name: in.Name, Readers: readers, Logger: log, RangePages: 16})
