@@ -1,9 +1,11 @@
 package postgres
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/nopii/nopii"
 	"github.com/nopii/nopii/internal/pgconnect"
@@ -18,6 +21,9 @@ import (
 )
 
 var _ nopii.Source = (*Source)(nil)
+
+// readBuffer is the read buffer of each source connection.
+const readBuffer = 256 << 10
 
 // Options configure a Source.
 type Options struct {
@@ -116,6 +122,12 @@ func connectSource(ctx context.Context, dsn, name string, log **slog.Logger, co 
 	// in one round trip, where a prepared statement takes two. (Arguments
 	// are names and OIDs, which pgx quotes; COPY does not use it.)
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	// A copy reads the whole table through this connection: one read
+	// syscall per 256 KiB instead of pgproto3's 8 KiB (measured: reads were
+	// 17% of nopii's CPU in a 10M-row copy).
+	cfg.BuildFrontend = func(r io.Reader, w io.Writer) *pgproto3.Frontend {
+		return pgproto3.NewFrontend(bufio.NewReaderSize(r, readBuffer), w)
+	}
 	conn, err := pgconnect.ConnectConfig(ctx, cfg, *co)
 	if err != nil {
 		return nil, nil, err
