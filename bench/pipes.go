@@ -43,6 +43,12 @@ func copyBench(ctx context.Context, rows, runs int) error {
 	}
 	defer os.RemoveAll(tmp)
 	defer cl.Stop()
+	// Autovacuum would bill its work on one pipeline's table to the next.
+	for _, q := range []string{"ALTER SYSTEM SET autovacuum = off", "SELECT pg_reload_conf()"} {
+		if err := execSQL(ctx, cl.DSN("postgres"), q); err != nil {
+			return err
+		}
+	}
 	dbs := map[string]string{}
 	for _, name := range []string{"src", "raw", "dump", "twin"} {
 		if dbs[name], err = cl.CreateDatabase(ctx, name); err != nil {
@@ -216,6 +222,9 @@ func measured(c *exec.Cmd, dataDir string) (pipeRun, error) {
 		return pipeRun{}, err
 	}
 	r := pipeRun{wall: time.Since(start)}
+	// The pipeline's backends end as its clients do; their CPU counts once
+	// the postmaster has reaped them.
+	time.Sleep(time.Second)
 	after, err := clusterCPU(dataDir)
 	if err != nil {
 		return pipeRun{}, err
