@@ -34,6 +34,7 @@ type TableReport struct {
 	Refetched   int64    `json:"refetched,omitempty"` // cdc: updated rows whose unchanged large values were read again from the source
 	Warnings    []string `json:"warnings,omitempty"`
 	Bytes       int64    `json:"bytes"`
+	Streams     int      `json:"streams,omitempty"` // connections that read the table at once: page ranges of a large table's full copy
 	Seconds     float64  `json:"seconds"`
 	RowsPerSec  float64  `json:"rows_per_sec"`
 	Redacted    []string `json:"redacted_columns,omitempty"`

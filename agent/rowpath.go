@@ -21,7 +21,7 @@ type rowPath struct {
 	c         *compiled
 	table     *nopii.Table
 	forgotten *forgottenSet // nil: nothing forgotten in this table
-	loads     []nopii.Load
+	loads     []nopii.RowWriter
 
 	out        [][]byte
 	scratch    []byte
@@ -30,7 +30,11 @@ type rowPath struct {
 }
 
 func newRowPath(c *compiled, t *nopii.Table, forgotten *forgottenSet, loads []nopii.Load) *rowPath {
-	return &rowPath{c: c, table: t, forgotten: forgotten, loads: loads,
+	ws := make([]nopii.RowWriter, len(loads))
+	for i, l := range loads {
+		ws[i] = l
+	}
+	return &rowPath{c: c, table: t, forgotten: forgotten, loads: ws,
 		out: make([][]byte, len(t.Columns)+1), scratch: make([]byte, 0, 4096)}
 }
 
@@ -110,8 +114,18 @@ func (c *compiled) redactKey(k []byte, scratch *[]byte) ([]byte, error) {
 // fixed buffer and one map lookup, no allocation.
 type forgottenSet struct {
 	set map[[sha256.Size]byte]struct{}
+	key []byte // the derived key of mac
 	mac hash.Hash
 	sum [sha256.Size]byte
+}
+
+// fork returns a set sharing s's hashes with its own hasher, for another
+// goroutine.
+func (s *forgottenSet) fork() *forgottenSet {
+	if s == nil {
+		return nil
+	}
+	return &forgottenSet{set: s.set, key: s.key, mac: hmac.New(sha256.New, s.key)}
 }
 
 // Domain separation: the forgotten-key and subject hashes use keys derived
@@ -145,7 +159,8 @@ func newForgottenSet(key []byte, hashes []string) (*forgottenSet, error) {
 	if len(hashes) == 0 {
 		return nil, nil
 	}
-	s := &forgottenSet{set: make(map[[sha256.Size]byte]struct{}, len(hashes)), mac: hmac.New(sha256.New, derivedKey(key, forgottenKeyLabel))}
+	dk := derivedKey(key, forgottenKeyLabel)
+	s := &forgottenSet{set: make(map[[sha256.Size]byte]struct{}, len(hashes)), key: dk, mac: hmac.New(sha256.New, dk)}
 	for _, h := range hashes {
 		var d [sha256.Size]byte
 		if n, err := hex.Decode(d[:], []byte(h)); err != nil || n != len(d) {

@@ -195,11 +195,17 @@ func (r *Runner) attemptInput(ctx context.Context, wf *config.Workflow, in *conf
 func (r *Runner) copyAll(ctx context.Context, src nopii.Source, feeds []nopii.Feed, wf *config.Workflow, ready []*job, key []byte, par int, log *slog.Logger) []TableReport {
 	results := make([]TableReport, len(ready))
 	work := make(chan int)
+	pool, split := newStreams(par), rangeStreams(wf)
+	for _, j := range ready {
+		j.streams, j.split = pool, split
+	}
 	var wg sync.WaitGroup
 	for w := 0; w < min(par, len(ready)); w++ {
 		wg.Add(1)
+		pool.acquire()
 		go func() {
 			defer wg.Done()
+			defer pool.release(1)
 			for i := range work {
 				results[i] = r.copyTable(ctx, src, feeds, wf, ready[i], key, log)
 			}
@@ -358,19 +364,15 @@ func (r *Runner) copyTable(ctx context.Context, src nopii.Source, feeds []nopii.
 	dels := startDeletes(ctx, src, j.table, d, c, deltas, tlog)
 	defer dels.close()
 	sel := nopii.Selection{Since: d.since, WindowSince: d.window, WindowBy: d.windowBy}
-	stats, err := src.CopySelect(ctx, j.table, sel, func(vals [][]byte) error {
-		if err := path.row(vals); err != nil {
-			return err
-		}
-		if path.rows%progressEvery == 0 {
-			obs.TableProgress(j.input, tr.Table, path.rows)
-		}
-		return nil
-	})
-	rows := path.rows
-	tr.Rows, tr.Bytes = stats.Rows, stats.Bytes
-	if path.suppressed > 0 {
-		tr.Forgotten = path.suppressed
+	fork := func() (*rowPath, error) {
+		c, err := compile(j, key)
+		return newRowPath(c, j.table, forgotten.fork(), loads), err
+	}
+	res, err := copyRows(ctx, src, j, sel, path, loads, fork, func(n int64) { obs.TableProgress(j.input, tr.Table, n) })
+	rows := res.rows
+	tr.Rows, tr.Bytes, tr.Streams = res.stats.Rows, res.stats.Bytes, res.streams
+	if res.suppressed > 0 {
+		tr.Forgotten = res.suppressed
 	}
 	if err == nil && dels != nil {
 		// The keys that should remain (all, or those inside the window,

@@ -28,7 +28,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/nopii/nopii/internal/pgtest"
 	"github.com/nopii/nopii/internal/s3test"
 )
 
@@ -40,6 +39,7 @@ func main() {
 	rows := flag.Int("rows", 1_000_000, "rows in the benchmark table")
 	runs := flag.Int("runs", 3, "runs of each pipeline (the median is reported)")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write nopii's CPU profile of the last run to this file")
+	copyOnly := flag.Bool("copy", false, "benchmark only the full copy: raw COPY pipe, pg_dump | psql, nopii (1 stream and page ranges)")
 	cdc := flag.Bool("cdc", false, "benchmark mode cdc instead: sustained apply and lag at a fixed change rate")
 	changes := flag.Int("changes", 200_000, "-cdc: changed rows the catch-up applies")
 	rate := flag.Int("rate", 5000, "-cdc: changes a second while the lag is measured")
@@ -62,6 +62,13 @@ func main() {
 		}
 		return
 	}
+	if *copyOnly {
+		if err := copyBench(context.Background(), *rows, *runs); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(context.Background(), *rows, *runs); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -69,20 +76,11 @@ func main() {
 }
 
 func run(ctx context.Context, rows, runs int) error {
-	tmp, err := os.MkdirTemp("", "nopii-bench-")
+	tmp, bin, cl, err := prepare(ctx)
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "nopii")
-	fmt.Println("building nopii …")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/nopii").CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	cl, err := pgtest.Start(ctx, pgtest.Options{Settings: map[string]string{"shared_buffers": "512MB", "max_wal_size": "4GB", "checkpoint_timeout": "30min"}})
-	if err != nil {
-		return err
-	}
 	defer cl.Stop()
 	src, err := cl.CreateDatabase(ctx, "src")
 	if err != nil {

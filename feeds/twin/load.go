@@ -27,7 +27,7 @@ func (f *Feed) FullCopy(ctx context.Context, t nopii.Target) (nopii.Load, error)
 		return nil, fmt.Errorf("twin: load %s: %w", t.Name, err)
 	}
 	l.stream = startCopy(ctx, l.conn, "COPY "+l.shadowName()+" ("+l.columnList()+") FROM STDIN (FORMAT binary, FREEZE)")
-	return &fullLoad{l}, nil
+	return &fullLoad{load: l}, nil
 }
 
 // Delta implements nopii.Feed. The stage for the changed rows is created
@@ -164,13 +164,19 @@ func (l *load) finishCopy() error {
 	return nil
 }
 
-type fullLoad struct{ *load }
+type fullLoad struct {
+	*load
+	par *parallel // set by Writers: the rows go through several connections (parallel.go)
+}
 
 // Commit implements nopii.Load: finish the COPY, index, swap, save state,
 // commit — one transaction.
 func (l *fullLoad) Commit(ctx context.Context) error {
 	if l.done {
 		return errors.New("twin: load already finished")
+	}
+	if l.par != nil {
+		return l.commitParallel(ctx)
 	}
 	t0 := time.Now()
 	if err := l.finishCopy(); err != nil {
