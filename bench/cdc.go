@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -68,7 +67,7 @@ func cdcBench(ctx context.Context, rows, changes, rate int, d time.Duration) err
 			}
 		}()
 	}
-	pgCPU := func() time.Duration { return clusterCPU(cl.DataDir()) }
+	pgCPU := func() time.Duration { d, _ := clusterCPU(cl.DataDir()); return d }
 	dsn := map[string]string{}
 	for _, db := range []string{"src", "twin", "raw"} {
 		if dsn[db], err = cl.CreateDatabase(ctx, db); err != nil {
@@ -170,57 +169,6 @@ func cdcBench(ctx context.Context, rows, changes, rate int, d time.Duration) err
 	fmt.Printf("lag at %d changes/s (%d written in %s, %d transactions after warm-up): p50 %.3fs  p99 %.3fs  max %.3fs; cpu while measuring (catch-up wait, %s of writing, drain): nopii agent %.2fs, cluster %.2fs\n",
 		rate, written, d, len(lags), pct(0.50), pct(0.99), lags[len(lags)-1], d, lagAgent.Seconds(), lagPG.Seconds())
 	return nil
-}
-
-// procCPU returns the CPU time (user and system) a process has used, with
-// that of its children that have exited when children is set; 0 if it
-// cannot tell.
-func procCPU(pid int, children bool) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name, which is in parentheses: state is 3,
-	// utime 14, stime 15, cutime 16, cstime 17 (proc(5)).
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	if len(f) < 15 {
-		return 0
-	}
-	var ticks int64
-	n := 2
-	if children {
-		n = 4
-	}
-	for _, s := range f[11 : 11+n] {
-		v, _ := strconv.ParseInt(s, 10, 64)
-		ticks += v
-	}
-	return time.Duration(ticks) * time.Second / 100 // USER_HZ
-}
-
-// clusterCPU returns the CPU time of a cluster's processes: the
-// postmaster's, its children's that exited (backends), and its live
-// children's.
-func clusterCPU(dataDir string) time.Duration {
-	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
-	if err != nil {
-		return 0
-	}
-	pm, _ := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
-	total := procCPU(pm, true)
-	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, p := range procs {
-		st, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(pm) {
-			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-			total += procCPU(pid, true)
-		}
-	}
-	return total
 }
 
 // measureLag writes single-row updates at rate a second for d, in

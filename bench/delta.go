@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -181,7 +178,7 @@ func deltaRuns(ctx context.Context, cl *pgtest.Cluster, bin, tmp, src string, ro
 
 // timedRun runs `nopii run` and returns its wall time and CPU.
 func timedRun(cl *pgtest.Cluster, bin, cfg string) (time.Duration, cpu, error) {
-	before, err := serverCPU(cl)
+	before, err := clusterCPU(cl.DataDir())
 	if err != nil {
 		return 0, cpu{}, err
 	}
@@ -197,39 +194,9 @@ func timedRun(cl *pgtest.Cluster, bin, cfg string) (time.Duration, cpu, error) {
 	// The run's backends end as its connections close; the postmaster
 	// reaps them a moment later.
 	time.Sleep(200 * time.Millisecond)
-	after, err := serverCPU(cl)
+	after, err := clusterCPU(cl.DataDir())
 	used.server = after - before
 	return d, used, err
-}
-
-// serverCPU returns the CPU time of the cluster's ended backends (and
-// other children), as the postmaster's children times in /proc count them.
-func serverCPU(cl *pgtest.Cluster) (time.Duration, error) {
-	b, err := os.ReadFile(filepath.Join(cl.DataDir(), "postmaster.pid"))
-	if err != nil {
-		return 0, err
-	}
-	pid, _, _ := strings.Cut(string(b), "\n")
-	stat, err := os.ReadFile("/proc/" + strings.TrimSpace(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command's closing parenthesis: state is field 3;
-	// cutime and cstime are fields 16 and 17.
-	_, rest, ok := strings.Cut(string(stat), ") ")
-	f := strings.Fields(rest)
-	if !ok || len(f) < 15 {
-		return 0, errors.New("cannot read the postmaster's CPU times")
-	}
-	var ticks int64
-	for _, s := range f[13:15] {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return 0, err
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * time.Second / 100, nil // USER_HZ
 }
 
 func (r *deltaResult) print() {

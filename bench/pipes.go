@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -235,53 +234,6 @@ func measured(c *exec.Cmd, dataDir string) (pipeRun, error) {
 		r.rssKB = ru.Maxrss
 	}
 	return r, nil
-}
-
-// clusterCPU is the CPU time of a cluster's processes so far: the
-// postmaster, its exited children (backends of closed connections) and the
-// live ones, from /proc.
-func clusterCPU(dataDir string) (time.Duration, error) {
-	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
-	if err != nil {
-		return 0, err
-	}
-	pm, err := strconv.Atoi(strings.Fields(string(b))[0])
-	if err != nil {
-		return 0, fmt.Errorf("postmaster.pid: %w", err)
-	}
-	const hz = 100 // USER_HZ on Linux
-	ticks := func(pid int, fields ...int) (ppid int, sum int64, ok bool) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return 0, 0, false
-		}
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // f[0] is field 3 (state)
-		ppid, _ = strconv.Atoi(f[1])
-		for _, i := range fields {
-			v, _ := strconv.ParseInt(f[i-3], 10, 64)
-			sum += v
-		}
-		return ppid, sum, true
-	}
-	_, total, ok := ticks(pm, 14, 15, 16, 17) // utime, stime, cutime, cstime
-	if !ok {
-		return 0, fmt.Errorf("postmaster %d is gone", pm)
-	}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, err
-	}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if ppid, t, ok := ticks(pid, 14, 15); ok && ppid == pm {
-			total += t
-		}
-	}
-	return time.Duration(total) * time.Second / hz, nil
 }
 
 func medianRun(rs []pipeRun) pipeRun {
