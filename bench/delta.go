@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -182,7 +183,8 @@ func timedRun(cl *pgtest.Cluster, bin, cfg string) (time.Duration, cpu, error) {
 	if err != nil {
 		return 0, cpu{}, err
 	}
-	c := exec.Command(bin, "run", "--config", cfg, "--log-level", "warn")
+	level := cmp.Or(os.Getenv("NOPII_BENCH_LOG"), "warn") // debug: every phase of every run
+	c := exec.Command(bin, "run", "--config", cfg, "--log-level", level)
 	d, _, err := timed(c)
 	if err != nil {
 		return d, cpu{}, err
