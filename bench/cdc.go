@@ -39,26 +39,17 @@ import (
 // statement with its duration (log_min_duration_statement=0) and the log
 // is copied to FILE.
 func cdcBench(ctx context.Context, rows, changes, rate int, d time.Duration) error {
-	tmp, err := os.MkdirTemp("", "nopii-bench-cdc-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "nopii")
-	fmt.Println("building nopii …")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/nopii").CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %v\n%s", err, out)
-	}
 	settings := map[string]string{"shared_buffers": "512MB", "max_wal_size": "4GB"}
 	pglog := os.Getenv("NOPII_BENCH_PGLOG")
 	if pglog != "" {
 		settings["log_min_duration_statement"] = "0"
 		settings["log_line_prefix"] = "'%m [%p] %d %a: '"
 	}
-	cl, err := pgtest.Start(ctx, pgtest.Options{Logical: true, Settings: settings})
+	tmp, bin, cl, err := prepare(ctx, pgtest.Options{Logical: true, Settings: settings})
 	if err != nil {
 		return err
 	}
+	defer os.RemoveAll(tmp)
 	defer cl.Stop()
 	if pglog != "" {
 		defer func() {

@@ -17,20 +17,11 @@ import (
 // deltaBench runs only the delta part of the benchmark on a cluster of its
 // own (-delta).
 func deltaBench(ctx context.Context, rows, runs int, deletes, recent bool) error {
-	tmp, err := os.MkdirTemp("", "nopii-bench-")
+	tmp, bin, cl, err := prepare(ctx, benchCluster())
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "nopii")
-	fmt.Println("building nopii …")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/nopii").CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	cl, err := pgtest.Start(ctx, pgtest.Options{Settings: map[string]string{"shared_buffers": "512MB", "max_wal_size": "4GB", "checkpoint_timeout": "30min"}})
-	if err != nil {
-		return err
-	}
 	defer cl.Stop()
 	src, err := cl.CreateDatabase(ctx, "src")
 	if err != nil {

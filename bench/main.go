@@ -76,7 +76,7 @@ func main() {
 }
 
 func run(ctx context.Context, rows, runs int) error {
-	tmp, bin, cl, err := prepare(ctx)
+	tmp, bin, cl, err := prepare(ctx, benchCluster())
 	if err != nil {
 		return err
 	}

@@ -36,7 +36,7 @@ type pipeRun struct {
 // and nopii with parallelism 2 (the table read as two page ranges). Each copy is dropped before the next is made, so that -rows
 // 10000000 needs about three copies' worth of disk.
 func copyBench(ctx context.Context, rows, runs int) error {
-	tmp, bin, cl, err := prepare(ctx)
+	tmp, bin, cl, err := prepare(ctx, benchCluster())
 	if err != nil {
 		return err
 	}
@@ -163,7 +163,14 @@ func copyBench(ctx context.Context, rows, runs int) error {
 
 // prepare makes a temporary folder, builds nopii into it and starts the
 // benchmark cluster; the caller removes the one and stops the other.
-func prepare(ctx context.Context) (tmp, bin string, cl *pgtest.Cluster, err error) {
+// benchCluster is the cluster of the copy and delta benchmarks: room for
+// the table in shared buffers, no checkpoint in the middle of a run.
+func benchCluster() pgtest.Options {
+	return pgtest.Options{Settings: map[string]string{"shared_buffers": "512MB", "max_wal_size": "4GB", "checkpoint_timeout": "30min"}}
+}
+
+// prepare builds nopii into a temporary directory and starts a cluster.
+func prepare(ctx context.Context, o pgtest.Options) (tmp, bin string, cl *pgtest.Cluster, err error) {
 	if tmp, err = os.MkdirTemp("", "nopii-bench-"); err != nil {
 		return "", "", nil, err
 	}
@@ -173,7 +180,7 @@ func prepare(ctx context.Context) (tmp, bin string, cl *pgtest.Cluster, err erro
 		os.RemoveAll(tmp)
 		return "", "", nil, fmt.Errorf("go build: %v\n%s", err, out)
 	}
-	cl, err = pgtest.Start(ctx, pgtest.Options{Settings: map[string]string{"shared_buffers": "512MB", "max_wal_size": "4GB", "checkpoint_timeout": "30min"}})
+	cl, err = pgtest.Start(ctx, o)
 	if err != nil {
 		os.RemoveAll(tmp)
 		return "", "", nil, err
