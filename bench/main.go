@@ -31,7 +31,10 @@ import (
 	"github.com/nopii/nopii/internal/s3test"
 )
 
-var cpuProfile string
+var (
+	cpuProfile string
+	noRules    bool
+)
 
 const key = "bench-hmac-key-0123456789abcdef-0123456789"
 
@@ -46,6 +49,7 @@ func main() {
 	lagFor := flag.Duration("lag-for", 20*time.Second, "-cdc: how long the lag is measured")
 	deltaOnly := flag.Bool("delta", false, "benchmark only the delta runs (full copy, then 1% updated and a delta)")
 	deletes := flag.Bool("deletes", false, "-delta: also with detect_deletes, without deletes and with 0.01% of the rows deleted before each delta")
+	flag.BoolVar(&noRules, "norules", false, "nopii without column rules (every column as it is): the pipeline's cost apart from the redaction's")
 	recent := flag.Bool("recent", false, "-delta: also with the newest 1% of the rows changed instead of every 100th")
 	flag.Parse()
 	if *deltaOnly {
@@ -280,6 +284,16 @@ func writeWorkflow(path, name, src string, cursor bool, feeds string) error {
 
 // writeWorkflowEntry is writeWorkflow with extra lines for the table entry.
 func writeWorkflowEntry(path, name, src, cur, feeds string) error {
+	rules := `            identifies: [email]
+            columns:
+              email:     { rule: redact_email }
+              full_name: { rule: fake, kind: full_name }
+              phone:     { rule: mask, keep_last: 2 }
+              ssn:       { rule: hash }
+`
+	if noRules {
+		rules = ""
+	}
 	body := fmt.Sprintf(`version: 1
 hmac_key: %s
 workflows:
@@ -290,14 +304,8 @@ workflows:
         dsn: %s
         tables:
           - name: public.bench%s
-            identifies: [email]
-            columns:
-              email:     { rule: redact_email }
-              full_name: { rule: fake, kind: full_name }
-              phone:     { rule: mask, keep_last: 2 }
-              ssn:       { rule: hash }
-    feeds:
-%s`, key, name, src, cur, feeds)
+%s    feeds:
+%s`, key, name, src, cur, rules, feeds)
 	return os.WriteFile(path, []byte(body), 0o600)
 }
 

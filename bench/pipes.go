@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -88,14 +89,12 @@ func copyBench(ctx context.Context, rows, runs int) error {
 	sh := func(s string) *exec.Cmd { return exec.Command("bash", "-o", "pipefail", "-c", s) }
 	nopii := func(cfg string) func(bool) *exec.Cmd {
 		return func(last bool) *exec.Cmd {
-			args := []string{"run", "--config", cfg, "--log-level", "warn"}
-			if last && cfg == one {
-				// Where the time goes: the phases of the copy, the index
-				// build and the swap, logged at debug level.
-				args[len(args)-1] = "debug"
-				if cpuProfile != "" {
-					args = append(args, "--cpuprofile", cpuProfile)
-				}
+			// NOPII_BENCH_LOG=debug: where the time goes, the phases of
+			// the copy, the index build and the swap (it costs CPU: keep
+			// it out of the runs whose numbers you keep).
+			args := []string{"run", "--config", cfg, "--log-level", cmp.Or(os.Getenv("NOPII_BENCH_LOG"), "warn")}
+			if last && cfg == one && cpuProfile != "" {
+				args = append(args, "--cpuprofile", cpuProfile)
 			}
 			return exec.Command(bin, args...)
 		}
