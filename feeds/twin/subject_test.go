@@ -1,7 +1,9 @@
 package twin_test
 
 import (
+	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,5 +122,39 @@ func TestForgetWaitsForLoadsInFlight(t *testing.T) {
 	want := slices.Concat(noteLines(1, 1, "new"), noteLines(3, 5, "new"))
 	if got := notes(t, db, tg.Name); !slices.Equal(got, want) {
 		t.Errorf("twin after the load and the forget:\n got %q\nwant %q", got, want)
+	}
+}
+
+// TestForgottenKeysWithoutTheTable: a twin that has never served a subject
+// request has no suppression list; reading it (the cdc stream does every few
+// seconds) returns none and puts no error in the twin's server log. Once the
+// table exists, its keys are read.
+func TestForgottenKeysWithoutTheTable(t *testing.T) {
+	cl := pgtest.MustNewCluster(t)
+	dsn, err := cl.CreateDatabase(testContext(t), "twin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := twin.Open(testContext(t), dsn, twin.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	k := nopii.StateKey{Workflow: "w", Input: "in", Table: nopii.TableName{Schema: "public", Name: "a"}}
+	for range 3 {
+		if keys, err := f.ForgottenKeys(testContext(t), k); err != nil || keys != nil {
+			t.Fatalf("ForgottenKeys without the table = %v, %v; want none", keys, err)
+		}
+	}
+	if b, err := os.ReadFile(cl.LogPath()); err != nil {
+		t.Fatal(err)
+	} else if strings.Contains(string(b), "forgotten_keys") {
+		t.Errorf("the twin's server log mentions forgotten_keys:\n%s", b)
+	}
+	mustExec(t, mustConnect(t, dsn), `CREATE SCHEMA nopii`,
+		`CREATE TABLE nopii.forgotten_keys (workflow text, input text, source_table text, key_hmac text, request_id uuid, forgotten_at timestamptz DEFAULT now())`,
+		`INSERT INTO nopii.forgotten_keys VALUES ('w', 'in', 'public.a', 'h1', gen_random_uuid())`)
+	if keys, err := f.ForgottenKeys(testContext(t), k); err != nil || !slices.Equal(keys, []string{"h1"}) {
+		t.Fatalf("ForgottenKeys once the table exists = %v, %v; want [h1]", keys, err)
 	}
 }
