@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -86,16 +85,10 @@ func splitCDC(jobs []*job) (rest, cdc []*job) {
 // stream is one input's cdc run: its tables, the batch being built, and
 // where the stream stands.
 type stream struct {
-	r       *Runner
-	wf      *config.Workflow
-	in      *config.Input
-	feeds   []nopii.Feed
-	changes []nopii.ChangeFeed
-	rp      Replicator
-	key     []byte
-	log     *slog.Logger
-	par     int // tables of a batch applied at once
-	tables  map[nopii.TableName]*streamTable
+	*inputRun // par: tables of a batch applied at once
+	changes   []nopii.ChangeFeed
+	rp        Replicator
+	tables    map[nopii.TableName]*streamTable
 
 	applied   nopii.LSN // end of the last source transaction applied to every feed
 	pending   int       // changes in the batch
@@ -150,11 +143,12 @@ type change struct {
 // the tables that need one (from the new slot's snapshot on the first run),
 // then the stream. Without follow it stops once it has applied everything
 // the source had written when the stream started.
-func (r *Runner) runCDC(ctx context.Context, wf *config.Workflow, in *config.Input, jobs []*job, feeds []nopii.Feed, key []byte, par int, rep *Report, log *slog.Logger, follow bool) error {
+func (ir *inputRun) runCDC(ctx context.Context, jobs []*job, follow bool) error {
+	r, wf, in, feeds, rep, log := ir.r, ir.wf, ir.in, ir.feeds, ir.rep, ir.log
 	if r.OpenReplication == nil {
 		return errors.New("mode cdc: this build has no replication support")
 	}
-	s := &stream{r: r, wf: wf, in: in, feeds: feeds, key: key, log: log, par: par, tables: map[nopii.TableName]*streamTable{}}
+	s := &stream{inputRun: ir, tables: map[nopii.TableName]*streamTable{}}
 	fail := func(j *job, err error) {
 		j.err = err
 		rep.Tables = append(rep.Tables, j.report(feeds))
@@ -207,7 +201,7 @@ func (r *Runner) runCDC(ctx context.Context, wf *config.Workflow, in *config.Inp
 			}
 			reason = "cdc: full copy before streaming (new table, schema change, or no stream position)"
 		}
-		copied, err := s.copy(ctx, copies, start.Snapshot, lsn, reason, par, rep)
+		copied, err := s.copy(ctx, copies, start.Snapshot, lsn, reason, ir.par, rep)
 		if err != nil {
 			return err
 		}
@@ -244,7 +238,7 @@ func (r *Runner) runCDC(ctx context.Context, wf *config.Workflow, in *config.Inp
 	for _, t := range s.tables {
 		t.tr.Note = fmt.Sprintf("streamed to %s", s.applied)
 		if err != nil {
-			t.tr.Error = err.Error()
+			t.tr.Error, t.tr.Outcome = err.Error(), OutcomeFailed
 		}
 		rep.Tables = append(rep.Tables, t.tr)
 	}
@@ -304,12 +298,8 @@ func (s *stream) copy(ctx context.Context, jobs []*job, snapshot string, lsn nop
 		if j.err == nil {
 			j.err = s.rp.CheckTable(ctx, j.table)
 		}
-		for _, f := range s.feeds {
-			if j.err == nil {
-				if err := f.Prepare(ctx, []nopii.Target{j.target}); err != nil {
-					j.err = fmt.Errorf("prepare %s feed: %w", f.Kind(), err)
-				}
-			}
+		if j.err == nil {
+			j.err = prepareFeeds(ctx, s.feeds, j.target)
 		}
 		if j.err != nil {
 			rep.Tables = append(rep.Tables, j.report(s.feeds))
@@ -318,8 +308,8 @@ func (s *stream) copy(ctx context.Context, jobs []*job, snapshot string, lsn nop
 		}
 		ready = append(ready, j)
 	}
-	results := s.r.copyAll(ctx, src, s.feeds, s.wf, ready, s.key, par, s.log)
-	rep.Tables = append(rep.Tables, results...)
+	results := s.copyAll(ctx, src, ready, par)
+	rep.Tables = append(rep.Tables, reports(results)...)
 	var copied []*job
 	for i, tr := range results {
 		if tr.Error == "" {
@@ -352,7 +342,7 @@ func (s *stream) add(j *job) error {
 		return err
 	}
 	tr := j.report(s.feeds)
-	tr.Mode = "cdc"
+	tr.Mode, tr.Outcome = ModeCDC, OutcomeCopied
 	s.tables[j.table.Name] = &streamTable{j: j, c: c, index: map[string]int{}, tr: tr}
 	return nil
 }
@@ -721,7 +711,7 @@ func (s *stream) apply(ctx context.Context, it batchItem, lsn nopii.LSN) error {
 	t := it.t
 	j := t.j
 	target := j.target
-	target.State = &nopii.TableState{Workflow: s.wf.Name, Input: j.input, Table: j.table.Name, Mode: "cdc",
+	target.State = &nopii.TableState{Workflow: s.wf.Name, Input: j.input, Table: j.table.Name, Mode: string(ModeCDC),
 		Fingerprint: j.table.Fingerprint(), Columns: j.table.Shape(), PrimaryKey: j.table.PrimaryKey,
 		LSN: lsn.String(), LastRun: time.Now().UTC()}
 	if time.Since(t.forgottenAt) > forgottenRefresh {
@@ -746,7 +736,7 @@ func (s *stream) apply(ctx context.Context, it batchItem, lsn nopii.LSN) error {
 		if err := l.Commit(ctx); err != nil {
 			return err
 		}
-		if a, ok := l.(interface{ Applied() (int64, int64) }); ok {
+		if a, ok := l.(appliedCounter); ok {
 			up, del := a.Applied()
 			t.tr.Upserted += up
 			t.tr.Deleted += del
@@ -848,7 +838,7 @@ func (s *stream) reportLag(ctx context.Context) {
 		s.log.Warn("the replication slot retains much WAL on the source: check that the stream keeps up, or drop the slot (nopii cdc drop) of a workflow no longer run",
 			"retained_bytes", retained, "behind_bytes", behind, "slot_wal_warn", warn)
 	}
-	if o, ok := s.r.observer().(LagObserver); ok {
+	if o, ok := s.obs.(LagObserver); ok {
 		o.StreamLag(s.in.Name, lag)
 	}
 }

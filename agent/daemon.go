@@ -259,18 +259,18 @@ func (d *Daemon) follow(ctx context.Context, cfg *config.Config, wf *config.Work
 	for ctx.Err() == nil {
 		r := d.NewRunner(log, &lagMetrics{d: d, workflow: wf.Name})
 		r.CDC = CDCFollow
-		d.setStatus(wf.Name, "running")
+		d.setStatus(wf.Name, StatusRunning)
 		rep := r.Run(ctx, cfg, wf)
 		if ctx.Err() != nil {
 			return
 		}
-		d.m.runs.WithLabelValues(wf.Name, rep.Status).Inc()
+		d.m.runs.WithLabelValues(wf.Name, string(rep.Status)).Inc()
 		for _, t := range rep.Tables {
 			d.m.rows.WithLabelValues(wf.Name, t.Table).Add(float64(t.Rows))
 		}
 		d.setStatus(wf.Name, rep.Status)
 		if d.reporter != nil {
-			d.reporter.Job(JobReport{JobID: newJobID(), Agent: cfg.Agent.Name, Report: rep})
+			d.reporter.Job(JobReport{JobID: newJobID(), Agent: cfg.Agent.Name, Report: *rep})
 		}
 		log.Error("cdc stream stopped; starting again", "pause", pause.String(), LogKeyError, rep.Error)
 		select {
@@ -282,7 +282,7 @@ func (d *Daemon) follow(ctx context.Context, cfg *config.Config, wf *config.Work
 	}
 }
 
-func (d *Daemon) setStatus(workflow, result string) {
+func (d *Daemon) setStatus(workflow string, result Status) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := time.Now().UTC()
@@ -364,7 +364,7 @@ func (d *Daemon) fire(name string) {
 	d.running[name] = true
 	now := time.Now().UTC()
 	st := d.last[name]
-	st.LastResult, st.LastRun = "running", &now
+	st.LastResult, st.LastRun = StatusRunning, &now
 	d.last[name] = st
 	d.runs.Add(1)
 	d.mu.Unlock()
@@ -377,17 +377,17 @@ func (d *Daemon) fire(name string) {
 		cdc = CDCSkip // a follower streams them
 	}
 	if d.reporter != nil {
-		d.reporter.Job(JobReport{JobID: jobID, Agent: cfg.Agent.Name, Report: &Report{Workflow: name, Status: "running", StartedAt: now}})
+		d.reporter.Job(JobReport{JobID: jobID, Agent: cfg.Agent.Name, Report: Report{Workflow: name, Status: StatusRunning, StartedAt: now}})
 	}
 	var obs Observer = nopObserver{}
 	if d.reporter != nil {
 		obs = &jobProgress{r: d.reporter, job: JobReport{JobID: jobID, Agent: cfg.Agent.Name,
-			Report: &Report{Workflow: name, Status: "running", StartedAt: now}}}
+			Report: Report{Workflow: name, Status: StatusRunning, StartedAt: now}}}
 	}
 	runner := d.NewRunner(log, obs)
 	runner.CDC = cdc
 	rep := runner.Run(d.runCtx, cfg, wf)
-	d.m.runs.WithLabelValues(name, rep.Status).Inc()
+	d.m.runs.WithLabelValues(name, string(rep.Status)).Inc()
 	d.m.duration.WithLabelValues(name).Observe(rep.Seconds)
 	for _, t := range rep.Tables {
 		d.m.rows.WithLabelValues(name, t.Table).Add(float64(t.Rows))
@@ -397,7 +397,7 @@ func (d *Daemon) fire(name string) {
 		d.m.lastOK.WithLabelValues(name).Set(float64(rep.FinishedAt.Unix()))
 	}
 	if d.reporter != nil {
-		d.reporter.Job(JobReport{JobID: jobID, Agent: cfg.Agent.Name, Report: rep})
+		d.reporter.Job(JobReport{JobID: jobID, Agent: cfg.Agent.Name, Report: *rep})
 		var found []scanner.ColumnFinding
 		for _, t := range rep.Tables {
 			found = append(found, t.Unclassified...)
@@ -429,9 +429,7 @@ func (p *jobProgress) TableProgress(string, string, int64) {}
 func (p *jobProgress) TableFinished(t TableReport) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	rep := *p.job.Report
-	rep.Tables = append(append([]TableReport(nil), rep.Tables...), t)
-	p.job.Report = &rep
+	p.job.Tables = append(append([]TableReport(nil), p.job.Tables...), t)
 	p.r.Job(p.job)
 }
 

@@ -21,7 +21,7 @@ const DefaultOverlap = 2 * time.Minute
 
 // decision is what a run does with a table, and why.
 type decision struct {
-	mode         string // full | delta
+	mode         Mode // full | delta (| cdc, for plan)
 	reason       string
 	drift        bool
 	since        []nopii.Cursor
@@ -36,7 +36,7 @@ type decision struct {
 func decide(ctx context.Context, src nopii.Source, feeds []nopii.Feed, wf *config.Workflow, j *job, now time.Time) (*decision, error) {
 	d := &decision{}
 	e := j.entry
-	mode := "full"
+	mode := config.ModeFull
 	if e != nil {
 		mode = e.EffectiveMode()
 	}
@@ -69,18 +69,18 @@ func decide(ctx context.Context, src nopii.Source, feeds []nopii.Feed, wf *confi
 	fp := j.table.Fingerprint()
 	switch {
 	case missing != "" || prev == nil:
-		d.mode, d.reason = "full", "first run"
+		d.mode, d.reason = ModeFull, "first run"
 		if prev != nil {
 			d.reason = "first run for the " + missing + " feed"
 		}
 	case prev.Fingerprint != fp:
-		d.mode, d.drift = "full", true
+		d.mode, d.drift = ModeFull, true
 		d.reason = "full copy: schema changed (" + describeDrift(prev, j.table) + ")"
 		if err := guardNewColumns(ctx, src, wf, j, prev, d); err != nil {
 			return nil, err
 		}
 	case mode == config.ModeDelta:
-		d.mode = "delta"
+		d.mode = ModeDelta
 		var from []string
 		for _, col := range []string{e.UpdatedAt, e.CreatedAt} {
 			if col == "" {
@@ -98,12 +98,12 @@ func decide(ctx context.Context, src nopii.Source, feeds []nopii.Feed, wf *confi
 		}
 		d.reason = "delta from cursor " + strings.Join(from, " or ")
 	default:
-		d.mode, d.reason = "full", "mode "+mode
+		d.mode, d.reason = ModeFull, "mode "+mode
 		if mode == config.ModeCDC {
-			d.mode, d.reason = "cdc", "cdc: stream changes from the replication slot"
+			d.mode, d.reason = ModeCDC, "cdc: stream changes from the replication slot"
 		}
 	}
-	if e != nil && d.mode == "delta" {
+	if e != nil && d.mode == ModeDelta {
 		d.deletes = e.DetectDeletes || e.Window > 0
 	}
 	return d, nil
@@ -173,7 +173,7 @@ func (d *decision) unclassifiedError(t nopii.TableName) error {
 		fmt.Fprintf(&b, "\n    %s: %s    # %s, from the %s", d.unclassCols[i], f.Rule, f.Kind, f.Evidence)
 	}
 	b.WriteString("\n  or `rule: keep` if the column holds no personal data")
-	return fmt.Errorf("%s", b.String())
+	return &guardError{b.String()}
 }
 
 // describeDrift says what changed between the saved and the current shape.

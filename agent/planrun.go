@@ -14,7 +14,7 @@ type TablePlan struct {
 	Input        string   `json:"input"`
 	Table        string   `json:"table"`
 	Target       string   `json:"target,omitempty"`
-	Mode         string   `json:"mode,omitempty"`
+	Mode         Mode     `json:"mode,omitempty"`
 	Reason       string   `json:"reason,omitempty"`
 	Drift        bool     `json:"drift,omitempty"`
 	Redacted     []string `json:"redacted_columns,omitempty"`
@@ -26,34 +26,35 @@ type TablePlan struct {
 // Plan is the dry run of a workflow: per table the mode, why, the redacted
 // columns and unclassified PII. It writes nothing.
 func (r *Runner) Plan(ctx context.Context, cfg *config.Config, wf *config.Workflow) ([]TablePlan, error) {
-	key := []byte(cfg.HMACKey.Reveal())
-	feeds, err := r.openFeeds(ctx, wf)
-	if err != nil {
+	rn := r.newRun(cfg, wf)
+	if err := rn.open(ctx); err != nil {
 		return nil, err
 	}
-	defer closeFeeds(feeds)
+	defer rn.close()
 	var out []TablePlan
 	for i := range wf.Inputs {
-		in := &wf.Inputs[i]
-		plans, err := r.planInput(ctx, wf, in, feeds, key)
+		plans, err := rn.input(&wf.Inputs[i]).plan(ctx)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("input %s: %w", wf.Inputs[i].Name, err)
 		}
 		out = append(out, plans...)
 	}
 	return out, nil
 }
 
-func (r *Runner) planInput(ctx context.Context, wf *config.Workflow, in *config.Input, feeds []nopii.Feed, key []byte) ([]TablePlan, error) {
-	src, err := r.OpenSource(ctx, in, 1)
+// plan resolves the input's tables and decides what a run would do with
+// each, as a run's tableCopy plans and guards, writing nothing.
+func (ir *inputRun) plan(ctx context.Context) ([]TablePlan, error) {
+	src, err := ir.r.OpenSource(ctx, ir.in, 1)
 	if err != nil {
-		return nil, fmt.Errorf("input %s: %w", in.Name, err)
+		return nil, err
 	}
 	defer src.Close()
-	jobs, err := resolve(ctx, src, in, key)
+	jobs, err := resolve(ctx, src, ir.in, ir.key)
 	if err != nil {
-		return nil, fmt.Errorf("input %s: %w", in.Name, err)
+		return nil, err
 	}
+	feeds, wf := ir.feeds, ir.wf
 	var out []TablePlan
 	for _, j := range jobs {
 		p := TablePlan{Input: j.input, Table: j.rel.Name.String(), Redacted: j.redacted}

@@ -11,38 +11,22 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nopii/nopii/internal/wire"
 	"github.com/nopii/nopii/scanner"
 )
 
-// Heartbeat is what the agent posts every heartbeat_interval (SPEC §6).
-type Heartbeat struct {
-	Agent           string           `json:"agent"`
-	Version         string           `json:"version"`
-	IntervalSeconds float64          `json:"interval_seconds"`
-	Workflows       []WorkflowStatus `json:"workflows"`
-	ConfigError     string           `json:"config_error,omitempty"`
-}
-
-// WorkflowStatus is one workflow's line in a heartbeat.
-type WorkflowStatus struct {
-	Name       string     `json:"name"`
-	Schedule   string     `json:"schedule,omitempty"`
-	NextRun    *time.Time `json:"next_run,omitempty"`
-	LastRun    *time.Time `json:"last_run,omitempty"`
-	LastResult string     `json:"last_result,omitempty"` // success | failed | running
-	// A workflow with tables in mode cdc: how far its stream is behind
-	// (as an input's stream last reported it).
-	CDCLagBytes   int64   `json:"cdc_lag_bytes,omitempty"`
-	CDCLagSeconds float64 `json:"cdc_lag_seconds,omitempty"`
-}
-
-// JobReport is a Report as posted to the dashboard: once when the run
-// starts (status running) and again, with the same JobID, when it ends.
-type JobReport struct {
-	JobID string `json:"job_id"`
-	Agent string `json:"agent"`
-	*Report
-}
+// The messages the agent posts (SPEC §6), declared once in package wire.
+type (
+	// Heartbeat is what the agent posts every heartbeat_interval.
+	Heartbeat = wire.Heartbeat
+	// WorkflowStatus is one workflow's line in a heartbeat.
+	WorkflowStatus = wire.WorkflowStatus
+	// JobReport is a Report as posted to the dashboard: once when the run
+	// starts (status running) and again, with the same JobID, when it ends.
+	JobReport = wire.Job
+	// ScanReport is the findings of one scan.
+	ScanReport = wire.ScanReport
+)
 
 // Reporter posts heartbeats and job reports to the dashboard through a
 // bounded queue: a dashboard outage costs reports (the oldest are dropped,
@@ -72,20 +56,13 @@ func NewReporter(url, token string, log *slog.Logger, onFailure func()) *Reporte
 }
 
 // Heartbeat queues a heartbeat.
-func (r *Reporter) Heartbeat(h Heartbeat) { r.enqueue("/api/v1/heartbeat", h) }
+func (r *Reporter) Heartbeat(h Heartbeat) { r.enqueue(wire.HeartbeatPath, h) }
 
 // Job queues a job report.
-func (r *Reporter) Job(j JobReport) { r.enqueue("/api/v1/jobs", j) }
-
-// ScanReport is what the agent and `nopii scan` post to /api/v1/scans: the
-// findings of one scan, for the dashboard's scanner page.
-type ScanReport struct {
-	Agent    string                  `json:"agent"`
-	Findings []scanner.ColumnFinding `json:"findings"`
-}
+func (r *Reporter) Job(j JobReport) { r.enqueue(wire.JobsPath, j) }
 
 // Scan queues a scan report.
-func (r *Reporter) Scan(s ScanReport) { r.enqueue(scansPath, s) }
+func (r *Reporter) Scan(s ScanReport) { r.enqueue(wire.ScansPath, s) }
 
 // PostScan posts a scan report now and returns the dashboard's answer, for
 // the CLI, which has no queue to wait on.
@@ -97,13 +74,11 @@ func (r *Reporter) PostScan(ctx context.Context, s ScanReport) error {
 	if err != nil {
 		return fmt.Errorf("encode scan report: %w", err)
 	}
-	if err := r.send(ctx, post{scansPath, b}); err != nil {
+	if err := r.send(ctx, post{wire.ScansPath, b}); err != nil {
 		return fmt.Errorf("post scan to the dashboard: %w", err)
 	}
 	return nil
 }
-
-const scansPath = "/api/v1/scans"
 
 func (r *Reporter) enqueue(path string, v any) {
 	b, err := json.Marshal(v)

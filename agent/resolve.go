@@ -21,7 +21,7 @@ type job struct {
 	entry     *config.Table // the explicit entry, or nil when a pattern chose the table
 	table     *nopii.Table
 	target    nopii.Target
-	mode      string
+	mode      Mode
 	note      string
 	redacted  []string
 	inherited nopii.TableName // the parent whose rules an inheritance child took
@@ -210,7 +210,7 @@ func describe(ctx context.Context, src nopii.Source, in *config.Input, j *job, k
 	}
 	j.table = t
 	j.target = nopii.Target{Table: t, Name: nopii.TableName{Schema: in.TargetSchemaPrefix + t.Name.Schema, Name: t.Name.Name}, Prefix: in.TargetSchemaPrefix}
-	j.mode = "full"
+	j.mode = ModeFull
 	if j.entry != nil {
 		for _, cc := range []struct{ key, col string }{{"updated_at", j.entry.UpdatedAt}, {"created_at", j.entry.CreatedAt}} {
 			if cc.col == "" {

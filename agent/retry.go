@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"time"
 )
 
@@ -33,7 +32,8 @@ func (r *Runner) lost(err error) bool {
 // that failed on a lost connection. It returns the reports with the retried
 // tables' results in place. An input that could not be opened at all is not
 // retried here: opening has bounded connection retries of its own.
-func (r *Runner) retryLost(ctx context.Context, reports []TableReport, err error, log *slog.Logger, again func(only map[string]bool) ([]TableReport, error)) ([]TableReport, error) {
+func (ir *inputRun) retryLost(ctx context.Context, reports []result, err error, again func(only map[string]bool) ([]result, error)) ([]result, error) {
+	r, log := ir.r, ir.log
 	if err != nil {
 		return reports, err
 	}
@@ -80,8 +80,8 @@ func (r *Runner) retryLost(ctx context.Context, reports []TableReport, err error
 }
 
 // merge puts the retried tables' reports in place of the earlier ones.
-func merge(reports, retried []TableReport, attempt int) []TableReport {
-	byTable := make(map[string]TableReport, len(retried))
+func merge(reports, retried []result, attempt int) []result {
+	byTable := make(map[string]result, len(retried))
 	for _, tr := range retried {
 		if tr.Error == "" {
 			tr.Note = join(tr.Note, fmt.Sprintf("copied on attempt %d, after a lost connection", attempt))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -76,126 +77,198 @@ func (r *Runner) observer() Observer {
 	return r.Observer
 }
 
-// Run runs one workflow now and returns its report. A cancelled context
-// aborts the tables in flight; feeds keep their previous copies.
-func (r *Runner) Run(ctx context.Context, cfg *config.Config, wf *config.Workflow) *Report {
-	rep := &Report{Workflow: wf.Name, StartedAt: time.Now().UTC()}
-	defer func() {
-		rep.FinishedAt = time.Now().UTC()
-		rep.Seconds = rep.FinishedAt.Sub(rep.StartedAt).Seconds()
-		rep.Status = "success"
-		if rep.Failed() {
-			rep.Status = "failed"
-		}
-	}()
-	log := r.logger().With(LogKeyWorkflow, wf.Name)
-	key := []byte(cfg.HMACKey.Reveal())
+// run is one workflow run: what every step of it needs, in one value. Its
+// methods are the run's steps, in the order they happen: open the feeds,
+// then per input (inputRun) resolve the tables, prepare the feeds, and copy
+// each table (tableCopy: plan, guard, open the loads, stream the rows,
+// commit), then stream the cdc tables; the report is filled in as it goes.
+type run struct {
+	r     *Runner
+	wf    *config.Workflow
+	key   []byte // hmac_key
+	par   int    // tables (and page-range streams) copied at once
+	feeds []nopii.Feed
+	log   *slog.Logger
+	obs   Observer
+	rep   *Report
+}
+
+func (r *Runner) newRun(cfg *config.Config, wf *config.Workflow) *run {
 	par := wf.Parallelism
 	if par <= 0 {
 		par = DefaultParallelism()
 	}
+	return &run{r: r, wf: wf, key: []byte(cfg.HMACKey.Reveal()), par: par,
+		log: r.logger().With(LogKeyWorkflow, wf.Name), obs: r.observer(),
+		rep: &Report{Workflow: wf.Name, StartedAt: time.Now().UTC()}}
+}
 
+// open opens every feed of the workflow; close closes them.
+func (rn *run) open(ctx context.Context) error {
 	t0 := time.Now()
-	feeds, err := r.openFeeds(ctx, wf)
+	feeds, err := rn.r.openFeeds(ctx, rn.wf)
 	if err != nil {
-		rep.Error = err.Error()
-		return rep
+		return err
 	}
-	defer closeFeeds(feeds)
-	logPhase(log, "open feeds", t0)
-	for i := range wf.Inputs {
-		in := &wf.Inputs[i]
-		if err := r.runInput(ctx, wf, in, feeds, key, par, rep, log.With(LogKeyInput, in.Name)); err != nil {
-			rep.Error = joinError(rep.Error, err.Error())
-			if ctx.Err() != nil {
-				return rep
-			}
-		}
+	rn.feeds = feeds
+	logPhase(rn.log, "open feeds", t0)
+	return nil
+}
+
+func (rn *run) close() { closeFeeds(rn.feeds) }
+
+// finish closes the report: its end, duration and status.
+func (rn *run) finish() *Report {
+	rep := rn.rep
+	rep.FinishedAt = time.Now().UTC()
+	rep.Seconds = rep.FinishedAt.Sub(rep.StartedAt).Seconds()
+	rep.Status = StatusSuccess
+	if rep.Failed() {
+		rep.Status = StatusFailed
 	}
 	return rep
 }
 
-func (r *Runner) runInput(ctx context.Context, wf *config.Workflow, in *config.Input, feeds []nopii.Feed, key []byte, par int, rep *Report, log *slog.Logger) error {
-	reports, streamed, err := r.attemptInput(ctx, wf, in, feeds, key, par, nil, log)
-	reports, err = r.retryLost(ctx, reports, err, log, func(only map[string]bool) ([]TableReport, error) {
-		reports, _, err := r.attemptInput(ctx, wf, in, feeds, key, par, only, log)
-		return reports, err
+// Run runs one workflow now and returns its report. A cancelled context
+// aborts the tables in flight; feeds keep their previous copies.
+func (r *Runner) Run(ctx context.Context, cfg *config.Config, wf *config.Workflow) *Report {
+	rn := r.newRun(cfg, wf)
+	defer rn.finish()
+	if err := rn.open(ctx); err != nil {
+		rn.rep.Error = err.Error()
+		return rn.rep
+	}
+	defer rn.close()
+	for i := range wf.Inputs {
+		if err := rn.input(&wf.Inputs[i]).execute(ctx); err != nil {
+			rn.rep.Error = joinError(rn.rep.Error, err.Error())
+			if ctx.Err() != nil {
+				return rn.rep
+			}
+		}
+	}
+	return rn.rep
+}
+
+// inputRun is one input of a run.
+type inputRun struct {
+	*run
+	in  *config.Input
+	log *slog.Logger
+}
+
+func (rn *run) input(in *config.Input) *inputRun {
+	return &inputRun{run: rn, in: in, log: rn.log.With(LogKeyInput, in.Name)}
+}
+
+// result is a table's report with the error behind it, for retry
+// decisions.
+type result struct {
+	TableReport
+	err error
+}
+
+func reports(rs []result) []TableReport {
+	out := make([]TableReport, len(rs))
+	for i, r := range rs {
+		out[i] = r.TableReport
+	}
+	return out
+}
+
+// execute copies the input's tables, retries those that lost a
+// connection, then streams its cdc tables.
+func (ir *inputRun) execute(ctx context.Context) error {
+	results, streamed, err := ir.attempt(ctx, nil)
+	results, err = ir.retryLost(ctx, results, err, func(only map[string]bool) ([]result, error) {
+		results, _, err := ir.attempt(ctx, only)
+		return results, err
 	})
-	rep.Tables = append(rep.Tables, reports...)
+	ir.rep.Tables = append(ir.rep.Tables, reports(results)...)
 	if err != nil {
-		return fmt.Errorf("input %s: %w", in.Name, err)
+		return fmt.Errorf("input %s: %w", ir.in.Name, err)
 	}
 	if len(streamed) > 0 {
 		// The stream runs after the copies, and without their snapshot,
 		// whose table locks would block DDL on the source meanwhile.
-		if err := r.runCDC(ctx, wf, in, streamed, feeds, key, par, rep, log, r.CDC == CDCFollow); err != nil {
-			return fmt.Errorf("input %s: %w", in.Name, err)
+		if err := ir.runCDC(ctx, streamed, ir.r.CDC == CDCFollow); err != nil {
+			return fmt.Errorf("input %s: %w", ir.in.Name, err)
 		}
 	}
 	return nil
 }
 
-// attemptInput opens a snapshot of the input and copies its tables, or
-// those named in only (source schema.table) when only is not nil. It
-// returns the tables in mode cdc apart, for the stream (none on a retry).
-func (r *Runner) attemptInput(ctx context.Context, wf *config.Workflow, in *config.Input, feeds []nopii.Feed, key []byte, par int, only map[string]bool, log *slog.Logger) ([]TableReport, []*job, error) {
+// attempt opens a snapshot of the input and copies its tables, or those
+// named in only (source schema.table) when only is not nil. It returns the
+// tables in mode cdc apart, for the stream (none on a retry).
+func (ir *inputRun) attempt(ctx context.Context, only map[string]bool) ([]result, []*job, error) {
 	t0 := time.Now()
-	src, err := r.OpenSource(ctx, in, par)
+	src, err := ir.r.OpenSource(ctx, ir.in, ir.par)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer src.Close()
-	logPhase(log, "open source", t0)
+	logPhase(ir.log, "open source", t0)
 	t0 = time.Now()
-	jobs, err := resolve(ctx, src, in, key)
+	jobs, err := resolve(ctx, src, ir.in, ir.key)
 	if err != nil {
 		return nil, nil, err
 	}
-	logPhase(log, "resolve", t0)
-	t0 = time.Now()
+	logPhase(ir.log, "resolve", t0)
 	jobs, streamed := splitCDC(jobs)
 	switch {
-	case r.CDC == CDCSkip, only != nil:
+	case ir.r.CDC == CDCSkip, only != nil:
 		streamed = nil
-	case r.CDC == CDCFollow:
+	case ir.r.CDC == CDCFollow:
 		jobs = nil
 	}
-	var reports []TableReport
-	// Prepare per table, serially (feeds create shared types and schemas):
-	// a type that a feed cannot create fails the tables that use it, not
-	// the whole input.
+	if only != nil {
+		jobs = slices.DeleteFunc(jobs, func(j *job) bool { return !only[j.rel.Name.String()] })
+	}
+	results, ready := ir.prepare(ctx, jobs)
+	if ctx.Err() != nil {
+		return results, nil, ctx.Err()
+	}
+	return append(results, ir.copyAll(ctx, src, ready, ir.par)...), streamed, nil
+}
+
+// prepare has every feed prepare each table, serially (feeds create
+// shared types and schemas): a type that a feed cannot create fails the
+// tables that use it, not the whole input. It returns the failed tables'
+// results and the tables ready to copy.
+func (ir *inputRun) prepare(ctx context.Context, jobs []*job) ([]result, []*job) {
+	t0 := time.Now()
+	defer logPhase(ir.log, "prepare feeds", t0)
+	var failed []result
 	var ready []*job
 	for _, j := range jobs {
-		if only != nil && !only[j.rel.Name.String()] {
-			continue
-		}
 		if j.err == nil {
-			for _, f := range feeds {
-				if err := f.Prepare(ctx, []nopii.Target{j.target}); err != nil {
-					j.err = fmt.Errorf("prepare %s feed: %w", f.Kind(), err)
-					break
-				}
-			}
+			j.err = prepareFeeds(ctx, ir.feeds, j.target)
 		}
 		if j.err != nil {
-			reports = append(reports, j.report(feeds))
-			log.Error("table skipped", LogKeyTable, j.rel.Name.String(), LogKeyError, j.err.Error())
+			failed = append(failed, j.result(ir.feeds))
+			ir.log.Error("table skipped", LogKeyTable, j.rel.Name.String(), LogKeyError, j.err.Error())
 			continue
 		}
 		ready = append(ready, j)
 	}
-	logPhase(log, "prepare feeds", t0)
-	if ctx.Err() != nil {
-		return reports, nil, ctx.Err()
-	}
-	return append(reports, r.copyAll(ctx, src, feeds, wf, ready, key, par, log)...), streamed, nil
+	return failed, ready
 }
 
-// copyAll copies prepared jobs, par at a time.
-func (r *Runner) copyAll(ctx context.Context, src nopii.Source, feeds []nopii.Feed, wf *config.Workflow, ready []*job, key []byte, par int, log *slog.Logger) []TableReport {
-	results := make([]TableReport, len(ready))
+func prepareFeeds(ctx context.Context, feeds []nopii.Feed, t nopii.Target) error {
+	for _, f := range feeds {
+		if err := f.Prepare(ctx, []nopii.Target{t}); err != nil {
+			return fmt.Errorf("prepare %s feed: %w", f.Kind(), err)
+		}
+	}
+	return nil
+}
+
+// copyAll copies prepared jobs from src, par at a time.
+func (ir *inputRun) copyAll(ctx context.Context, src nopii.Source, ready []*job, par int) []result {
+	results := make([]result, len(ready))
 	work := make(chan int)
-	pool, split := newStreams(par), rangeStreams(wf)
+	pool, split := newStreams(par), rangeStreams(ir.wf)
 	for _, j := range ready {
 		j.streams, j.split = pool, split
 	}
@@ -207,7 +280,7 @@ func (r *Runner) copyAll(ctx context.Context, src nopii.Source, feeds []nopii.Fe
 			defer wg.Done()
 			defer pool.release(1)
 			for i := range work {
-				results[i] = r.copyTable(ctx, src, feeds, wf, ready[i], key, log)
+				results[i] = ir.copyTable(ctx, src, ready[i])
 			}
 		}()
 	}
@@ -242,7 +315,13 @@ func resolve(ctx context.Context, src nopii.Source, in *config.Input, key []byte
 	return jobs, nil
 }
 
+// report is the job's line of the report before it is copied: what
+// resolve found, and its error if it cannot be copied.
 func (j *job) report(feeds []nopii.Feed) TableReport {
+	return j.result(feeds).TableReport
+}
+
+func (j *job) result(feeds []nopii.Feed) result {
 	tr := TableReport{Input: j.input, Table: j.rel.Name.String(), Mode: j.mode, Note: j.note, Redacted: j.redacted}
 	if j.inherited.Name != "" {
 		tr.Note = "column rules inherited from " + j.inherited.String()
@@ -253,167 +332,266 @@ func (j *job) report(feeds []nopii.Feed) TableReport {
 	for _, f := range feeds {
 		tr.Feeds = append(tr.Feeds, f.Kind())
 	}
+	res := result{TableReport: tr}
 	if j.err != nil {
-		tr.Error, tr.err = j.err.Error(), j.err
+		res.Error, res.Outcome, res.err = j.err.Error(), OutcomeFailed, j.err
 	}
-	return tr
+	return res
 }
 
 const progressEvery = 16384
 
-func (r *Runner) copyTable(ctx context.Context, src nopii.Source, feeds []nopii.Feed, wf *config.Workflow, j *job, key []byte, log *slog.Logger) (tr TableReport) {
-	tr = j.report(feeds)
-	obs := r.observer()
+// tableCopy is one table's copy in a run. Its steps (execute) read as the
+// copy goes: plan (full or delta, and why), guard (columns without a rule
+// that look like PII), open the loads, stream the rows (and the keys that
+// detect deletes), commit.
+type tableCopy struct {
+	*inputRun
+	src nopii.Source
+	j   *job
+	tr  TableReport
+	log *slog.Logger
+
+	d         *decision
+	c         *compiled
+	target    nopii.Target
+	forgotten *forgottenSet
+	loads     []nopii.Load
+	deltas    []nopii.DeltaLoad
+	path      *rowPath
+}
+
+// appliedCounter is a load that counts what it applied: rows inserted or
+// updated, and rows deleted (a delta's MERGE, a change load).
+type appliedCounter interface {
+	Applied() (upserted, deleted int64)
+}
+
+func (ir *inputRun) copyTable(ctx context.Context, src nopii.Source, j *job) result {
+	tc := &tableCopy{inputRun: ir, src: src, j: j, tr: j.report(ir.feeds)}
+	tc.log = ir.log.With(LogKeyTable, tc.tr.Table)
 	start := time.Now()
-	obs.TableStarted(j.input, tr.Table, j.table.EstRows)
-	defer func() {
-		tr.Seconds = time.Since(start).Seconds()
-		if tr.Seconds > 0 {
-			tr.RowsPerSec = float64(tr.Rows) / tr.Seconds
-		}
-		obs.TableFinished(tr)
-		if tr.Error != "" {
-			log.Error("table failed", LogKeyTable, tr.Table, LogKeyError, tr.Error)
-		} else {
-			log.Info("table copied", LogKeyTable, tr.Table, "mode", tr.Mode, "rows", tr.Rows, "bytes", tr.Bytes, "seconds", tr.Seconds)
-		}
-	}()
-	fail := func(err error) TableReport {
-		tr.Error, tr.err = err.Error(), err
-		return tr
+	ir.obs.TableStarted(j.input, tc.tr.Table, j.table.EstRows)
+	err := tc.execute(ctx)
+	tr := tc.tr
+	tr.Seconds = time.Since(start).Seconds()
+	if tr.Seconds > 0 {
+		tr.RowsPerSec = float64(tr.Rows) / tr.Seconds
 	}
-	tlog := log.With(LogKeyTable, tr.Table)
-	phase := func(name string, since time.Time) { logPhase(tlog, name, since) }
-	t0 := time.Now()
-	d, err := decide(ctx, src, feeds, wf, j, time.Now())
-	if err != nil {
-		return fail(err)
-	}
-	if j.cdc != nil {
-		// mode cdc: the stream asked for this copy, which starts the
-		// table's stream; drift and unclassified columns still count.
-		d.mode, d.since, d.deletes = "full", nil, false
-		if !d.drift {
-			d.reason = j.cdc.reason
-		}
-	}
-	phase("decide", t0)
-	tr.Mode, tr.Reason, tr.DriftForced = d.mode, d.reason, d.drift
-	if len(d.unclassified) > 0 {
-		tr.Unclassified = d.findings(j.table)
-		if wf.OnUnclassified != config.OnUnclassifiedWarn {
-			return fail(d.unclassifiedError(j.table.Name))
-		}
-		for i, f := range d.unclassified {
-			w := fmt.Sprintf("new column %s looks like %s and has no rule: copied as it is (on_unclassified: warn); add %s", d.unclassCols[i], f.Kind, f.Rule)
-			tr.Warnings = append(tr.Warnings, w)
-			log.Warn("unclassified PII column copied", LogKeyTable, tr.Table, "column", d.unclassCols[i], "kind", f.Kind)
-		}
-	}
-	c, err := compile(j, key)
-	if err != nil {
-		return fail(err)
-	}
-	// Cursors come from the same snapshot as the rows: consistent.
-	t0 = time.Now()
-	cursors, err := newCursors(ctx, src, j)
-	if err != nil {
-		return fail(err)
-	}
-	phase("cursors", t0)
-	t0 = time.Now()
-	target := j.target
-	target.State = &nopii.TableState{Workflow: wf.Name, Input: j.input, Table: j.table.Name, Mode: d.mode,
-		Fingerprint: j.table.Fingerprint(), Columns: j.table.Shape(), PrimaryKey: j.table.PrimaryKey,
-		Cursors: cursors, LastRun: time.Now().UTC()}
-	if j.cdc != nil {
-		target.State.LSN = j.cdc.lsn.String()
-	}
-	// Before the loads take the feeds' idle connections: the twin reads the
-	// list on the connection its load then uses, instead of opening another.
-	forgotten, err := loadForgotten(ctx, feeds, nopii.StateKey{Workflow: wf.Name, Input: j.input, Table: j.table.Name}, key)
-	if err != nil {
-		return fail(err)
-	}
-	loads := make([]nopii.Load, 0, len(feeds))
-	var deltas []nopii.DeltaLoad
-	defer func() {
-		for _, l := range loads {
-			l.Abort() // a no-op after Commit
-		}
-	}()
-	for _, f := range feeds {
-		if d.mode == "delta" {
-			l, err := f.Delta(ctx, target, d.deletes)
-			if err != nil {
-				return fail(err)
-			}
-			loads = append(loads, l)
-			deltas = append(deltas, l)
-			continue
-		}
-		l, err := f.FullCopy(ctx, target)
-		if err != nil {
-			return fail(err)
-		}
-		loads = append(loads, l)
-	}
-	phase("open loads", t0)
-	t0 = time.Now()
-	path := newRowPath(c, j.table, forgotten, loads)
-	dels := startDeletes(ctx, src, j.table, d, c, deltas, tlog)
-	defer dels.close()
-	sel := nopii.Selection{Since: d.since, WindowSince: d.window, WindowBy: d.windowBy}
-	fork := func() (*rowPath, error) {
-		c, err := compile(j, key)
-		return newRowPath(c, j.table, forgotten.fork(), loads), err
-	}
-	res, err := copyRows(ctx, src, j, sel, path, loads, fork, func(n int64) { obs.TableProgress(j.input, tr.Table, n) })
-	rows := res.rows
-	tr.Rows, tr.Bytes, tr.Streams = res.stats.Rows, res.stats.Bytes, res.streams
-	if res.suppressed > 0 {
-		tr.Forgotten = res.suppressed
-	}
-	if err == nil && dels != nil {
-		// The keys that should remain (all, or those inside the window,
-		// but never a forgotten one): the feeds remove the others by an
-		// anti-join.
-		err = dels.finish(ctx, func(key []byte) error {
-			k, err := path.feedKey(key)
-			if err != nil {
-				return err
-			}
-			if forgotten.has(k) {
-				return nil
-			}
-			tr.KeysStreamed++
-			for _, l := range deltas {
-				if err := l.WriteKey(k); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+	var guarded *guardError
+	switch {
+	case err == nil:
+		tr.Outcome = OutcomeCopied
+	case errors.As(err, &guarded):
+		tr.Outcome = OutcomeGuarded
+	default:
+		tr.Outcome = OutcomeFailed
 	}
 	if err != nil {
+		tr.Error = err.Error()
+	}
+	ir.obs.TableFinished(tr)
+	if err != nil {
+		ir.log.Error("table failed", LogKeyTable, tr.Table, "outcome", tr.Outcome, LogKeyError, tr.Error)
+	} else {
+		ir.log.Info("table copied", LogKeyTable, tr.Table, "mode", tr.Mode, "rows", tr.Rows, "bytes", tr.Bytes, "seconds", tr.Seconds)
+	}
+	return result{TableReport: tr, err: err}
+}
+
+func (tc *tableCopy) execute(ctx context.Context) error {
+	defer tc.abort()
+	if err := tc.plan(ctx); err != nil {
+		return err
+	}
+	if err := tc.guard(); err != nil {
+		return err
+	}
+	if err := tc.open(ctx); err != nil {
+		return err
+	}
+	if err := tc.copy(ctx); err != nil {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("cancelled: %w", errors.Join(ctx.Err(), err))
 		}
-		return fail(err)
+		return err
 	}
-	phase("copy", t0)
+	return tc.commit(ctx)
+}
+
+// phase logs how long a step took (debug level).
+func (tc *tableCopy) phase(name string, since time.Time) { logPhase(tc.log, name, since) }
+
+// plan decides full or delta from the feeds' states.
+func (tc *tableCopy) plan(ctx context.Context) error {
+	t0 := time.Now()
+	d, err := decide(ctx, tc.src, tc.feeds, tc.wf, tc.j, time.Now())
+	if err != nil {
+		return err
+	}
+	if tc.j.cdc != nil {
+		// mode cdc: the stream asked for this copy, which starts the
+		// table's stream; drift and unclassified columns still count.
+		d.mode, d.since, d.deletes = ModeFull, nil, false
+		if !d.drift {
+			d.reason = tc.j.cdc.reason
+		}
+	}
+	tc.phase("decide", t0)
+	tc.d = d
+	tc.tr.Mode, tc.tr.Reason, tc.tr.DriftForced = d.mode, d.reason, d.drift
+	return nil
+}
+
+// guardError is the guard's refusal to copy a table (on_unclassified:
+// fail).
+type guardError struct{ msg string }
+
+func (e *guardError) Error() string { return e.msg }
+
+// guard applies on_unclassified to the columns the plan found without a
+// rule that look like PII: fail writes nothing for the table, warn copies
+// it and says so.
+func (tc *tableCopy) guard() error {
+	d := tc.d
+	if len(d.unclassified) == 0 {
+		return nil
+	}
+	tc.tr.Unclassified = d.findings(tc.j.table)
+	if tc.wf.OnUnclassified != config.OnUnclassifiedWarn {
+		return d.unclassifiedError(tc.j.table.Name)
+	}
+	for i, f := range d.unclassified {
+		w := fmt.Sprintf("new column %s looks like %s and has no rule: copied as it is (on_unclassified: warn); add %s", d.unclassCols[i], f.Kind, f.Rule)
+		tc.tr.Warnings = append(tc.tr.Warnings, w)
+		tc.log.Warn("unclassified PII column copied", "column", d.unclassCols[i], "kind", f.Kind)
+	}
+	return nil
+}
+
+// open compiles the rules, computes the cursors to save, reads the
+// suppression list and opens one load per feed.
+func (tc *tableCopy) open(ctx context.Context) error {
+	j, d := tc.j, tc.d
+	c, err := compile(j, tc.key)
+	if err != nil {
+		return err
+	}
+	tc.c = c
+	// Cursors come from the same snapshot as the rows: consistent.
+	t0 := time.Now()
+	cursors, err := newCursors(ctx, tc.src, j)
+	if err != nil {
+		return err
+	}
+	tc.phase("cursors", t0)
 	t0 = time.Now()
-	defer phase("commit", t0)
-	target.State.Rows = rows
-	for _, l := range loads {
-		if err := l.Commit(ctx); err != nil {
-			return fail(err)
+	tc.target = j.target
+	tc.target.State = &nopii.TableState{Workflow: tc.wf.Name, Input: j.input, Table: j.table.Name, Mode: string(d.mode),
+		Fingerprint: j.table.Fingerprint(), Columns: j.table.Shape(), PrimaryKey: j.table.PrimaryKey,
+		Cursors: cursors, LastRun: time.Now().UTC()}
+	if j.cdc != nil {
+		tc.target.State.LSN = j.cdc.lsn.String()
+	}
+	// Before the loads take the feeds' idle connections: the twin reads the
+	// list on the connection its load then uses, instead of opening another.
+	if tc.forgotten, err = loadForgotten(ctx, tc.feeds, tc.stateKey(), tc.key); err != nil {
+		return err
+	}
+	tc.loads = make([]nopii.Load, 0, len(tc.feeds))
+	for _, f := range tc.feeds {
+		if d.mode == ModeDelta {
+			l, err := f.Delta(ctx, tc.target, d.deletes)
+			if err != nil {
+				return err
+			}
+			tc.loads = append(tc.loads, l)
+			tc.deltas = append(tc.deltas, l)
+			continue
 		}
-		if a, ok := l.(interface{ Applied() (int64, int64) }); ok {
-			tr.Upserted, tr.Deleted = a.Applied()
+		l, err := f.FullCopy(ctx, tc.target)
+		if err != nil {
+			return err
+		}
+		tc.loads = append(tc.loads, l)
+	}
+	tc.phase("open loads", t0)
+	return nil
+}
+
+func (tc *tableCopy) stateKey() nopii.StateKey {
+	return nopii.StateKey{Workflow: tc.wf.Name, Input: tc.j.input, Table: tc.j.table.Name}
+}
+
+// abort aborts the loads not committed (a no-op after Commit).
+func (tc *tableCopy) abort() {
+	for _, l := range tc.loads {
+		l.Abort()
+	}
+}
+
+// copy streams the selected rows through the row path into the loads and,
+// for a delta that detects deletes, the keys that should remain.
+func (tc *tableCopy) copy(ctx context.Context) error {
+	t0 := time.Now()
+	j, d := tc.j, tc.d
+	tc.path = newRowPath(tc.c, j.table, tc.forgotten, tc.loads)
+	dels := startDeletes(ctx, tc.src, j.table, d, tc.c, tc.deltas, tc.log)
+	defer dels.close()
+	sel := nopii.Selection{Since: d.since, WindowSince: d.window, WindowBy: d.windowBy}
+	fork := func() (*rowPath, error) {
+		c, err := compile(j, tc.key)
+		return newRowPath(c, j.table, tc.forgotten.fork(), tc.loads), err
+	}
+	res, err := copyRows(ctx, tc.src, j, sel, tc.path, tc.loads, fork, func(n int64) { tc.obs.TableProgress(j.input, tc.tr.Table, n) })
+	tc.tr.Rows, tc.tr.Bytes, tc.tr.Streams = res.stats.Rows, res.stats.Bytes, res.streams
+	if res.suppressed > 0 {
+		tc.tr.Forgotten = res.suppressed
+	}
+	tc.target.State.Rows = res.rows
+	if err == nil && dels != nil {
+		err = dels.finish(ctx, tc.remainingKey)
+	}
+	if err != nil {
+		return err
+	}
+	tc.phase("copy", t0)
+	return nil
+}
+
+// remainingKey hands the delta loads a source key that should remain (all,
+// or those inside the window, but never a forgotten one): the feeds remove
+// the others by an anti-join.
+func (tc *tableCopy) remainingKey(key []byte) error {
+	k, err := tc.path.feedKey(key)
+	if err != nil {
+		return err
+	}
+	if tc.forgotten.has(k) {
+		return nil
+	}
+	tc.tr.KeysStreamed++
+	for _, l := range tc.deltas {
+		if err := l.WriteKey(k); err != nil {
+			return err
 		}
 	}
-	return tr
+	return nil
+}
+
+// commit publishes the table in every feed, with its state.
+func (tc *tableCopy) commit(ctx context.Context) error {
+	t0 := time.Now()
+	defer tc.phase("commit", t0)
+	for _, l := range tc.loads {
+		if err := l.Commit(ctx); err != nil {
+			return err
+		}
+		if a, ok := l.(appliedCounter); ok {
+			tc.tr.Upserted, tc.tr.Deleted = a.Applied()
+		}
+	}
+	return nil
 }
 
 // logPhase logs at debug level how long a phase of a run took: where a

@@ -10,7 +10,6 @@ import (
 
 	"github.com/nopii/nopii/agent"
 	"github.com/nopii/nopii/internal/human"
-	"github.com/nopii/nopii/internal/progress"
 )
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -36,7 +35,7 @@ when any table failed.`,
 			failed := false
 			var reports []*agent.Report
 			for _, wf := range wfs {
-				bars := progress.New(g.stderr, tty, log)
+				bars := newProgressBars(g.stderr, tty, log)
 				rep := newRunner(log, bars).Run(c.Context(), cfg, wf)
 				bars.Stop()
 				reports = append(reports, rep)
@@ -49,12 +48,12 @@ when any table failed.`,
 				}
 			}
 			return finish(g, format, reports, failed, func(reports []*agent.Report) any {
-				status := "success"
+				status := agent.StatusSuccess
 				if failed {
-					status = "failed"
+					status = agent.StatusFailed
 				}
 				return struct {
-					Status    string          `json:"status"`
+					Status    agent.Status    `json:"status"`
 					Workflows []*agent.Report `json:"workflows"`
 				}{status, reports}
 			})
@@ -83,7 +82,7 @@ func printReport(w io.Writer, r *agent.Report) {
 			status = "FAILED"
 		}
 		up, del := "-", "-"
-		if t.Mode == "delta" {
+		if t.Mode == agent.ModeDelta {
 			up, del = fmt.Sprint(t.Upserted), fmt.Sprint(t.Deleted)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%.2f\t%.0f\t%s\t%s\n", t.Input, t.Table, t.Target, t.Mode, t.Rows, up, del,
@@ -91,7 +90,7 @@ func printReport(w io.Writer, r *agent.Report) {
 	}
 	tw.Flush()
 	for _, t := range r.Tables {
-		if t.Error == "" && (t.DriftForced || t.Mode == "delta") {
+		if t.Error == "" && (t.DriftForced || t.Mode == agent.ModeDelta) {
 			fmt.Fprintf(w, "%s %s: %s\n", t.Input, t.Table, t.Reason)
 		}
 		for _, warn := range t.Warnings {

@@ -2,8 +2,6 @@ package pgtest
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -45,7 +43,7 @@ func MustCluster(tb testing.TB) *Cluster {
 func MustDatabase(tb testing.TB) string {
 	tb.Helper()
 	c := MustCluster(tb)
-	name := databaseName(tb.Name(), dbSeq.Add(1))
+	name := fixture.Name(tb.Name(), '_', dbSeq.Add(1))
 	ctx, cancel := context.WithTimeout(tb.Context(), time.Minute)
 	defer cancel()
 	dsn, err := c.CreateDatabase(ctx, name)
@@ -60,25 +58,6 @@ func MustDatabase(tb testing.TB) string {
 		}
 	})
 	return dsn
-}
-
-// databaseName derives a readable, unique database name from a test name:
-// lower case letters, digits and underscores, within PostgreSQL's 63 bytes.
-func databaseName(testName string, seq int64) string {
-	var b strings.Builder
-	for _, r := range strings.ToLower(testName) {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
-			b.WriteRune(r)
-		default:
-			b.WriteByte('_')
-		}
-	}
-	prefix := b.String()
-	if len(prefix) > 40 {
-		prefix = prefix[:40]
-	}
-	return fmt.Sprintf("t_%s_%d", prefix, seq)
 }
 
 // MustNewCluster starts a private cluster, for tests that restart, stop or

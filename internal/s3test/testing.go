@@ -2,8 +2,6 @@ package s3test
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -51,37 +49,11 @@ func MustNewServer(tb testing.TB) *Server {
 func MustBucket(tb testing.TB) string {
 	tb.Helper()
 	s := MustServer(tb)
-	name := bucketName(tb.Name(), bucketSeq.Add(1))
+	name := fixture.Name(tb.Name(), '-', bucketSeq.Add(1))
 	ctx, cancel := context.WithTimeout(tb.Context(), time.Minute)
 	defer cancel()
 	if err := s.CreateBucket(ctx, name); err != nil {
 		tb.Fatalf("s3test: %v", err)
 	}
 	return name
-}
-
-// bucketName derives a valid, unique bucket name from a test name: lower
-// case letters, digits and hyphens, starting with a letter, at most 63
-// bytes.
-func bucketName(testName string, seq int64) string {
-	var b strings.Builder
-	dash := false
-	for _, r := range strings.ToLower(testName) {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
-			b.WriteRune(r)
-			dash = false
-		case !dash:
-			b.WriteByte('-')
-			dash = true
-		}
-	}
-	prefix := strings.Trim(b.String(), "-")
-	if len(prefix) > 40 {
-		prefix = strings.TrimRight(prefix[:40], "-")
-	}
-	if prefix == "" {
-		return fmt.Sprintf("t-%d", seq)
-	}
-	return fmt.Sprintf("t-%s-%d", prefix, seq)
 }

@@ -1,8 +1,9 @@
-// Package progress draws one progress bar per table on a terminal; off a
-// terminal it logs a line when a table starts and, every ten seconds, how far
-// it got, through the run's logger so that JSON logs stay JSON. It
-// implements agent.Observer.
-package progress
+package cmd
+
+// The CLI's progress bars: one per table on a terminal; off a terminal a
+// log line when a table starts and, every ten seconds, how far it got,
+// through the run's logger so that JSON logs stay JSON. progressBars is
+// the CLI's agent.Observer.
 
 import (
 	"fmt"
@@ -15,20 +16,20 @@ import (
 	"github.com/nopii/nopii/agent"
 )
 
-// Bars follows a run. Create it with New, Stop it when the run ends.
-type Bars struct {
+// progressBars follows a run. Create it with newProgressBars, Stop it when the run ends.
+type progressBars struct {
 	w     io.Writer
 	log   *slog.Logger
 	tty   bool
 	mu    sync.Mutex
-	bars  []*bar
-	index map[string]*bar
+	bars  []*progressBar
+	index map[string]*progressBar
 	drawn int // lines drawn last time, to move the cursor back over them
 	stop  chan struct{}
 	done  chan struct{}
 }
 
-type bar struct {
+type progressBar struct {
 	name     string
 	est      int64
 	rows     int64
@@ -39,11 +40,11 @@ type bar struct {
 	logged   time.Time
 }
 
-var _ agent.Observer = (*Bars)(nil)
+var _ agent.Observer = (*progressBars)(nil)
 
-// New returns Bars drawing on w when tty, else logging to log.
-func New(w io.Writer, tty bool, log *slog.Logger) *Bars {
-	b := &Bars{w: w, log: log, tty: tty, index: map[string]*bar{}, stop: make(chan struct{}), done: make(chan struct{})}
+// newProgressBars returns bars drawing on w when tty, else logging to log.
+func newProgressBars(w io.Writer, tty bool, log *slog.Logger) *progressBars {
+	b := &progressBars{w: w, log: log, tty: tty, index: map[string]*progressBar{}, stop: make(chan struct{}), done: make(chan struct{})}
 	if tty {
 		go b.loop()
 	} else {
@@ -52,7 +53,7 @@ func New(w io.Writer, tty bool, log *slog.Logger) *Bars {
 	return b
 }
 
-func (b *Bars) loop() {
+func (b *progressBars) loop() {
 	defer close(b.done)
 	t := time.NewTicker(150 * time.Millisecond)
 	defer t.Stop()
@@ -72,7 +73,7 @@ func (b *Bars) loop() {
 }
 
 // Stop draws the final state and stops redrawing.
-func (b *Bars) Stop() {
+func (b *progressBars) Stop() {
 	select {
 	case <-b.stop:
 	default:
@@ -81,15 +82,15 @@ func (b *Bars) Stop() {
 	<-b.done
 }
 
-func key(input, table string) string { return input + "/" + table }
+func barKey(input, table string) string { return input + "/" + table }
 
 // TableStarted implements agent.Observer.
-func (b *Bars) TableStarted(input, table string, est int64) {
+func (b *progressBars) TableStarted(input, table string, est int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	br := &bar{name: input + " " + table, est: est, start: time.Now()}
+	br := &progressBar{name: input + " " + table, est: est, start: time.Now()}
 	b.bars = append(b.bars, br)
-	b.index[key(input, table)] = br
+	b.index[barKey(input, table)] = br
 	br.logged = br.start
 	if !b.tty {
 		b.log.Info("copying table", "input", input, "table", table, "estimated_rows", max(est, 0))
@@ -97,9 +98,9 @@ func (b *Bars) TableStarted(input, table string, est int64) {
 }
 
 // TableProgress implements agent.Observer.
-func (b *Bars) TableProgress(input, table string, rows int64) {
+func (b *progressBars) TableProgress(input, table string, rows int64) {
 	b.mu.Lock()
-	if br := b.index[key(input, table)]; br != nil {
+	if br := b.index[barKey(input, table)]; br != nil {
 		br.rows = rows
 		if !b.tty && time.Since(br.logged) >= 10*time.Second {
 			br.logged = time.Now()
@@ -110,10 +111,10 @@ func (b *Bars) TableProgress(input, table string, rows int64) {
 }
 
 // TableFinished implements agent.Observer.
-func (b *Bars) TableFinished(r agent.TableReport) {
+func (b *progressBars) TableFinished(r agent.TableReport) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	br := b.index[key(r.Input, r.Table)]
+	br := b.index[barKey(r.Input, r.Table)]
 	if br == nil {
 		return
 	}
@@ -123,7 +124,7 @@ func (b *Bars) TableFinished(r agent.TableReport) {
 
 const width = 30
 
-func (b *Bars) draw() {
+func (b *progressBars) draw() {
 	var s strings.Builder
 	if b.drawn > 0 {
 		fmt.Fprintf(&s, "\x1b[%dA", b.drawn)
@@ -137,7 +138,7 @@ func (b *Bars) draw() {
 	io.WriteString(b.w, s.String())
 }
 
-func (br *bar) line() string {
+func (br *progressBar) line() string {
 	frac := 0.0
 	switch {
 	case br.finished && br.err == "":
@@ -157,21 +158,21 @@ func (br *bar) line() string {
 	}
 	tail := fmt.Sprintf("%d rows  %.0f rows/s  %.1fs", br.rows, rate, secs)
 	if br.err != "" {
-		status, tail = "FAIL", tail+"  "+firstLine(br.err)
+		status, tail = "FAIL", tail+"  "+firstLineOf(br.err)
 	}
-	return fmt.Sprintf("%-40s [%s%s] %s %s", clip(br.name, 40), strings.Repeat("=", fill), strings.Repeat(" ", width-fill), status, tail)
+	return fmt.Sprintf("%-40s [%s%s] %s %s", clipText(br.name, 40), strings.Repeat("=", fill), strings.Repeat(" ", width-fill), status, tail)
 }
 
-func clip(s string, n int) string {
+func clipText(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
 	return s[:n-1] + "…"
 }
 
-func firstLine(s string) string {
+func firstLineOf(s string) string {
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		return s[:i]
 	}
-	return clip(s, 80)
+	return clipText(s, 80)
 }
