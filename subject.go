@@ -88,9 +88,15 @@ type ForgetTable struct {
 // Forget is what one feed must delete for a forget request, in one step
 // where the feed can (one transaction in a twin).
 type Forget struct {
+	Workflow  string
 	RequestID string // a UUID
 	At        time.Time
 	Tables    []ForgetTable
+	// Identifiers are the keyed hashes (hex) of the request's identifiers
+	// (column and value): the rows of a table copied later, which the
+	// request could not find, are kept out by them (the table's
+	// identifies columns).
+	Identifiers []string
 }
 
 // SubjectAudit is one audit record: what one request did to one target

@@ -112,7 +112,8 @@ type streamTable struct {
 	copied   nopii.LSN
 	j        *job
 	c        *compiled
-	index    map[string]int // key → ops
+	ids      *identifierCheck // forgotten identifiers, read when the table started streaming
+	index    map[string]int   // key → ops
 	ops      []change
 	truncate bool
 	partial  bool // some ops wait for refetch
@@ -215,7 +216,7 @@ func (ir *inputRun) runCDC(ctx context.Context, jobs []*job, follow bool) error 
 		}
 	}
 	for _, j := range ok {
-		if err := s.add(j); err != nil {
+		if err := s.add(ctx, j); err != nil {
 			return err
 		}
 		if j.cdc != nil {
@@ -333,8 +334,12 @@ func findJob(jobs []*job, name nopii.TableName) *job {
 }
 
 // add starts streaming a table.
-func (s *stream) add(j *job) error {
+func (s *stream) add(ctx context.Context, j *job) error {
 	c, err := compile(j, s.key)
+	if err != nil {
+		return err
+	}
+	ids, err := j.identifiers(ctx, s.feeds, s.wf.Name, s.key)
 	if err != nil {
 		return err
 	}
@@ -343,7 +348,7 @@ func (s *stream) add(j *job) error {
 	}
 	tr := j.report(s.feeds)
 	tr.Mode, tr.Outcome = ModeCDC, OutcomeCopied
-	s.tables[j.table.Name] = &streamTable{j: j, c: c, index: map[string]int{}, tr: tr}
+	s.tables[j.table.Name] = &streamTable{j: j, c: c, ids: ids, index: map[string]int{}, tr: tr}
 	return nil
 }
 
@@ -468,6 +473,16 @@ func (s *stream) add1(c *nopii.Change) error {
 		t.put(change{key: string(k)})
 	}
 	s.vals = append(append(s.vals[:0], c.Values...), c.Key)
+	if t.ids.forgotten(s.vals) {
+		// A forgotten subject's row, in a table copied after the request:
+		// kept out, as a delete.
+		k, err := t.c.redactKey(c.Key, &s.scratch)
+		if err != nil {
+			return fmt.Errorf("table %s: %w", c.Table, err)
+		}
+		t.put(change{key: string(k)})
+		return nil
+	}
 	if len(c.Unchanged) > 0 {
 		// An update that left large values unchanged, which the stream did
 		// not send. Within a batch the key's last row has them; otherwise
@@ -803,7 +818,7 @@ func (s *stream) drift(ctx context.Context, name nopii.TableName) error {
 		return fmt.Errorf("table %s changed mid-stream and could not be copied again", name)
 	}
 	tr := t.tr
-	if err := s.add(copied[0]); err != nil {
+	if err := s.add(ctx, copied[0]); err != nil {
 		return err
 	}
 	nt := s.tables[name]

@@ -8,7 +8,6 @@ import (
 
 	"github.com/nopii/nopii"
 	"github.com/nopii/nopii/config"
-	"github.com/nopii/nopii/scanner"
 )
 
 // DefaultOverlap is how far behind its cursor a delta reads again: rows
@@ -21,15 +20,16 @@ const DefaultOverlap = 2 * time.Minute
 
 // decision is what a run does with a table, and why.
 type decision struct {
-	mode         Mode // full | delta (| cdc, for plan)
-	reason       string
-	drift        bool
-	since        []nopii.Cursor
-	window       time.Time
-	windowBy     []string
-	deletes      bool // stream keys for the anti-join (detect_deletes or window)
-	unclassified []scanner.Finding
-	unclassCols  []string
+	mode     Mode // full | delta (| cdc, for plan)
+	reason   string
+	drift    bool
+	since    []nopii.Cursor
+	window   time.Time
+	windowBy []string
+	deletes  bool // stream keys for the anti-join (detect_deletes or window)
+	// unruled are the table's columns without a rule, as the guard judged
+	// them (guard.go).
+	unruled []unruledColumn
 }
 
 // decide reads the feeds' state and chooses full or delta for a job.
@@ -52,12 +52,14 @@ func decide(ctx context.Context, src nopii.Source, feeds []nopii.Feed, wf *confi
 		}
 	}
 	var prev *nopii.TableState
+	var states []*nopii.TableState // one per feed; nil where a feed has none
 	missing := ""
 	for _, f := range feeds {
 		st, err := f.State(ctx, nopii.StateKey{Workflow: wf.Name, Input: j.input, Table: j.rel.Name})
 		if err != nil {
 			return nil, err
 		}
+		states = append(states, st)
 		if st == nil {
 			missing = f.Kind()
 			continue
@@ -76,9 +78,6 @@ func decide(ctx context.Context, src nopii.Source, feeds []nopii.Feed, wf *confi
 	case prev.Fingerprint != fp:
 		d.mode, d.drift = ModeFull, true
 		d.reason = "full copy: schema changed (" + describeDrift(prev, j.table) + ")"
-		if err := guardNewColumns(ctx, src, wf, j, prev, d); err != nil {
-			return nil, err
-		}
 	case mode == config.ModeDelta:
 		d.mode = ModeDelta
 		var from []string
@@ -106,74 +105,10 @@ func decide(ctx context.Context, src nopii.Source, feeds []nopii.Feed, wf *confi
 	if e != nil && d.mode == ModeDelta {
 		d.deletes = e.DetectDeletes || e.Window > 0
 	}
+	if err := judgeUnruled(ctx, src, wf, j, states, d); err != nil {
+		return nil, err
+	}
 	return d, nil
-}
-
-// guardNewColumns applies on_unclassified to the columns that drift added
-// without a rule and that look like PII.
-func guardNewColumns(ctx context.Context, src nopii.Source, wf *config.Workflow, j *job, prev *nopii.TableState, d *decision) error {
-	old := map[string]bool{}
-	for _, c := range prev.Columns {
-		old[c.Name] = true
-	}
-	ruled := map[string]bool{}
-	if j.entry != nil {
-		for _, r := range j.entry.Columns {
-			ruled[r.Column] = true
-		}
-	}
-	var fresh []nopii.Column
-	var sampled []string
-	for _, c := range j.table.Columns {
-		if old[c.Name] || ruled[c.Name] {
-			continue
-		}
-		fresh = append(fresh, c)
-		if scanner.NeedsValues(c) {
-			sampled = append(sampled, c.Name)
-		}
-	}
-	values := map[string][]string{}
-	if len(sampled) > 0 {
-		vs, err := src.Sample(ctx, j.table, sampled, driftSample)
-		if err != nil {
-			return err
-		}
-		for i, name := range sampled {
-			values[name] = vs[i]
-		}
-	}
-	for _, c := range fresh {
-		if f, ok := scanner.Judge(c, values[c.Name]); ok {
-			d.unclassified = append(d.unclassified, f)
-			d.unclassCols = append(d.unclassCols, c.Name)
-		}
-	}
-	return nil
-}
-
-// driftSample is how many rows the drift guard samples to judge new columns.
-const driftSample = 200
-
-// findings returns the unclassified columns as scanner findings.
-func (d *decision) findings(t *nopii.Table) []scanner.ColumnFinding {
-	out := make([]scanner.ColumnFinding, len(d.unclassified))
-	for i, f := range d.unclassified {
-		c, _ := t.Column(d.unclassCols[i])
-		out[i] = scanner.NewColumnFinding(t.Name, c, f)
-	}
-	return out
-}
-
-// unclassifiedError is the message of on_unclassified: fail.
-func (d *decision) unclassifiedError(t nopii.TableName) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "new column(s) that look like PII have no rule, so nothing was written for %s (on_unclassified: fail); add to the table's columns:", t)
-	for i, f := range d.unclassified {
-		fmt.Fprintf(&b, "\n    %s: %s    # %s, from the %s", d.unclassCols[i], f.Rule, f.Kind, f.Evidence)
-	}
-	b.WriteString("\n  or `rule: keep` if the column holds no personal data")
-	return &guardError{b.String()}
 }
 
 // describeDrift says what changed between the saved and the current shape.

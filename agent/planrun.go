@@ -19,8 +19,18 @@ type TablePlan struct {
 	Drift        bool     `json:"drift,omitempty"`
 	Redacted     []string `json:"redacted_columns,omitempty"`
 	Unclassified []string `json:"unclassified_pii,omitempty"` // "column: kind → add { rule: … }"
-	Warnings     []string `json:"warnings,omitempty"`
-	Error        string   `json:"error,omitempty"`
+	// Unruled are the columns without a rule and what the guard does
+	// with each.
+	Unruled  []UnruledPlan `json:"unruled_columns,omitempty"`
+	Warnings []string      `json:"warnings,omitempty"`
+	Error    string        `json:"error,omitempty"`
+}
+
+// UnruledPlan is a column without a rule in a plan.
+type UnruledPlan struct {
+	Column string `json:"column"`
+	Type   string `json:"type"`
+	Guard  string `json:"guard"` // what the guard does with it, and the rule to add
 }
 
 // Plan is the dry run of a workflow: per table the mode, why, the redacted
@@ -71,11 +81,14 @@ func (ir *inputRun) plan(ctx context.Context) ([]TablePlan, error) {
 			continue
 		}
 		p.Mode, p.Reason, p.Drift = d.mode, d.reason, d.drift
-		for i, f := range d.unclassified {
-			p.Unclassified = append(p.Unclassified, fmt.Sprintf("%s: %s → add %s", d.unclassCols[i], f.Kind, f.Rule))
+		for _, u := range d.flagged(false) {
+			p.Unclassified = append(p.Unclassified, fmt.Sprintf("%s: %s → add %s", u.column.Name, u.finding.Kind, u.suggestion()))
 		}
-		if len(d.unclassified) > 0 && wf.OnUnclassified != config.OnUnclassifiedWarn {
-			p.Error = d.unclassifiedError(j.table.Name).Error()
+		for _, u := range d.unruled {
+			p.Unruled = append(p.Unruled, UnruledPlan{Column: u.column.Name, Type: u.column.TypeSQL, Guard: u.verdict(wf.OnUnclassified)})
+		}
+		if err := d.guardFailure(j, wf.OnUnclassified); err != nil {
+			p.Error = err.Error()
 		}
 		if j.entry != nil && j.entry.EffectiveMode() == config.ModeDelta {
 			for _, col := range []string{j.entry.UpdatedAt, j.entry.CreatedAt} {

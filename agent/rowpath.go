@@ -20,7 +20,8 @@ import (
 type rowPath struct {
 	c         *compiled
 	table     *nopii.Table
-	forgotten *forgottenSet // nil: nothing forgotten in this table
+	forgotten *forgottenSet    // nil: nothing forgotten in this table
+	ids       *identifierCheck // nil: no forgotten identifier to look for
 	loads     []nopii.RowWriter
 
 	out        [][]byte
@@ -40,6 +41,10 @@ func newRowPath(c *compiled, t *nopii.Table, forgotten *forgottenSet, loads []no
 
 // row takes the source's values: the table's columns, then the key text.
 func (p *rowPath) row(vals [][]byte) error {
+	if p.ids.forgotten(vals) {
+		p.suppressed++
+		return nil
+	}
 	if err := p.c.redactRow(p.table, vals, p.out, &p.scratch); err != nil {
 		return err
 	}
@@ -134,6 +139,7 @@ func (s *forgottenSet) fork() *forgottenSet {
 const (
 	forgottenKeyLabel = "nopii forgotten source_primary_key v1"
 	subjectLabel      = "nopii data subject v1"
+	identifierLabel   = "nopii forgotten identifier v1"
 )
 
 func derivedKey(key []byte, label string) []byte {
@@ -153,13 +159,27 @@ func forgottenHasher(key []byte) func(k []byte) string {
 	}
 }
 
-// newForgottenSet builds the set from hex hashes; nil when there are none,
-// which makes has a nil check.
+// identifierHash is the keyed hash (hex) of a forgotten identifier: a
+// column declared identifying and its value, as the row path hashes it.
+func identifierHash(key []byte, column, value string) string {
+	m := hmac.New(sha256.New, derivedKey(key, identifierLabel))
+	m.Write([]byte(column))
+	m.Write([]byte{0})
+	m.Write([]byte(value))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// newForgottenSet builds the set of forgotten keys from hex hashes; nil
+// when there are none, which makes has a nil check.
 func newForgottenSet(key []byte, hashes []string) (*forgottenSet, error) {
+	return newHashSet(key, forgottenKeyLabel, hashes)
+}
+
+func newHashSet(key []byte, label string, hashes []string) (*forgottenSet, error) {
 	if len(hashes) == 0 {
 		return nil, nil
 	}
-	dk := derivedKey(key, forgottenKeyLabel)
+	dk := derivedKey(key, label)
 	s := &forgottenSet{set: make(map[[sha256.Size]byte]struct{}, len(hashes)), key: dk, mac: hmac.New(sha256.New, dk)}
 	for _, h := range hashes {
 		var d [sha256.Size]byte
@@ -204,4 +224,97 @@ func loadForgotten(ctx context.Context, feeds []nopii.Feed, k nopii.StateKey, ke
 		all = append(all, hs...)
 	}
 	return newForgottenSet(key, all)
+}
+
+// IdentifierLister is a feed that keeps the forgotten identifiers of a
+// workflow's subject requests (SPEC §7), for tables copied after them.
+type IdentifierLister interface {
+	// ForgottenIdentifiers returns the keyed hashes of the identifiers
+	// (column and value) forgotten in the workflow.
+	ForgottenIdentifiers(ctx context.Context, workflow string) ([]string, error)
+}
+
+// identifierCheck keeps out the rows of a table with identifies columns
+// whose identifier was forgotten: their value, as the source sends it, is
+// hashed with the column's name. Only columns whose binary form is their
+// text (text, varchar, citext and domains over them) are checked; a match is
+// exact, as forget's is for these types.
+type identifierCheck struct {
+	cols  []int    // indexes of the identifying columns in the row
+	names [][]byte // their names, then a 0 byte
+	set   *forgottenSet
+	buf   []byte
+}
+
+// identifiers returns the forgotten-identifier check of a job's table: by
+// its identifies columns (none when it declares none).
+func (j *job) identifiers(ctx context.Context, feeds []nopii.Feed, workflow string, key []byte) (*identifierCheck, error) {
+	if j.entry == nil || len(j.entry.Identifies) == 0 {
+		return nil, nil
+	}
+	return loadIdentifiers(ctx, feeds, workflow, j.table, j.entry.Identifies, key)
+}
+
+// loadIdentifiers returns the check for a table, or nil when the table
+// declares no identifying column of a text type or nothing was forgotten.
+func loadIdentifiers(ctx context.Context, feeds []nopii.Feed, workflow string, t *nopii.Table, identifies []string, key []byte) (*identifierCheck, error) {
+	ic := &identifierCheck{}
+	for _, name := range identifies {
+		for i, c := range t.Columns {
+			if c.Name != name || c.Type == nil {
+				continue
+			}
+			switch c.Type.Underlying().Name {
+			case "text", "varchar", "citext":
+				ic.cols = append(ic.cols, i)
+				ic.names = append(ic.names, append([]byte(name), 0))
+			}
+		}
+	}
+	if len(ic.cols) == 0 {
+		return nil, nil
+	}
+	var all []string
+	for _, f := range feeds {
+		il, ok := f.(IdentifierLister)
+		if !ok {
+			continue
+		}
+		hs, err := il.ForgottenIdentifiers(ctx, workflow)
+		if err != nil {
+			return nil, fmt.Errorf("read the %s feed's forgotten identifiers: %w", f.Kind(), err)
+		}
+		all = append(all, hs...)
+	}
+	set, err := newHashSet(key, identifierLabel, all)
+	if err != nil || set == nil {
+		return nil, err
+	}
+	ic.set = set
+	return ic, nil
+}
+
+// fork returns a check of its own for another goroutine.
+func (ic *identifierCheck) fork() *identifierCheck {
+	if ic == nil {
+		return nil
+	}
+	return &identifierCheck{cols: ic.cols, names: ic.names, set: ic.set.fork()}
+}
+
+// forgotten reports whether a source row holds a forgotten identifier.
+func (ic *identifierCheck) forgotten(vals [][]byte) bool {
+	if ic == nil {
+		return false
+	}
+	for i, c := range ic.cols {
+		if vals[c] == nil {
+			continue
+		}
+		ic.buf = append(append(ic.buf[:0], ic.names[i]...), vals[c]...)
+		if ic.set.has(ic.buf) {
+			return true
+		}
+	}
+	return false
 }

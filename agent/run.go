@@ -356,6 +356,7 @@ type tableCopy struct {
 	c         *compiled
 	target    nopii.Target
 	forgotten *forgottenSet
+	ids       *identifierCheck
 	loads     []nopii.Load
 	deltas    []nopii.DeltaLoad
 	path      *rowPath
@@ -443,28 +444,18 @@ func (tc *tableCopy) plan(ctx context.Context) error {
 	return nil
 }
 
-// guardError is the guard's refusal to copy a table (on_unclassified:
-// fail).
-type guardError struct{ msg string }
-
-func (e *guardError) Error() string { return e.msg }
-
-// guard applies on_unclassified to the columns the plan found without a
-// rule that look like PII: fail writes nothing for the table, warn copies
-// it and says so.
+// guard applies on_unclassified to the columns without a rule (guard.go):
+// fail and strict write nothing for the table, warn copies it and says so.
 func (tc *tableCopy) guard() error {
-	d := tc.d
-	if len(d.unclassified) == 0 {
-		return nil
-	}
+	d, mode := tc.d, tc.wf.OnUnclassified
 	tc.tr.Unclassified = d.findings(tc.j.table)
-	if tc.wf.OnUnclassified != config.OnUnclassifiedWarn {
-		return d.unclassifiedError(tc.j.table.Name)
+	if err := d.guardFailure(tc.j, mode); err != nil {
+		return err
 	}
-	for i, f := range d.unclassified {
-		w := fmt.Sprintf("new column %s looks like %s and has no rule: copied as it is (on_unclassified: warn); add %s", d.unclassCols[i], f.Kind, f.Rule)
+	for _, u := range d.flagged(false) {
+		w := fmt.Sprintf("column %s looks like %s and has no rule: copied as it is (on_unclassified: warn); add %s", u.column.Name, u.finding.Kind, u.suggestion())
 		tc.tr.Warnings = append(tc.tr.Warnings, w)
-		tc.log.Warn("unclassified PII column copied", "column", d.unclassCols[i], "kind", f.Kind)
+		tc.log.Warn("unclassified PII column copied", "column", u.column.Name, "kind", u.finding.Kind)
 	}
 	return nil
 }
@@ -496,6 +487,9 @@ func (tc *tableCopy) open(ctx context.Context) error {
 	// Before the loads take the feeds' idle connections: the twin reads the
 	// list on the connection its load then uses, instead of opening another.
 	if tc.forgotten, err = loadForgotten(ctx, tc.feeds, tc.stateKey(), tc.key); err != nil {
+		return err
+	}
+	if tc.ids, err = j.identifiers(ctx, tc.feeds, tc.wf.Name, tc.key); err != nil {
 		return err
 	}
 	tc.loads = make([]nopii.Load, 0, len(tc.feeds))
@@ -536,12 +530,15 @@ func (tc *tableCopy) copy(ctx context.Context) error {
 	t0 := time.Now()
 	j, d := tc.j, tc.d
 	tc.path = newRowPath(tc.c, j.table, tc.forgotten, tc.loads)
+	tc.path.ids = tc.ids
 	dels := startDeletes(ctx, tc.src, j.table, d, tc.c, tc.deltas, tc.log)
 	defer dels.close()
 	sel := nopii.Selection{Since: d.since, WindowSince: d.window, WindowBy: d.windowBy}
 	fork := func() (*rowPath, error) {
 		c, err := compile(j, tc.key)
-		return newRowPath(c, j.table, tc.forgotten.fork(), tc.loads), err
+		p := newRowPath(c, j.table, tc.forgotten.fork(), tc.loads)
+		p.ids = tc.ids.fork()
+		return p, err
 	}
 	res, err := copyRows(ctx, tc.src, j, sel, tc.path, tc.loads, fork, func(n int64) { tc.obs.TableProgress(j.input, tc.tr.Table, n) })
 	tc.tr.Rows, tc.tr.Bytes, tc.tr.Streams = res.stats.Rows, res.stats.Bytes, res.streams

@@ -497,8 +497,14 @@ func (r *Runner) ForgetSubject(ctx context.Context, cfg *config.Config, wf *conf
 	}
 	var errs []error
 	hashKey := forgottenHasher(sr.key)
+	var ids []string // every request's identifiers, for tables copied later
+	for _, q := range sr.reqs {
+		for _, m := range q.Matches {
+			ids = append(ids, identifierHash(sr.key, m.Column, m.Value))
+		}
+	}
 	for fi, sf := range sfeeds {
-		req := nopii.Forget{RequestID: rep.RequestID, At: at}
+		req := nopii.Forget{Workflow: wf.Name, RequestID: rep.RequestID, At: at, Identifiers: ids}
 		var where []*SubjectFeedRows
 		var tables []*subjectTableRun
 		row := 0

@@ -14,6 +14,7 @@ import (
 	"github.com/nopii/nopii"
 	"github.com/nopii/nopii/config"
 	"github.com/nopii/nopii/redact"
+	"github.com/nopii/nopii/scanner"
 )
 
 // ColumnReader is a feed whose stored values can be read back for the leak
@@ -42,6 +43,11 @@ type VerifyResult struct {
 	Leaks    int64    `json:"leaks"`
 	LeakKeys []string `json:"leak_keys,omitempty"` // source_primary_key of offending feed rows, at most 5
 	Skipped  string   `json:"skipped,omitempty"`
+	// A column copied without a rule (check "unruled") that the scanner
+	// judges PII on the feed's own values: what it looks like, and the
+	// rule to add.
+	Kind    string `json:"kind,omitempty"`
+	AddRule string `json:"add_rule,omitempty"`
 }
 
 // Rules whose outputs come from domains so large that any source value in
@@ -158,7 +164,15 @@ func (r *Runner) verifyInput(ctx context.Context, in *config.Input, feeds []nopi
 	h := hmac.New(sha256.New, salt)
 	var out []VerifyResult
 	for _, j := range jobs {
-		if j.err != nil || j.entry == nil {
+		if j.err != nil {
+			continue
+		}
+		res, err := checkUnruled(ctx, in, j, feeds)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, res...)
+		if j.entry == nil {
 			continue
 		}
 		c, err := compile(j, key)
@@ -312,4 +326,57 @@ func (r *VerifyResult) leak(key []byte) {
 	if len(r.LeakKeys) < 5 {
 		r.LeakKeys = append(r.LeakKeys, string(key))
 	}
+}
+
+// errEnough stops reading a feed's column once the sample is full.
+var errEnough = errors.New("sample full")
+
+// checkUnruled is the leak class "copied without a rule": each column of
+// the table without a rule, judged by the scanner on the values a feed
+// holds (its first guardSample), in every feed that can be read back. A
+// column judged PII is a leak: its result names the rule to add.
+func checkUnruled(ctx context.Context, in *config.Input, j *job, feeds []nopii.Feed) ([]VerifyResult, error) {
+	ruled := map[string]bool{}
+	if j.entry != nil {
+		for _, r := range j.entry.Columns {
+			ruled[r.Column] = true
+		}
+	}
+	var out []VerifyResult
+	for _, col := range j.table.Columns {
+		if ruled[col.Name] {
+			continue
+		}
+		for _, f := range feeds {
+			fr, ok := f.(ColumnReader)
+			if !ok {
+				continue
+			}
+			var values []string
+			if scanner.NeedsValues(col) {
+				err := fr.ColumnText(ctx, j.target.Name, col.Name, func(_, v []byte) error {
+					if v != nil {
+						values = append(values, string(v))
+					}
+					if len(values) >= guardSample {
+						return errEnough
+					}
+					return nil
+				})
+				switch {
+				case errors.Is(err, nopii.ErrNotFound), errors.Is(err, nopii.ErrUnsupportedType):
+					continue
+				case err != nil && !errors.Is(err, errEnough):
+					return nil, fmt.Errorf("read %s.%s back from the %s feed: %w", j.target.Name, col.Name, f.Kind(), err)
+				}
+			}
+			fd, ok := scanner.Judge(col, values)
+			if !ok {
+				continue
+			}
+			out = append(out, VerifyResult{Input: in.Name, Table: j.table.Name.String(), Column: col.Name, Rule: "none", Feed: f.Kind(),
+				Check: "unruled", Checked: int64(len(values)), Leaks: 1, Kind: fd.Kind, AddRule: fd.Rule})
+		}
+	}
+	return out, nil
 }

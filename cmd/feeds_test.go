@@ -30,6 +30,10 @@ func TestAllFeedsAtOnce(t *testing.T) {
             columns:
               email: { rule: redact_email }
               first_name: { rule: fake, kind: first_name }
+              last_name: { rule: keep }
+              phone: { rule: fake, kind: phone }
+              date_of_birth: { rule: shift_date }
+              address: { rule: destroy }
               ssn: { rule: hash }
           - name: public.orders
             columns:

@@ -73,6 +73,12 @@ func printPlan(g *globals, wf string, plans []agent.TablePlan) {
 		for _, u := range p.Unclassified {
 			fmt.Fprintf(g.stdout, "unclassified PII in %s %s: %s\n", p.Input, p.Table, u)
 		}
+		if len(p.Unruled) > 0 {
+			fmt.Fprintf(g.stdout, "columns without a rule in %s %s:\n", p.Input, p.Table)
+			for _, u := range p.Unruled {
+				fmt.Fprintf(g.stdout, "  %s (%s): %s\n", u.Column, u.Type, u.Guard)
+			}
+		}
 		for _, w := range p.Warnings {
 			fmt.Fprintf(g.stdout, "warning: %s %s: %s\n", p.Input, p.Table, w)
 		}

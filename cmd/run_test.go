@@ -46,7 +46,7 @@ func TestRunDemo(t *testing.T) {
 		"customer":          {"email", "first_name", "last_name", "phone", "ssn", "date_of_birth", "address", "lifetime_value"},
 		"orders":            {"email"},
 		"payment":           {"card_number", "iban"},
-		"staff":             {"password", "picture"},
+		"staff":             {"password", "picture", "username"},
 		"event":             {"ip"},
 		"newsletter_signup": {"email"},
 	}

@@ -77,6 +77,8 @@ workflows:
           - name: public.payment
           - name: public.note
           - name: public.account
+            columns:
+              primary_card: { rule: hash }
           - name: public.card
       - name: crm
         dsn: `+crmDSN+`

@@ -26,6 +26,9 @@ the deltas after it); for a json rule, the scalars at each redacted path:
   fake, shift_date, noise (outputs within the value's own domain, where another
   row's real value may come up): no row may keep its own value.
 
+Columns copied without a rule are judged by the scanner on the values each
+feed holds (check "unruled"): one that looks like personal data is a leak, and
+the line names the rule to add.
 It reports counts and the source_primary_key of the first offending rows,
 never a value. The exit status is 1 on any leak. What cannot be read back
 (array columns of Parquet parts, a table not loaded yet) says "skipped".`,
@@ -66,9 +69,18 @@ never a value. The exit status is 1 on any leak. What cannot be read back
 						r.Source, r.Checked, r.Leaks, strings.Join(r.LeakKeys, " "))
 				}
 				tw.Flush()
-				if leaks > 0 {
-					fmt.Fprintf(g.stdout, "LEAK: %d feed values are source values of their redacted column\n", leaks)
-				} else {
+				unruled := int64(0)
+				for _, r := range all {
+					if r.Check == "unruled" {
+						unruled++
+						fmt.Fprintf(g.stdout, "LEAK: %s %s.%s was copied without a rule into the %s feed and looks like %s: add %s: %s\n",
+							r.Input, r.Table, r.Column, r.Feed, r.Kind, r.Column, r.AddRule)
+					}
+				}
+				if n := leaks - unruled; n > 0 {
+					fmt.Fprintf(g.stdout, "LEAK: %d feed values are source values of their redacted column\n", n)
+				}
+				if leaks == 0 {
 					fmt.Fprintln(g.stdout, "no leak: no source value of a redacted column was found in the feeds checked")
 				}
 			}

@@ -88,6 +88,9 @@ func TestVerifyLakes(t *testing.T) {
             columns:
               email: { rule: redact_email }
               first_name: { rule: fake, kind: first_name }
+              last_name: { rule: fake, kind: last_name }
+              phone: { rule: fake, kind: phone }
+              ssn: { rule: hash }
               date_of_birth: { rule: shift_date }
               address:
                 rule: json

@@ -24,6 +24,9 @@ const (
 const (
 	OnUnclassifiedFail = "fail"
 	OnUnclassifiedWarn = "warn"
+	// OnUnclassifiedStrict requires a rule (keep included) for every
+	// column of every copied table.
+	OnUnclassifiedStrict = "strict"
 )
 
 // Values of Table.Mode. An empty Mode means the file did not set one; see
@@ -118,7 +121,7 @@ type Workflow struct {
 	// or @every 6h) read in UTC; empty for a workflow run from the CLI only.
 	Schedule string
 
-	OnUnclassified string // OnUnclassifiedFail (default) or OnUnclassifiedWarn
+	OnUnclassified string // OnUnclassifiedFail (default), OnUnclassifiedWarn or OnUnclassifiedStrict
 	Parallelism    int    // tables copied at once; 0 lets the agent choose
 
 	Inputs []Input // at least one, names unique within the workflow

@@ -212,7 +212,7 @@ func (d *decoder) workflow(n *yaml.Node, path string) (Workflow, *yaml.Node) {
 			}
 		}},
 		{"on_unclassified", func(v *yaml.Node, p string) {
-			if s := d.enum(v, p, "an on_unclassified action", OnUnclassifiedFail, OnUnclassifiedWarn); s != "" {
+			if s := d.enum(v, p, "an on_unclassified action", OnUnclassifiedFail, OnUnclassifiedWarn, OnUnclassifiedStrict); s != "" {
 				w.OnUnclassified = s
 			}
 		}},

@@ -43,6 +43,9 @@ func SubjectRequestName(workflow, requestID string) string {
 type forgottenFile struct {
 	Version int              `json:"version"`
 	Tables  []forgottenEntry `json:"tables"`
+	// Identifiers are the keyed hashes of forgotten identifiers (column
+	// and value), for tables copied after their requests.
+	Identifiers []string `json:"identifier_hmacs,omitempty"`
 }
 
 type forgottenEntry struct {
@@ -92,9 +95,26 @@ func (f *Feed) ForgottenKeys(ctx context.Context, k nopii.StateKey) ([]string, e
 	return nil, nil
 }
 
+// ForgottenIdentifiers returns the keyed hashes of the identifiers
+// forgotten in the lake's workflow.
+func (f *Feed) ForgottenIdentifiers(ctx context.Context, workflow string) ([]string, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	if workflow != f.opts.Workflow {
+		return nil, nil
+	}
+	ff, err := f.readForgotten(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.opts.Kind, err)
+	}
+	return ff.Identifiers, nil
+}
+
 // addForgotten adds hashes to the suppression list (a read-modify-write
 // under the state mutex).
-func (f *Feed) addForgotten(ctx context.Context, wf string, tables []nopii.ForgetTable) error {
+func (f *Feed) addForgotten(ctx context.Context, wf string, req nopii.Forget) error {
+	tables := req.Tables
 	f.stateMu.Lock()
 	defer f.stateMu.Unlock()
 	ff, err := f.readForgotten(ctx)
@@ -113,6 +133,11 @@ func (f *Feed) addForgotten(ctx context.Context, wf string, tables []nopii.Forge
 		keys := append(ff.Tables[i].Keys, t.Forgotten...)
 		slices.Sort(keys)
 		ff.Tables[i].Keys = slices.Compact(keys)
+	}
+	if req.Workflow == wf || req.Workflow == "" {
+		ids := append(ff.Identifiers, req.Identifiers...)
+		slices.Sort(ids)
+		ff.Identifiers = slices.Compact(ids)
 	}
 	ff.Version = 1
 	return putJSON(ctx, f.store, ForgottenName(f.opts.Workflow), ff)
@@ -219,7 +244,7 @@ func (f *Feed) Forget(ctx context.Context, req nopii.Forget) ([][]string, error)
 	if f.err != nil {
 		return nil, f.err
 	}
-	if err := f.addForgotten(ctx, f.opts.Workflow, req.Tables); err != nil {
+	if err := f.addForgotten(ctx, f.opts.Workflow, req); err != nil {
 		return nil, fmt.Errorf("%s: record forgotten keys: %w", f.opts.Kind, err)
 	}
 	out := make([][]string, len(req.Tables))

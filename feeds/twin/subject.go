@@ -11,9 +11,11 @@ import (
 	"github.com/nopii/nopii/internal/pgconnect"
 )
 
-// Data-subject requests (SPEC §7) keep two tables in schema nopii: the
+// Data-subject requests (SPEC §7) keep three tables in schema nopii: the
 // suppression list of forgotten keys, which every run consults so that
-// forgotten rows never come back, and the audit of requests. Neither holds
+// forgotten rows never come back; the forgotten identifiers, which keep a
+// subject's rows out of tables copied after the request; and the audit of
+// requests. Neither holds
 // an identifier: keys and subjects are keyed hashes (HMAC under hmac_key).
 const subjectDDL = `CREATE SCHEMA IF NOT EXISTS nopii;
 CREATE TABLE IF NOT EXISTS nopii.forgotten_keys (
@@ -24,6 +26,13 @@ CREATE TABLE IF NOT EXISTS nopii.forgotten_keys (
     request_id   uuid NOT NULL,
     forgotten_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (workflow, input, source_table, key_hmac)
+);
+CREATE TABLE IF NOT EXISTS nopii.forgotten_identifiers (
+    workflow        text NOT NULL,
+    identifier_hmac text NOT NULL,
+    request_id      uuid NOT NULL,
+    forgotten_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (workflow, identifier_hmac)
 );
 CREATE TABLE IF NOT EXISTS nopii.subject_requests (
     request_id   uuid NOT NULL,
@@ -38,7 +47,7 @@ CREATE TABLE IF NOT EXISTS nopii.subject_requests (
 )`
 
 func ensureSubjectTables(ctx context.Context, conn *pgx.Conn) error {
-	return ensureTables(ctx, conn, subjectDDL, "nopii.forgotten_keys", "nopii.subject_requests")
+	return ensureTables(ctx, conn, subjectDDL, "nopii.forgotten_keys", "nopii.forgotten_identifiers", "nopii.subject_requests")
 }
 
 func isUndefinedTable(err error) bool {
@@ -82,6 +91,31 @@ func (f *Feed) ForgottenKeys(ctx context.Context, k nopii.StateKey) ([]string, e
 	return nil, fmt.Errorf("twin: read forgotten keys of %s: %w", k.Table, pgconnect.SafeError(err))
 }
 
+// ForgottenIdentifiers returns the keyed hashes of the identifiers
+// forgotten in a workflow, nil when none.
+func (f *Feed) ForgottenIdentifiers(ctx context.Context, workflow string) ([]string, error) {
+	conn, err := f.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer f.release(conn)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT to_regclass('nopii.forgotten_identifiers') IS NOT NULL").Scan(&exists); err != nil || !exists {
+		if err != nil {
+			return nil, fmt.Errorf("twin: read forgotten identifiers: %w", pgconnect.SafeError(err))
+		}
+		return nil, nil
+	}
+	rows, err := conn.Query(ctx, `SELECT identifier_hmac FROM nopii.forgotten_identifiers WHERE workflow = $1`, workflow)
+	if err == nil {
+		var ids []string
+		if ids, err = pgx.CollectRows(rows, pgx.RowTo[string]); err == nil {
+			return ids, nil
+		}
+	}
+	return nil, fmt.Errorf("twin: read forgotten identifiers: %w", pgconnect.SafeError(err))
+}
+
 // CountKeys returns how many rows of the twin's table have one of keys as
 // source_primary_key; 0 when the table is not in the twin.
 func (f *Feed) CountKeys(ctx context.Context, target nopii.TableName, keys []string) (int64, error) {
@@ -119,6 +153,13 @@ func (f *Feed) Forget(ctx context.Context, req nopii.Forget) ([][]string, error)
 		return nil, fmt.Errorf("twin: forget: %w", pgconnect.SafeError(err))
 	}
 	defer tx.Rollback(context.Background())
+	if len(req.Identifiers) > 0 {
+		if _, err := tx.Exec(ctx, `INSERT INTO nopii.forgotten_identifiers (workflow, identifier_hmac, request_id, forgotten_at)
+			SELECT $1, h, $3, $4 FROM unnest($2::text[]) AS h ON CONFLICT DO NOTHING`,
+			req.Workflow, req.Identifiers, req.RequestID, req.At); err != nil {
+			return nil, fmt.Errorf("twin: record forgotten identifiers: %w", pgconnect.SafeError(err))
+		}
+	}
 	out := make([][]string, len(req.Tables))
 	for i, t := range req.Tables {
 		if _, err := tx.Exec(ctx, `INSERT INTO nopii.forgotten_keys (workflow, input, source_table, key_hmac, request_id, forgotten_at)
