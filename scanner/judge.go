@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/nopii/nopii"
-	"github.com/nopii/nopii/config"
+	"github.com/nopii/nopii/rulesets"
 )
 
 // Finding is a column judged to hold personal data.
@@ -148,7 +148,7 @@ func Judge(c nopii.Column, values []string) (Finding, bool) {
 	if f.Spec == nil {
 		return Finding{}, false
 	}
-	f.Rule = config.FlowYAML(f.Spec)
+	f.Rule = rulesets.FlowYAML(f.Spec)
 	return f, true
 }
 
