@@ -56,6 +56,9 @@ func TestProseFind(t *testing.T) {
 		{"Unix time 1709288520 logged, phone later", 0},            // bare 10 digits
 		{"Version 2.3.14-rc1 (build 20240301) released", 0},        // build date
 		{"Shipment 1Z 999 AA1 01 2345 6784, contact the depot", 0}, // UPS grouped
+		{"Replaced logo@2x.png and menu@3x.png, call design", 0},   // images, not addresses
+		{"Conference call on 2024-03-01 at 10:22 in room 4.12", 0},
+		{"Appel de fonds de 1 250 000,00 € le 01/03/2024", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.text, func(t *testing.T) {
