@@ -158,7 +158,7 @@ func proseFind(s string) (proseKind, []string) {
 		// A run of number words up to a stop; dates and IP addresses in it
 		// are neither phones nor cards and end it.
 		j := i
-		for j < len(ws) && ws[j].digit && !isDate(ws[j].text) && !isIP(ws[j].text) && j-i < 8 {
+		for j < len(ws) && ws[j].digit && !isDate(ws[j].text) && !isIP(ws[j].text) {
 			j++
 			if ws[j-1].stop {
 				break
@@ -168,8 +168,8 @@ func proseFind(s string) (proseKind, []string) {
 			continue
 		}
 		run := ws[i:j]
-		if i > 0 && !ws[i-1].stop && mixed(ws[i-1].text) {
-			i = j - 1 // the tail of a code: 1Z 999 AA1 01 2345 6784
+		if len(run) > maxRunWords || i > 0 && !ws[i-1].stop && mixed(ws[i-1].text) {
+			i = j - 1 // a table of numbers, or the tail of a code: 1Z 999 AA1 01 2345 6784
 			continue
 		}
 		if card, ok := cardInProse(run); ok && (len(run) > 1 || strings.Contains(run[0].text, "-") || near(i, 4, 0, cardContext)) {
@@ -188,6 +188,10 @@ func proseFind(s string) (proseKind, []string) {
 	}
 	return found, items
 }
+
+// maxRunWords: a run of more number words than a phone or card number is
+// printed in is something else (a list of figures, a long tracking code).
+const maxRunWords = 7
 
 // nineDigits: the national numbers of Spain and Portugal, nine digits
 // without a trunk 0, in groups (612 345 678, 912-345-678). isPhone leaves

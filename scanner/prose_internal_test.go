@@ -68,3 +68,16 @@ func TestProseFind(t *testing.T) {
 		})
 	}
 }
+
+// FuzzProseFind: any text, no panic, and an item for every kind found.
+func FuzzProseFind(f *testing.F) {
+	for _, s := range []string{"Please call me at 555-867-0010 before delivery", "IBAN DE89 3704 0044 0532 0130 00", "É1 ' ’ (+ ) -- / 0/ 0171/", "a@b.co, +4915112345678."} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		k, items := proseFind(s)
+		if (k != 0) != (len(items) > 0) {
+			t.Fatalf("kinds %b with items %q", k, items)
+		}
+	})
+}
