@@ -69,6 +69,44 @@ func TestScan(t *testing.T) {
 	}
 }
 
+// TestScanProse: a free-text column with a phone number in one row of ten
+// (issue 17's orders.notes) is flagged with the share as evidence and a
+// rule for prose to paste; its neighbour, whose numbers are order numbers,
+// tracking codes, timestamps and amounts, is not.
+func TestScanProse(t *testing.T) {
+	prodDSN := pgtest.MustDatabase(t)
+	mustExec(t, mustConnect(t, prodDSN), `CREATE TABLE public.orders (id int PRIMARY KEY, notes text, shipping text);
+		INSERT INTO public.orders SELECT i,
+		  CASE WHEN i % 10 = 0 THEN 'Please call me at 555-867-' || lpad(i::text, 4, '0') || ' before delivery'
+		       ELSE 'Leave it at the door' END,
+		  'Order #' || (100000 + i) || ' shipped via UPS 1Z999AA1' || lpad((i * 7919)::text, 8, '0') || ' at 2024-03-01 10:22, total ' || i || '.99 USD'
+		FROM generate_series(1, 200) i`)
+	code, out, errOut := runCLI(t, "scan", "--dsn", prodDSN, "--format", "json")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	var findings []scanner.ColumnFinding
+	if err := json.Unmarshal([]byte(out), &findings); err != nil {
+		t.Fatalf("not one JSON array: %v\n%s", err, out)
+	}
+	if len(findings) != 1 {
+		t.Fatalf("findings %+v, want orders.notes alone", findings)
+	}
+	f := findings[0]
+	if f.Table != "orders" || f.Column != "notes" || f.Kind != "free_text" ||
+		f.Evidence != "inside prose: phone numbers in 10% of 200 sampled values" ||
+		fmt.Sprint(f.Rule) != "map[kind:sentence rule:fake]" {
+		t.Fatalf("finding %+v", f)
+	}
+	code, out, _ = runCLI(t, "scan", "--dsn", prodDSN, "--format", "yaml")
+	if code != 0 || !strings.Contains(out, "- name: public.orders\n            columns:\n              notes: { rule: fake, kind: sentence }    # free_text, inside prose: phone numbers in 10% of 200 sampled values\n") {
+		t.Fatalf("scan --format yaml: exit %d\n%s", code, out)
+	}
+	if strings.Contains(out, "555-867") {
+		t.Fatalf("the output quotes a value:\n%s", out)
+	}
+}
+
 // TestScanToDashboard: with a dashboard in --config, nopii scan posts what
 // the workflow does not cover yet (a keep rule covers a column) to the
 // scanner page, json paths and their rule included.

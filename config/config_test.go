@@ -18,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/nopii/nopii/config"
 )
 
@@ -777,30 +775,5 @@ func TestAliasBomb(t *testing.T) {
 	var errs config.Errors
 	if !errors.As(err, &errs) || len(errs) != 1 || !strings.Contains(errs[0].Error(), "the document is too large") {
 		t.Errorf("err = %v, want one error saying the document is too large", err)
-	}
-}
-
-func TestFlowYAMLReadsBack(t *testing.T) {
-	for _, tc := range []struct {
-		spec map[string]any
-		want string
-	}{
-		{map[string]any{"rule": "mask", "keep_last": 4}, "{ rule: mask, keep_last: 4 }"},
-		{map[string]any{"rule": "replace", "value": "yes"}, `{ rule: replace, value: "yes" }`},
-		{map[string]any{"rule": "json", "paths": map[string]any{"$.contact.email": map[string]any{"rule": "redact_email"}}},
-			`{ rule: json, paths: { "$.contact.email": { rule: redact_email } } }`},
-	} {
-		if got := config.FlowYAML(tc.spec); got != tc.want {
-			t.Errorf("FlowYAML = %s, want %s", got, tc.want)
-		}
-		var back map[string]any
-		if err := yaml.Unmarshal([]byte(tc.want), &back); err != nil {
-			t.Errorf("%s does not read back: %v", tc.want, err)
-		}
-		a, _ := json.Marshal(back)
-		b, _ := json.Marshal(tc.spec)
-		if !bytes.Equal(a, b) {
-			t.Errorf("%s reads back as %s, want %s", tc.want, a, b)
-		}
 	}
 }

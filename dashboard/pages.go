@@ -15,8 +15,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nopii/nopii/config"
 	"github.com/nopii/nopii/internal/human"
+	"github.com/nopii/nopii/rulesets"
 )
 
 //go:embed assets
@@ -264,9 +264,9 @@ func RulesYAML(findings []Finding) string {
 	}
 	var b strings.Builder
 	for _, t := range order {
-		fmt.Fprintf(&b, "- name: %s\n  columns:\n", config.ScalarYAML(t))
+		fmt.Fprintf(&b, "- name: %s\n  columns:\n", rulesets.ScalarYAML(t))
 		for _, f := range byTable[t] {
-			fmt.Fprintf(&b, "    %s: %s\n", config.ScalarYAML(f.Column), ruleYAML(f.Rule))
+			fmt.Fprintf(&b, "    %s: %s\n", rulesets.ScalarYAML(f.Column), ruleYAML(f.Rule))
 		}
 	}
 	return b.String()
@@ -283,7 +283,7 @@ func ruleYAML(raw json.RawMessage) string {
 		if strings.HasPrefix(strings.TrimSpace(str), "{") {
 			return str // already YAML flow, as the scanner prints it
 		}
-		return "{ rule: " + config.ScalarYAML(str) + " }"
+		return "{ rule: " + rulesets.ScalarYAML(str) + " }"
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -291,7 +291,7 @@ func ruleYAML(raw json.RawMessage) string {
 	if err := dec.Decode(&m); err != nil {
 		return "{ rule: keep }  # unreadable rule: review"
 	}
-	return config.FlowYAML(m)
+	return rulesets.FlowYAML(m)
 }
 
 // ago says how long before now t was, coarsely.

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/nopii/nopii"
-	"github.com/nopii/nopii/config"
+	"github.com/nopii/nopii/rulesets"
 )
 
 // Finding is a column judged to hold personal data.
@@ -148,7 +148,7 @@ func Judge(c nopii.Column, values []string) (Finding, bool) {
 	if f.Spec == nil {
 		return Finding{}, false
 	}
-	f.Rule = config.FlowYAML(f.Spec)
+	f.Rule = rulesets.FlowYAML(f.Spec)
 	return f, true
 }
 
@@ -176,6 +176,8 @@ func judgeColumn(c nopii.Column, cl typeClass, values []string) (Finding, bool) 
 		switch {
 		case n < minValues || check == "":
 			return Finding{Kind: hit.kind, Confidence: base, Evidence: source}, true
+		case frac == 0 && n >= 10 && vk.kind == KindFreeText:
+			return vk.finding(n), true // contact_notes: prose, with what the name says inside
 		case frac == 0 && n >= 10 && reliable[hit.kind]:
 			if vk.kind != "" { // values say what it is instead
 				return vk.finding(n), true
@@ -213,9 +215,9 @@ type valueJudgement struct {
 	dob         dobStats
 	names       nameStats
 	postcodes   float64
-	words       float64 // fraction of values that are words of letters (city)
-	embedded    float64 // fraction of prose values with an email, phone, card or IBAN inside
-	distinct    int     // distinct values
+	words       float64    // fraction of values that are words of letters (city)
+	prose       proseStats // emails, phone, card and IBAN numbers inside prose
+	distinct    int        // distinct values
 }
 
 // support is the fraction of values that pass the check of kind, and
@@ -238,7 +240,7 @@ func (v valueJudgement) support(kind string) (float64, string) {
 	case KindCity:
 		return v.words, "the place-name shape (words of letters)"
 	case KindFreeText:
-		return v.embedded, "the email, phone, card and IBAN checks on their words"
+		return v.prose.frac(), "the email, phone, card and IBAN checks inside prose"
 	}
 	if c, ok := v.checks[kind]; ok {
 		return v.fracs[kind], c
@@ -247,6 +249,9 @@ func (v valueJudgement) support(kind string) (float64, string) {
 }
 
 func (v valueJudgement) finding(n int) Finding {
+	if v.kind == KindFreeText {
+		return Finding{Kind: v.kind, Confidence: v.prose.confidence(), Evidence: v.prose.evidence()}
+	}
 	return Finding{Kind: v.kind, Confidence: round(v.frac * 0.95),
 		Evidence: fmt.Sprintf("%.0f%% of %d sampled values pass %s", v.frac*100, n, v.check)}
 }
@@ -258,29 +263,7 @@ const (
 	minStreetFrac = 0.5
 	minNameFrac   = 0.6
 	minDOBFrac    = 0.95
-	// minEmbeddedFrac: prose where this many values carry an email or a
-	// number of a person is judged as a whole.
-	minEmbeddedFrac = 0.2
 )
-
-// embedsPII: prose (three words or more) with an email, an international
-// phone number, a card number or an IBAN among its words.
-func embedsPII(s string) bool {
-	ws := strings.Fields(s)
-	if len(ws) < 3 {
-		return false
-	}
-	for i, w := range ws {
-		w = strings.Trim(w, ".,;:!?()<>[]\"'")
-		if isEmail(w) || isIBAN(w) || strings.HasPrefix(w, "+") && i+1 < len(ws) && isPhone(w+" "+strings.Trim(ws[i+1], ".,;:")) || isPhone(w) && strings.HasPrefix(w, "+") {
-			return true
-		}
-		if i+3 < len(ws) && isCard(strings.Join(ws[i:i+4], " ")) {
-			return true
-		}
-	}
-	return false
-}
 
 func judgeValues(cl typeClass, values []string) valueJudgement {
 	v := valueJudgement{fracs: map[string]float64{}, checks: map[string]string{}}
@@ -289,7 +272,8 @@ func judgeValues(cl typeClass, values []string) valueJudgement {
 		return v
 	}
 	counts := map[string]int{}
-	words, postcodes, embedded := 0, 0, 0
+	words, postcodes := 0, 0
+	v.prose.n = n
 	seen := map[string]bool{}
 	for _, raw := range values {
 		s := strings.TrimSpace(raw)
@@ -309,8 +293,8 @@ func judgeValues(cl typeClass, values []string) valueJudgement {
 		if lettersOnly(s) {
 			words++
 		}
-		if cl == classText && embedsPII(s) {
-			embedded++
+		if cl == classText {
+			v.prose.add(s)
 		}
 		if postcodeShape(s) {
 			postcodes++
@@ -320,7 +304,7 @@ func judgeValues(cl typeClass, values []string) valueJudgement {
 		v.fracs[val.kind] = float64(counts[val.kind]) / float64(n)
 		v.checks[val.kind] = val.check
 	}
-	v.words, v.postcodes, v.embedded = float64(words)/float64(n), float64(postcodes)/float64(n), float64(embedded)/float64(n)
+	v.words, v.postcodes = float64(words)/float64(n), float64(postcodes)/float64(n)
 	if cl == classText || cl == classDate {
 		v.dob = birthDates(values, now())
 	}
@@ -366,8 +350,8 @@ func judgeValues(cl typeClass, values []string) valueJudgement {
 	case v.kind != "":
 	case v.dob.plausible >= minDOBFrac && n >= 20 && v.dob.days*2 >= n && v.dob.medianAge >= 18 && v.dob.medianAge <= 90 && v.dob.spread >= 15:
 		v.kind, v.frac, v.check = KindBirthDate, v.dob.plausible, "the date of birth check (ages 0–120, adult median, decades apart)"
-	case v.embedded >= minEmbeddedFrac:
-		v.kind, v.frac, v.check = KindFreeText, v.embedded, "the email, phone, card and IBAN checks on their words"
+	case v.prose.judged():
+		v.kind, v.frac, v.check = KindFreeText, v.prose.frac(), "the email, phone, card and IBAN checks inside prose"
 	}
 	return v
 }

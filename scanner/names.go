@@ -29,7 +29,7 @@ const (
 
 // words maps a word, or words run together (e_mail → email, date_of_birth
 // → dateofbirth), with accents folded, to the kind it names.
-var words = map[string]string{}
+var words = wordKinds()
 
 // stems name a kind when a word starts with them: telefonnummer,
 // geburtsort, strassenname.
@@ -39,7 +39,10 @@ var stems = []struct{ stem, kind string }{
 	{"postleitzahl", KindPostcode}, {"addr", KindAddress}, {"passw", KindPassword}, {"kreditkart", KindCard}, {"handynummer", KindPhone},
 }
 
-func init() {
+// wordKinds builds words: the names of each kind in the languages the
+// scanner knows, run together and accent-folded as tokens leaves them.
+func wordKinds() map[string]string {
+	words := map[string]string{}
 	add := func(kind string, ws ...string) {
 		for _, w := range ws {
 			words[w] = kind
@@ -88,6 +91,7 @@ func init() {
 	add(KindPassword, "password", "passwd", "pwd", "passwort", "kennwort", "contrasena", "motdepasse", "wachtwoord",
 		"senha", "passwordhash", "passwordsalt", "secret", "apikey", "apisecret", "accesstoken", "refreshtoken",
 		"secretkey", "privatekey", "otpsecret", "totpsecret", "apitoken", "authtoken", "sessiontoken")
+	return words
 }
 
 // negative words next to a kind's word say the column is about the thing,

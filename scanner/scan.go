@@ -26,10 +26,13 @@ type ColumnFinding struct {
 	RuleYAML   string         `json:"-"`
 }
 
+// DefaultSample is how many rows a table's sample holds unless told.
+const DefaultSample = 1000
+
 // Options bound a scan.
 type Options struct {
 	Schemas []string // glob patterns; default every schema
-	Sample  int      // rows sampled per table (TABLESAMPLE or LIMIT); default 1000
+	Sample  int      // rows sampled per table (TABLESAMPLE or LIMIT); default DefaultSample
 	// Workers is how many tables are sampled at once; default 4. The
 	// Source needs as many reader connections to make use of them.
 	Workers int
@@ -44,7 +47,7 @@ type Options struct {
 // a whole table. Findings are sorted by table, then column order.
 func Scan(ctx context.Context, src nopii.Source, o Options) ([]ColumnFinding, error) {
 	if o.Sample <= 0 {
-		o.Sample = 1000
+		o.Sample = DefaultSample
 	}
 	if o.Workers <= 0 {
 		o.Workers = 4
@@ -101,18 +104,45 @@ func Scan(ctx context.Context, src nopii.Source, o Options) ([]ColumnFinding, er
 	return out, nil
 }
 
-// scanTable describes one table, samples the columns whose values count in
-// one read, and judges every column.
+// scanTable describes one table and judges its columns that the workflow
+// does not cover.
 func scanTable(ctx context.Context, src nopii.Source, r nopii.Relation, o Options) ([]ColumnFinding, error) {
 	// Sampling needs no key: a table without one is scanned too.
 	t, err := src.Describe(ctx, r, nil)
 	if err != nil && !(errors.Is(err, nopii.ErrNoPrimaryKey) && t != nil) {
 		return nil, fmt.Errorf("scan: %w", err)
 	}
+	var judge func(nopii.Column) bool
+	if o.Covered != nil {
+		judge = func(c nopii.Column) bool { return !o.Covered(t.Name, c.Name) }
+	}
+	out, err := JudgeTable(ctx, src, t, o.Sample, judge)
+	if err != nil {
+		return nil, fmt.Errorf("scan: %w", err)
+	}
+	return out, nil
+}
+
+// A Sampler reads a bounded sample of a table's columns as text, NULLs left
+// out: nopii.Source's Sample (TABLESAMPLE SYSTEM or LIMIT, never the whole
+// table).
+type Sampler interface {
+	Sample(ctx context.Context, t *nopii.Table, columns []string, n int) ([][]string, error)
+}
+
+// JudgeTable judges the columns of a described table for which judge
+// returns true (every column when judge is nil), from one sample of at most
+// n rows (DefaultSample when n <= 0) of the columns whose values count: one
+// bounded read, whatever the table's size. It returns the columns judged to hold personal data, in
+// column order, each with its evidence and suggested rule.
+func JudgeTable(ctx context.Context, src Sampler, t *nopii.Table, n int, judge func(nopii.Column) bool) ([]ColumnFinding, error) {
+	if n <= 0 {
+		n = DefaultSample
+	}
 	var cols []nopii.Column
 	var sampled []string
 	for _, c := range t.Columns {
-		if o.Covered != nil && o.Covered(t.Name, c.Name) {
+		if judge != nil && !judge(c) {
 			continue
 		}
 		cols = append(cols, c)
@@ -122,9 +152,9 @@ func scanTable(ctx context.Context, src nopii.Source, r nopii.Relation, o Option
 	}
 	values := map[string][]string{}
 	if len(sampled) > 0 {
-		vs, err := src.Sample(ctx, t, sampled, o.Sample)
+		vs, err := src.Sample(ctx, t, sampled, n)
 		if err != nil {
-			return nil, fmt.Errorf("scan: %w", err)
+			return nil, err
 		}
 		for i, name := range sampled {
 			values[name] = vs[i]
@@ -132,11 +162,9 @@ func scanTable(ctx context.Context, src nopii.Source, r nopii.Relation, o Option
 	}
 	var out []ColumnFinding
 	for _, c := range cols {
-		f, ok := Judge(c, values[c.Name])
-		if !ok {
-			continue
+		if f, ok := Judge(c, values[c.Name]); ok {
+			out = append(out, NewColumnFinding(t.Name, c, f))
 		}
-		out = append(out, NewColumnFinding(t.Name, c, f))
 	}
 	return out, nil
 }

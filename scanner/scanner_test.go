@@ -168,3 +168,99 @@ func TestSuggestFitsType(t *testing.T) {
 		}
 	}
 }
+
+// prose makes n sampled values of a free-text column: one in every
+// carries pii(i), the others are ordinary text(i).
+func prose(n, every int, pii, text func(i int) string) []string {
+	return repeat(n, func(i int) string {
+		if i%every == 0 {
+			return pii(i)
+		}
+		return text(i)
+	})
+}
+
+// TestJudgeProse: personal data inside free text, in the languages of the
+// name lists, with its share of the sample as evidence and a rule fit for
+// prose; and prose whose numbers are order numbers, timestamps, amounts,
+// versions and tracking codes, or one hotline repeated, which is none.
+func TestJudgeProse(t *testing.T) {
+	plain := func(i int) string {
+		return []string{"Leave the parcel at the door", "Gift wrap, no invoice in the box", "Second floor, ring twice", "Deliver after 5pm"}[i%4]
+	}
+	tests := []struct {
+		name     string
+		values   []string
+		evidence string // "" when not PII
+	}{
+		{"en phone 10%", prose(200, 10, func(i int) string { return fmt.Sprintf("Please call me at 555-867-%04d before delivery", i) }, plain),
+			"inside prose: phone numbers in 10% of 200 sampled values"},
+		{"de phone", prose(200, 5, func(i int) string { return fmt.Sprintf("Bitte vorher anrufen: 0151 2345%04d", i) }, plain),
+			"inside prose: phone numbers in 20% of 200 sampled values"},
+		{"fr phone", prose(100, 4, func(i int) string { return fmt.Sprintf("Merci de m'appeler au 06 12 34 %02d %02d", i%100, i/100) }, plain),
+			"inside prose: phone numbers in 25% of 100 sampled values"},
+		{"es phone", prose(100, 2, func(i int) string { return fmt.Sprintf("Llame al móvil 612 345 %03d, gracias", i) }, plain),
+			"inside prose: phone numbers in 50% of 100 sampled values"},
+		{"it phone", prose(100, 10, func(i int) string { return fmt.Sprintf("Chiamatemi al cellulare 347 12345%02d", i) }, plain),
+			"inside prose: phone numbers in 10% of 100 sampled values"},
+		{"nl phone", prose(100, 10, func(i int) string { return fmt.Sprintf("Graag bellen op 06 123456%02d", i) }, plain),
+			"inside prose: phone numbers in 10% of 100 sampled values"},
+		{"pt E.164", prose(100, 10, func(i int) string { return fmt.Sprintf("Entregar depois das 18h, +351 912 345 %03d", i) }, plain),
+			"inside prose: phone numbers in 10% of 100 sampled values"},
+		{"emails and phones", prose(200, 4, func(i int) string {
+			if i%8 == 0 {
+				return fmt.Sprintf("New address for invoices: t%d@example.com, thanks", i)
+			}
+			return fmt.Sprintf("Call back on +49 151 %07d tomorrow", i*7919)
+		}, plain), "inside prose: phone numbers in 12%, email addresses in 12% of 200 sampled values"},
+		{"cards and IBANs", prose(100, 5, func(i int) string {
+			if i%10 == 0 {
+				return []string{"Paid with 4111 1111 1111 1111", "Card 5500-0000-0000-0004 declined", "Visa 4012888888881881 charged"}[i/10%3]
+			}
+			return []string{"Refund to DE89 3704 0044 0532 0130 00", "Remboursement FR1420041010050500013M02606", "Reembolso ES91 2100 0418 4502 0005 1332"}[i/10%3]
+		}, plain), "inside prose: card numbers in 10%, IBANs in 10% of 100 sampled values"},
+		// Look-alikes.
+		{"orders and tracking", repeat(200, func(i int) string {
+			return fmt.Sprintf("Order #%d shipped via UPS 1Z999AA1%010d at 2024-03-%02d 10:%02d, call us if late", 100000+i, i*7919, 1+i%28, i%60)
+		}), ""},
+		{"amounts and versions", repeat(200, func(i int) string {
+			return fmt.Sprintf("Upgraded to %d.%d.%d, refund of %d,%02d EUR (ref %010d)", i%5, i%13, i, 1000+i*37, i%100, 5000000000+i*7)
+		}), ""},
+		{"tracking numbers", repeat(200, func(i int) string {
+			return fmt.Sprintf("Tracking 9400 1%03d %04d %04d %04d 00 handed to the carrier", i%1000, i*7%10000, i*13%10000, i*17%10000)
+		}), ""},
+		{"one hotline", repeat(200, func(i int) string {
+			return fmt.Sprintf("Ticket %d: please call our hotline 0800 123 4567 or write to help@shop.example", i)
+		}), ""},
+		{"de Bestellungen", repeat(200, func(i int) string {
+			return fmt.Sprintf("Bestellung %d vom %02d.03.2024 über %d,%02d € versandt, Paket %d", 4000000+i, 1+i%28, 10+i, i%100, 1000000000+i*7919)
+		}), ""},
+		{"one or two in a thousand", prose(1000, 500, func(i int) string { return fmt.Sprintf("call 555-867-%04d", i) }, plain), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, ok := scanner.Judge(col("notes", "text"), tt.values)
+			if tt.evidence == "" {
+				if ok {
+					t.Fatalf("judged %s (%s) but is not", f.Kind, f.Evidence)
+				}
+				return
+			}
+			if !ok || f.Kind != "free_text" || f.Evidence != tt.evidence || f.Rule != "{ rule: fake, kind: sentence }" || f.Confidence < 0.75 {
+				t.Fatalf("got %v %q (%s) rule %s confidence %v, want free_text (%s)", ok, f.Kind, f.Evidence, f.Rule, f.Confidence, tt.evidence)
+			}
+			for _, v := range tt.values {
+				for _, w := range strings.Fields(v) {
+					if len(w) > 4 && strings.ContainsAny(w, "0123456789@") && strings.Contains(f.Evidence, w) {
+						t.Fatalf("evidence quotes a value: %s", f.Evidence)
+					}
+				}
+			}
+		})
+	}
+	// A name that says phone over a column of prose: the prose decides.
+	f, ok := scanner.Judge(col("phone_notes", "text"), prose(50, 2, func(i int) string { return fmt.Sprintf("call +1 202 555 %04d", i) }, plain))
+	if !ok || f.Kind != "free_text" {
+		t.Fatalf("phone_notes: got %v %+v", ok, f)
+	}
+}

@@ -53,6 +53,9 @@ func isEmail(s string) bool {
 			}
 		}
 	}
+	if l := labels[0]; len(l) == 2 && l[0] >= '1' && l[0] <= '9' && l[1] == 'x' {
+		return false // an image for high-density screens: logo@2x.png
+	}
 	tld := labels[len(labels)-1]
 	if len(tld) < 2 {
 		return false

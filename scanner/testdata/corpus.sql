@@ -219,6 +219,98 @@ INSERT INTO ledger SELECT i, pick(ARRAY['4000','4100','6000','6100','8000'], i),
   'INV-' || (2024000 + i), 100 + i % 12, 2020 + i % 5, date '2008-01-01' + (i * 37 % 6000)
 FROM generate_series(1, 300) i;
 
+-- Free text with personal data in some rows (orders.notes: a phone number in
+-- one row of ten), next to free text whose numbers are order numbers,
+-- tracking codes, timestamps, amounts and versions, in every language.
+CREATE TABLE orders (
+  order_id bigint PRIMARY KEY, notes text, shipping_note text, amount_note text, placed_at timestamptz
+);
+INSERT INTO orders SELECT i,
+  CASE WHEN i % 10 = 0 THEN 'Please call me at ' || (201 + i % 700) || '-' || lpad((i * 31 % 1000)::text, 3, '0') || '-' || lpad((i * 97 % 10000)::text, 4, '0') || ' before delivery'
+       ELSE pick(ARRAY['Leave the parcel at the door','Gift wrap please','Second floor, ring twice','Deliver after 5pm','No invoice in the box'], i) END,
+  'Order #' || (100000 + i) || ' shipped via UPS 1Z999AA1' || lpad((i * 7919 % 100000000)::text, 8, '0') || ' at 2024-03-' || lpad((1 + i % 28)::text, 2, '0') || ' 10:' || lpad((i % 60)::text, 2, '0') || '. Call us if it is late.',
+  'Refund of ' || (i * 37 % 5000) || '.' || lpad((i % 100)::text, 2, '0') || ' USD issued, ref ' || (5000000000 + i * 7) || ', ticket ' || (2024000 + i),
+  now() - (i || ' hours')::interval
+FROM generate_series(1, 300) i;
+
+CREATE TABLE bestellungen (
+  id int PRIMARY KEY, bemerkung text, versandinfo text
+);
+INSERT INTO bestellungen SELECT i,
+  CASE WHEN i % 7 = 0 THEN 'Bitte vorher anrufen: 0' || pick(ARRAY['151','171','30','89'], i) || ' ' || (2000000 + i * 7919 % 7999999)
+       WHEN i % 7 = 3 THEN 'Rückfragen gern per Mail an ' || lower(translate(ln(i), 'üöäé ', 'uoae')) || i || '@web.de'
+       ELSE pick(ARRAY['Beim Nachbarn abgeben','Bitte nicht klingeln','Lieferung ab 14 Uhr','Geschenkverpackung'], i) END,
+  'Paket ' || (1000000000 + i * 7919) || ' am ' || lpad((1 + i % 28)::text, 2, '0') || '.03.2024 um 10:' || lpad((i % 60)::text, 2, '0') ||
+    ' übergeben, Betrag ' || (i * 13 % 900) || ',' || lpad((i % 100)::text, 2, '0') || ' €, Sendungsnummer 00340434' || lpad((i * 104729 % 1000000000000)::text, 12, '0')
+FROM generate_series(1, 300) i;
+
+CREATE TABLE commandes (
+  id int PRIMARY KEY, commentaire text, suivi text
+);
+INSERT INTO commandes SELECT i,
+  CASE WHEN i % 8 = 0 THEN 'Merci de m''appeler au 06 ' || lpad((i % 100)::text, 2, '0') || ' ' || lpad((i * 7 % 100)::text, 2, '0') || ' ' || lpad((i * 11 % 100)::text, 2, '0') || ' ' || lpad((i * 13 % 100)::text, 2, '0') || ' avant la livraison'
+       WHEN i % 8 = 4 THEN 'Nouvelle adresse de facturation : client' || i || '@orange.fr'
+       ELSE pick(ARRAY['Laisser chez le gardien','Livrer le matin','Emballage cadeau','Pas de facture dans le colis'], i) END,
+  'Colis 6A' || lpad((i * 7919)::text, 11, '0') || ' expédié le ' || lpad((1 + i % 28)::text, 2, '0') || '/03/2024 à 10h' || lpad((i % 60)::text, 2, '0') ||
+    ', montant ' || (1 + i % 9) || ' ' || lpad((i * 37 % 1000)::text, 3, '0') || ',' || lpad((i % 100)::text, 2, '0') || ' €, commande n° ' || (2024000000 + i)
+FROM generate_series(1, 300) i;
+
+CREATE TABLE pedidos (
+  id int PRIMARY KEY, observaciones text, envio text
+);
+INSERT INTO pedidos SELECT i,
+  CASE WHEN i % 6 = 0 THEN 'Llame al móvil 6' || lpad((i * 37 % 100)::text, 2, '0') || ' ' || lpad((i * 7 % 1000)::text, 3, '0') || ' ' || lpad((i * 11 % 1000)::text, 3, '0') || ' antes de entregar'
+       WHEN i % 6 = 3 THEN 'Reembolso a la cuenta ' || de_iban(i) || ', gracias'
+       ELSE pick(ARRAY['Dejar en conserjería','Entregar por la tarde','Envolver para regalo','Sin factura en la caja'], i) END,
+  'Pedido ' || (5550000000 + i * 7) || ' enviado el 2024-03-' || lpad((1 + i % 28)::text, 2, '0') || ' 10:' || lpad((i % 60)::text, 2, '0') || ', importe ' || (i * 7 % 999) || ',' || lpad((i % 100)::text, 2, '0') || ' €, versión app 3.' || (i % 12) || '.' || i
+FROM generate_series(1, 300) i;
+
+CREATE TABLE ordini (
+  id int PRIMARY KEY, note text, spedizione text
+);
+INSERT INTO ordini SELECT i,
+  CASE WHEN i % 9 = 0 THEN 'Chiamatemi al cellulare 3' || lpad((i * 37 % 100)::text, 2, '0') || ' ' || lpad((i * 7919 % 10000000)::text, 7, '0') || ' prima della consegna'
+       ELSE pick(ARRAY['Lasciare al portiere','Consegna al mattino','Confezione regalo','Niente fattura nel pacco'], i) END,
+  'Ordine ' || (3470000000 + i * 13) || ' spedito il ' || lpad((1 + i % 28)::text, 2, '0') || '.03.2024 alle 10:' || lpad((i % 60)::text, 2, '0') || ', totale ' || (i * 7 % 999) || ',' || lpad((i % 100)::text, 2, '0') || ' €'
+FROM generate_series(1, 300) i;
+
+CREATE TABLE bestellingen (
+  id int PRIMARY KEY, opmerking text, verzending text
+);
+INSERT INTO bestellingen SELECT i,
+  CASE WHEN i % 10 = 0 THEN 'Graag even bellen op 06 ' || lpad((i * 7919 % 100000000)::text, 8, '0') || ' voor levering'
+       ELSE pick(ARRAY['Afgeven bij de buren','Niet aanbellen','Levering na 14 uur','Cadeauverpakking graag'], i) END,
+  'Zending 3S' || upper(substr(md5(i::text), 1, 4)) || lpad((i * 7919)::text, 9, '0') || ' verstuurd op 2024-03-' || lpad((1 + i % 28)::text, 2, '0') || 'T10:' || lpad((i % 60)::text, 2, '0') || ':00Z, bedrag € ' || (i * 7 % 999) || ',' || lpad((i % 100)::text, 2, '0')
+FROM generate_series(1, 300) i;
+
+CREATE TABLE encomendas (
+  id int PRIMARY KEY, observacoes text, envio text
+);
+INSERT INTO encomendas SELECT i,
+  CASE WHEN i % 5 = 0 THEN 'Entregar depois das 18h, contacto +351 9' || lpad((i * 7 % 100)::text, 2, '0') || ' ' || lpad((i * 11 % 1000)::text, 3, '0') || ' ' || lpad((i * 13 % 1000)::text, 3, '0')
+       ELSE pick(ARRAY['Deixar na portaria','Entregar de manhã','Embrulhar para presente','Sem fatura na caixa'], i) END,
+  'Encomenda ' || (9120000000 + i * 7) || ' enviada a ' || lpad((1 + i % 28)::text, 2, '0') || '/03/2024, CTT RR' || lpad((i * 7919 % 1000000000)::text, 9, '0') || 'PT, valor ' || (i * 3 % 500) || ',' || lpad((i % 100)::text, 2, '0') || ' €'
+FROM generate_series(1, 300) i;
+
+-- Payment memos with card numbers in some, and ones with none
+CREATE TABLE payment_log (
+  id int PRIMARY KEY, memo text, gateway_note text
+);
+INSERT INTO payment_log SELECT i,
+  CASE WHEN i % 10 = 0 THEN 'Customer paid by phone with card ' || regexp_replace(luhn('4' || lpad((i * 7919)::text, 14, '0')), '(\d{4})(?=\d)', '\1 ', 'g')
+       ELSE pick(ARRAY['Paid in full','Partial payment, rest next month','Refunded after return','Chargeback disputed'], i) END,
+  'Gateway txn ' || luhn('4' || lpad((i * 104729)::text, 14, '0')) || ' settled at 2024-03-' || lpad((1 + i % 28)::text, 2, '0') || ' 10:22:' || lpad((i % 60)::text, 2, '0') || ', fee ' || (i % 9) || '.' || lpad((i % 100)::text, 2, '0')
+FROM generate_series(1, 300) i;
+
+-- Release notes and a support template: numbers, one hotline, no person
+CREATE TABLE release_note (
+  id int PRIMARY KEY, body text, footer text
+);
+INSERT INTO release_note SELECT i,
+  'Version ' || (i % 5) || '.' || (i % 13) || '.' || i || ' (build ' || (20240000 + i) || ') fixes issue #' || (1000 + i * 7) || ' and upgrades libfoo from 1.2.' || (i % 9) || ' to 1.3.0-rc' || (i % 4),
+  'Questions? Call our hotline 0800 123 4567 or write to support@shop.example, ticket ' || (7000000 + i)
+FROM generate_series(1, 300) i;
+
 -- A big table: sampled with TABLESAMPLE, not read whole
 CREATE TABLE page_view (
   id bigint PRIMARY KEY, visitor_email text, path text, referrer text, duration_ms int, viewed_at timestamptz

@@ -1,4 +1,4 @@
-package config
+package rulesets
 
 import (
 	"encoding/json"
@@ -8,8 +8,8 @@ import (
 	"strings"
 )
 
-// FlowYAML renders a column rule as one YAML flow mapping that this
-// package reads back as the same rule: rule first, the other keys sorted,
+// FlowYAML renders a column rule as one YAML flow mapping that a workflow
+// file (package config) reads back as the same rule: rule first, the other keys sorted,
 // nested mappings alike — { rule: mask, keep_last: 4 }, { rule: json,
 // paths: { "$.contact.email": { rule: redact_email } } }. Values are what
 // encoding/json decodes (json.Number too).
