@@ -31,8 +31,8 @@ import (
 // unruledColumn is a column without a rule, as the guard judged it.
 type unruledColumn struct {
 	column  nopii.Column
-	held    bool             // every feed already held the table with this column and type
-	finding *scanner.Finding // it looks like PII; nil: it does not, or it was not judged (held)
+	held    bool                   // every feed already held the table with this column and type
+	finding *scanner.ColumnFinding // it looks like PII; nil: it does not, or it was not judged (held)
 }
 
 // guardSample is how many rows the guard samples to judge a table's
@@ -42,7 +42,7 @@ const guardSample = 200
 // judgeUnruled fills d.unruled: the table's columns without a rule, each
 // judged unless every feed's state (states, one per feed, nil where the feed
 // has none) already holds it with the same type. Under strict every such
-// column is judged, for the rule to suggest.
+// column is judged, for the rule to suggest. One bounded sample per table.
 func judgeUnruled(ctx context.Context, src nopii.Source, wf *config.Workflow, j *job, states []*nopii.TableState, d *decision) error {
 	ruled := map[string]bool{}
 	if j.entry != nil {
@@ -52,42 +52,27 @@ func judgeUnruled(ctx context.Context, src nopii.Source, wf *config.Workflow, j 
 	}
 	held := heldColumns(states)
 	strict := wf.OnUnclassified == config.OnUnclassifiedStrict
-	var judge []nopii.Column
-	var sampled []string
+	judged := map[string]bool{}
 	for _, c := range j.table.Columns {
 		if ruled[c.Name] {
 			continue
 		}
 		u := unruledColumn{column: c, held: held[c.Name] == c.TypeSQL}
 		d.unruled = append(d.unruled, u)
-		if u.held && !strict {
-			continue
-		}
-		judge = append(judge, c)
-		if scanner.NeedsValues(c) {
-			sampled = append(sampled, c.Name)
-		}
+		judged[c.Name] = !u.held || strict
 	}
-	if len(judge) == 0 {
+	if len(d.unruled) == 0 {
 		return nil
 	}
-	values := map[string][]string{}
-	if len(sampled) > 0 {
-		vs, err := src.Sample(ctx, j.table, sampled, guardSample)
-		if err != nil {
-			return fmt.Errorf("guard: %w", err)
-		}
-		for i, name := range sampled {
-			values[name] = vs[i]
-		}
+	found, err := scanner.JudgeTable(ctx, src, j.table, guardSample, func(c nopii.Column) bool { return judged[c.Name] })
+	if err != nil {
+		return fmt.Errorf("guard: %w", err)
 	}
-	for i := range d.unruled {
-		u := &d.unruled[i]
-		if u.held && !strict {
-			continue
-		}
-		if f, ok := scanner.Judge(u.column, values[u.column.Name]); ok {
-			u.finding = &f
+	for i := range found {
+		for k := range d.unruled {
+			if d.unruled[k].column.Name == found[i].Column {
+				d.unruled[k].finding = &found[i]
+			}
 		}
 	}
 	return nil
@@ -134,7 +119,7 @@ func (d *decision) findings(t *nopii.Table) []scanner.ColumnFinding {
 	var out []scanner.ColumnFinding
 	for _, u := range d.unruled {
 		if u.finding != nil && !u.held {
-			out = append(out, scanner.NewColumnFinding(t.Name, u.column, *u.finding))
+			out = append(out, *u.finding)
 		}
 	}
 	return out
@@ -159,7 +144,7 @@ func (u unruledColumn) verdict(mode string) string {
 // suggestion is the rule to add for the column: the scanner's, or keep.
 func (u unruledColumn) suggestion() string {
 	if u.finding != nil {
-		return u.finding.Rule
+		return u.finding.RuleYAML
 	}
 	return "{ rule: keep }"
 }
@@ -200,7 +185,7 @@ func (d *decision) guardFailure(j *job, mode string) error {
 	for _, u := range cols {
 		fmt.Fprintf(&b, "\n%s%s: %s", indent, yamlKey(u.column.Name), u.suggestion())
 		if u.finding != nil {
-			fmt.Fprintf(&b, "    # %s, from the %s", u.finding.Kind, u.finding.Evidence)
+			fmt.Fprintf(&b, "    # %s, %s", u.finding.Kind, u.finding.Evidence)
 		}
 	}
 	if !strict {

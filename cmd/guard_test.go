@@ -257,3 +257,34 @@ func TestForgottenStayOutOfNewTables(t *testing.T) {
 		}
 	}
 }
+
+// TestGuardProse: a free-text column with phone numbers in one row of ten
+// stops a new table, and the error suggests its rule; order numbers and
+// tracking codes in prose do not.
+func TestGuardProse(t *testing.T) {
+	prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	prod, twin := mustConnect(t, prodDSN), mustConnect(t, twinDSN)
+	mustExec(t, prod, `
+CREATE TABLE public.orders (id int PRIMARY KEY, notes text);
+INSERT INTO public.orders SELECT i,
+  CASE WHEN i % 10 = 0 THEN 'Please call me at 555-867-' || lpad(i::text, 4, '0') || ' before delivery'
+       ELSE 'Order #' || (100000 + i) || ' shipped via UPS 1Z999AA1012345678' || (i % 10) || ' at 2024-03-01 10:22' END
+FROM generate_series(1, 300) i;
+CREATE TABLE public.shipments (id int PRIMARY KEY, notes text);
+INSERT INTO public.shipments SELECT i, 'Order #' || (100000 + i) || ' shipped via UPS 1Z999AA1012345678' || (i % 10) || ', v2.' || (i % 7) || '.1, total 49.90'
+FROM generate_series(1, 300) i;`)
+	rep := runJSON(t, oneInputConfig(t, prodDSN, twinDSN, "          - name: public.*"), 1)
+	o := tableReport(t, rep, "public.orders")
+	if o.Outcome != agent.OutcomeGuarded || !strings.Contains(o.Error, "\n      notes: { rule: fake, kind: sentence }    # free_text, inside prose: phone numbers in 10% of") {
+		t.Fatalf("orders: %q\n%q", o.Outcome, o.Error)
+	}
+	if strings.Contains(o.Error, "555-867") {
+		t.Errorf("the error quotes a value:\n%s", o.Error)
+	}
+	if s := tableReport(t, rep, "public.shipments"); s.Outcome != agent.OutcomeCopied {
+		t.Errorf("shipments (no personal data in its prose): %q %s", s.Outcome, s.Error)
+	}
+	if n := queryInt(t, twin, "SELECT count(*) FROM pg_class WHERE relname = 'orders'"); n != 0 {
+		t.Error("orders reached the twin")
+	}
+}
