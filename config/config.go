@@ -129,7 +129,7 @@ type Workflow struct {
 // Input is one source database of a workflow and the tables taken from it.
 type Input struct {
 	Name string
-	DSN  Secret // a libpq connection string or URL; see RedactDSN for logging
+	DSN  Secret // a libpq connection string or URL; internal/pgconnect.Redact masks it for messages
 
 	// TargetSchemaPrefix is prepended to schema names in the feeds, so
 	// that "billing_" puts public.x into billing_public.x.
