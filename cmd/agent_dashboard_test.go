@@ -24,26 +24,8 @@ func TestAgentWithDashboard(t *testing.T) {
 	dashDSN, prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t), pgtest.MustDatabase(t)
 	mustExec(t, mustConnect(t, prodDSN), `CREATE TABLE public.t (id int PRIMARY KEY, email text);
 		INSERT INTO public.t SELECT i, 'x' || i || '@y.org' FROM generate_series(1, 42) i`)
-	const admin = "admin-token-0123456789abcdef"
-	env := append(os.Environ(), "NOPII_DASHBOARD_ADMIN_TOKEN="+admin)
-
-	out, err := exec.Command(bin, "dashboard", "token", "create", "edge-agent", "--dsn", dashDSN).Output()
-	if err != nil {
-		t.Fatalf("token create: %v", err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	token := lines[len(lines)-1]
-
-	dashAddr := freeAddr(t)
-	dash := exec.Command(bin, "dashboard", "--dsn", dashDSN, "--listen", dashAddr)
-	dash.Env = env
-	var dashOut syncBuf
-	dash.Stdout, dash.Stderr = &dashOut, &dashOut
-	if err := dash.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { dash.Process.Kill(); dash.Wait() }()
-	eventually(t, 15*time.Second, "the dashboard answers", func() bool { c, _ := httpGet("http://" + dashAddr + "/healthz"); return c == 200 })
+	const admin = dashAdmin
+	dashAddr, token, _ := startDashboard(t, bin, dashDSN)
 
 	cfg := writeConfig(t, `
 version: 1
@@ -78,7 +60,7 @@ workflows:
 	defer func() {
 		ag.Process.Kill()
 		if t.Failed() {
-			t.Logf("agent:\n%s\ndashboard:\n%s", agOut.String(), dashOut.String())
+			t.Logf("agent:\n%s", agOut.String())
 		}
 	}()
 
@@ -163,24 +145,8 @@ func TestAgentJobsHideDSNSecrets(t *testing.T) {
 	c := pgtest.MustCluster(t)
 	dashDSN, prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t), pgtest.MustDatabase(t)
 	mustExec(t, mustConnect(t, prodDSN), `CREATE TABLE public.t (id int PRIMARY KEY)`)
-	const admin = "admin-token-0123456789abcdef"
-	env := append(os.Environ(), "NOPII_DASHBOARD_ADMIN_TOKEN="+admin)
-	out, err := exec.Command(bin, "dashboard", "token", "create", "edge-agent", "--dsn", dashDSN).Output()
-	if err != nil {
-		t.Fatalf("token create: %v", err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	token := lines[len(lines)-1]
-	dashAddr := freeAddr(t)
-	dash := exec.Command(bin, "dashboard", "--dsn", dashDSN, "--listen", dashAddr)
-	dash.Env = env
-	var dashOut syncBuf
-	dash.Stdout, dash.Stderr = &dashOut, &dashOut
-	if err := dash.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { dash.Process.Kill(); dash.Wait() }()
-	eventually(t, 15*time.Second, "the dashboard answers", func() bool { c, _ := httpGet("http://" + dashAddr + "/healthz"); return c == 200 })
+	const admin = dashAdmin
+	dashAddr, token, dashOut := startDashboard(t, bin, dashDSN)
 
 	cases := dsntest.Cases(dsntest.Server{Host: "127.0.0.1", Port: c.Port, Database: "postgres", WrongUser: pgtest.PasswordUser})
 	agentAddr := freeAddr(t)
@@ -208,7 +174,7 @@ func TestAgentJobsHideDSNSecrets(t *testing.T) {
 		ag.Process.Kill()
 		ag.Wait()
 		if t.Failed() {
-			t.Logf("agent:\n%s\ndashboard:\n%s", agOut.String(), dashOut.String())
+			t.Logf("agent:\n%s", agOut.String())
 		}
 	}()
 
@@ -259,4 +225,36 @@ func TestAgentJobsHideDSNSecrets(t *testing.T) {
 			t.Errorf("%s holds %q", what, leaked)
 		}
 	}
+}
+
+const dashAdmin = "admin-token-0123456789abcdef"
+
+// startDashboard creates an agent token for edge-agent and starts a
+// dashboard process on dsn with the admin token dashAdmin; it is killed
+// when the test ends.
+func startDashboard(t *testing.T, bin, dsn string) (addr, token string, out *syncBuf) {
+	t.Helper()
+	created, err := exec.Command(bin, "dashboard", "token", "create", "edge-agent", "--dsn", dsn).Output()
+	if err != nil {
+		t.Fatalf("token create: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(created)), "\n")
+	token = lines[len(lines)-1]
+	addr = freeAddr(t)
+	dash := exec.Command(bin, "dashboard", "--dsn", dsn, "--listen", addr)
+	dash.Env = append(os.Environ(), "NOPII_DASHBOARD_ADMIN_TOKEN="+dashAdmin)
+	out = &syncBuf{}
+	dash.Stdout, dash.Stderr = out, out
+	if err := dash.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		dash.Process.Kill()
+		dash.Wait()
+		if t.Failed() {
+			t.Logf("dashboard:\n%s", out.String())
+		}
+	})
+	eventually(t, 15*time.Second, "the dashboard answers", func() bool { c, _ := httpGet("http://" + addr + "/healthz"); return c == 200 })
+	return addr, token, out
 }
