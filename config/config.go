@@ -121,6 +121,11 @@ type Workflow struct {
 	OnUnclassified string // OnUnclassifiedFail (default) or OnUnclassifiedWarn
 	Parallelism    int    // tables copied at once; 0 lets the agent choose
 
+	// LockWait is how long a run waits for another run of the workflow
+	// that holds a feed's run lock (docs/reliability.md) before it gives
+	// up; 0 (the default) does not wait.
+	LockWait time.Duration
+
 	Inputs []Input // at least one, names unique within the workflow
 	Feeds  []Feed  // at least one
 	Pos    Pos
