@@ -245,3 +245,86 @@ func lakeTableRows(t *testing.T, st lake.Store) (int64, int64) {
 	rows := laketest.NewReader(st, lake.Options{Workflow: "w", Format: lake.FormatParquet}).Rows(t, nopii.TableName{Schema: "public", Name: "t"})
 	return int64(len(rows)), int64(len(rows))
 }
+
+// TestAgentSkipsLockedTicks: an agent whose ticks come faster than a run
+// lasts skips them and says why — another process holds the workflow's run
+// lock (a manual nopii run), or its own previous run is still going — and
+// posts no job for a skipped tick; then a run that fails is logged at ERROR
+// with its error.
+func TestAgentSkipsLockedTicks(t *testing.T) {
+	bin := buildNopii(t)
+	dashDSN, prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	prod := mustConnect(t, prodDSN)
+	mustExec(t, prod, `CREATE TABLE public.t (id int PRIMARY KEY, email text NOT NULL);
+		INSERT INTO public.t SELECT i, 'u' || i || '@x.org' FROM generate_series(1, 100) i`)
+	dashAddr, token, _ := startDashboard(t, bin, dashDSN)
+	agentAddr := freeAddr(t)
+	body := `
+version: 1
+hmac_key: ` + testKey + `
+dashboard:
+  url: http://` + dashAddr + `
+  token: ` + token + `
+  heartbeat_interval: 1s
+agent:
+  name: edge-agent
+  listen: ` + agentAddr + `
+workflows:
+  - name: w
+    schedule: "@every 1s"
+    inputs:
+      - name: prod
+        dsn: ` + prodDSN + `
+        tables:
+          - name: public.t
+            columns:
+              email: { rule: redact_email }
+    feeds:
+      - type: twin
+        dsn: ` + twinDSN + `
+`
+	cfg := writeConfig(t, body)
+	env := os.Environ()
+
+	block := blockTable(t, prodDSN)
+	manual := startNopii(t, bin, env, "run", "--config", cfg)
+	waitBlocked(t, prod, manual)
+	ag := startNopii(t, bin, env, "agent", "--config", cfg)
+	eventually(t, 30*time.Second, "the agent says another process holds the lock", func() bool {
+		o := ag.out.String()
+		return strings.Contains(o, "scheduled run skipped: another run of workflow w holds feed twin") &&
+			strings.Contains(o, fmt.Sprintf("(pid %d, host ", manual.cmd.Process.Pid))
+	})
+
+	// The manual run dies holding the lock; the agent's next run takes it
+	// at once, and waits for the table longer than a tick.
+	manual.cmd.Process.Signal(syscall.SIGKILL)
+	manual.wait(t)
+	eventually(t, 30*time.Second, "the agent skips ticks while its own run goes on", func() bool {
+		return strings.Contains(ag.out.String(), "scheduled run skipped: the previous run is still going")
+	})
+	block.release(t)
+	eventually(t, 30*time.Second, "the agent's run succeeds", func() bool {
+		return strings.Contains(ag.out.String(), `"msg":"run finished","workflow":"w","status":"success"`)
+	})
+	_, metrics := httpGet("http://" + agentAddr + "/metrics")
+	if !strings.Contains(metrics, `nopii_runs_skipped_total{workflow="w"}`) {
+		t.Errorf("/metrics does not count the skipped ticks:\n%s", metrics)
+	}
+	jobs := queryString(t, mustConnect(t, dashDSN), `SELECT coalesce(string_agg(status, ',' ORDER BY status), '') FROM nopii_dashboard.jobs`)
+	if strings.Contains(jobs, "failed") || !strings.Contains(jobs, "success") {
+		t.Errorf("dashboard jobs %q: want successes only, no job for a skipped tick", jobs)
+	}
+
+	// A run that fails says why in the agent's log, at ERROR.
+	mustExec(t, prod, `ALTER TABLE public.t ADD COLUMN mobile_phone text; UPDATE public.t SET mobile_phone = '+49 151 2345' || lpad(id::text, 3, '0')`)
+	eventually(t, 30*time.Second, "the failed run is logged at ERROR with its error", func() bool {
+		for _, line := range strings.Split(ag.out.String(), "\n") {
+			if strings.Contains(line, `"level":"ERROR","msg":"run finished"`) && strings.Contains(line, `"status":"failed"`) &&
+				strings.Contains(line, `"error":"table public.t: `) && strings.Contains(line, "mobile_phone") {
+				return true
+			}
+		}
+		return false
+	})
+}
