@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/robfig/cron/v3"
 
+	"github.com/nopii/nopii"
 	"github.com/nopii/nopii/config"
 	"github.com/nopii/nopii/scanner"
 )
@@ -90,7 +91,7 @@ type metrics struct {
 func newMetrics() metrics {
 	m := metrics{reg: prometheus.NewRegistry(),
 		runs:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nopii_runs_total", Help: "Workflow runs by result."}, []string{"workflow", "status"}),
-		skipped:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nopii_runs_skipped_total", Help: "Scheduled runs skipped because the previous run was still going."}, []string{"workflow"}),
+		skipped:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nopii_runs_skipped_total", Help: "Scheduled runs skipped because the previous run was still going, in this agent or (the workflow's run lock) elsewhere."}, []string{"workflow"}),
 		duration:   prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "nopii_run_duration_seconds", Help: "Duration of workflow runs.", Buckets: prometheus.ExponentialBuckets(0.5, 2, 14)}, []string{"workflow"}),
 		rows:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nopii_rows_copied_total", Help: "Rows read from sources and written to feeds."}, []string{"workflow", "table"}),
 		bytes:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nopii_bytes_copied_total", Help: "Bytes of binary COPY data read from sources."}, []string{"workflow", "table"}),
@@ -364,6 +365,7 @@ func (d *Daemon) fire(name string) {
 	d.running[name] = true
 	now := time.Now().UTC()
 	st := d.last[name]
+	before := st // what the heartbeat shows again if the run is skipped
 	st.LastResult, st.LastRun = StatusRunning, &now
 	d.last[name] = st
 	d.runs.Add(1)
@@ -376,9 +378,6 @@ func (d *Daemon) fire(name string) {
 	if hasCDC(wf) {
 		cdc = CDCSkip // a follower streams them
 	}
-	if d.reporter != nil {
-		d.reporter.Job(JobReport{JobID: jobID, Agent: cfg.Agent.Name, Report: Report{Workflow: name, Status: StatusRunning, StartedAt: now}})
-	}
 	var obs Observer = nopObserver{}
 	if d.reporter != nil {
 		obs = &jobProgress{r: d.reporter, job: JobReport{JobID: jobID, Agent: cfg.Agent.Name,
@@ -386,7 +385,28 @@ func (d *Daemon) fire(name string) {
 	}
 	runner := d.NewRunner(log, obs)
 	runner.CDC = cdc
+	// The job is posted once the run holds its feeds' run locks: a tick
+	// that another run (another agent, a manual nopii run) holds them
+	// through is skipped, not a failed job.
+	runner.Started = func() {
+		if d.reporter != nil {
+			d.reporter.Job(JobReport{JobID: jobID, Agent: cfg.Agent.Name, Report: Report{Workflow: name, Status: StatusRunning, StartedAt: now}})
+		}
+	}
+	var held *nopii.LockedError
+	runner.Locked = func(err *nopii.LockedError) { held = err }
 	rep := runner.Run(d.runCtx, cfg, wf)
+	if held != nil {
+		d.m.skipped.WithLabelValues(name).Inc()
+		log.Warn("scheduled run skipped: "+held.Error(), "holder_pid", held.PID, "holder_host", held.Host, "feed", held.Feed)
+		d.mu.Lock()
+		d.running[name] = false
+		st = d.last[name]
+		st.LastResult, st.LastRun = before.LastResult, before.LastRun
+		d.last[name] = st
+		d.mu.Unlock()
+		return
+	}
 	d.m.runs.WithLabelValues(name, string(rep.Status)).Inc()
 	d.m.duration.WithLabelValues(name).Observe(rep.Seconds)
 	for _, t := range rep.Tables {
@@ -407,13 +427,28 @@ func (d *Daemon) fire(name string) {
 		}
 	}
 	rows, _ := rep.Totals()
-	log.Info("run finished", "status", rep.Status, "tables", len(rep.Tables), "rows", rows, "seconds", rep.Seconds)
+	if rep.Failed() {
+		log.Error("run finished", "status", rep.Status, "tables", len(rep.Tables), "rows", rows, "seconds", rep.Seconds, LogKeyError, failure(rep))
+	} else {
+		log.Info("run finished", "status", rep.Status, "tables", len(rep.Tables), "rows", rows, "seconds", rep.Seconds)
+	}
 	d.mu.Lock()
 	d.running[name] = false
 	st = d.last[name]
 	st.LastResult = rep.Status
 	d.last[name] = st
 	d.mu.Unlock()
+}
+
+// failure says why a run failed: its own error, then each failed table's.
+func failure(rep *Report) string {
+	msg := rep.Error
+	for _, t := range rep.Tables {
+		if t.Error != "" {
+			msg = joinError(msg, "table "+t.Table+": "+t.Error)
+		}
+	}
+	return msg
 }
 
 // jobProgress re-posts a running job each time one of its tables is done,

@@ -39,6 +39,7 @@ func (ir *inputRun) retryLost(ctx context.Context, reports []result, err error, 
 	}
 	wait := r.Retry.Backoff
 	var lastErr error // why the last retry could not even open the input
+	made := 1         // attempts made, the first included
 	for attempt := 1; attempt <= r.Retry.Attempts && ctx.Err() == nil; attempt++ {
 		only := map[string]bool{}
 		for _, tr := range reports {
@@ -58,6 +59,7 @@ func (ir *inputRun) retryLost(ctx context.Context, reports []result, err error, 
 		}
 		wait *= 2
 		retried, err := again(only)
+		made++
 		if err != nil {
 			lastErr = err // the tables keep their own errors
 			if !r.lost(err) {
@@ -70,7 +72,7 @@ func (ir *inputRun) retryLost(ctx context.Context, reports []result, err error, 
 	}
 	for i := range reports {
 		if r.lost(reports[i].err) && r.Retry.Attempts > 0 {
-			reports[i].Error += fmt.Sprintf("; gave up after %d attempts", r.Retry.Attempts+1)
+			reports[i].Error += fmt.Sprintf("; gave up after %d attempts", made)
 			if lastErr != nil {
 				reports[i].Error += " (last: " + lastErr.Error() + ")"
 			}

@@ -42,6 +42,16 @@ type Runner struct {
 	// CDC says what Run does with tables in mode cdc; the zero value is
 	// CDCCatchUp.
 	CDC CDCMode
+	// Started, when set, is called once the run holds its feeds' run
+	// locks, before the first table.
+	Started func()
+	// Locked, when set, is called when the run did not start because
+	// another run of the workflow held a feed's run lock past the
+	// workflow's lock_wait; the report's Error says the same.
+	Locked func(*nopii.LockedError)
+	// LockWait, when set, replaces the workflow's lock_wait: how long a
+	// run waits for another run that holds a feed's run lock.
+	LockWait time.Duration
 }
 
 // CDCMode says what a run does with the tables in mode cdc.
@@ -139,6 +149,31 @@ func (r *Runner) Run(ctx context.Context, cfg *config.Config, wf *config.Workflo
 		return rn.rep
 	}
 	defer rn.close()
+	// The agent's cdc follower streams beside the scheduled runs of its
+	// workflow, which leave its tables out: its replication slot, which
+	// one session at a time can use, keeps it single.
+	unlock, err := func() (func(), error) {
+		if r.CDC == CDCFollow {
+			return func() {}, nil
+		}
+		wait := wf.LockWait
+		if r.LockWait > 0 {
+			wait = r.LockWait
+		}
+		return lockFeeds(ctx, rn.feeds, wf.Name, wait, rn.log)
+	}()
+	if err != nil {
+		rn.rep.Error = err.Error()
+		var held *nopii.LockedError
+		if errors.As(err, &held) && r.Locked != nil {
+			r.Locked(held)
+		}
+		return rn.rep
+	}
+	defer unlock()
+	if r.Started != nil {
+		r.Started()
+	}
 	for i := range wf.Inputs {
 		if err := rn.input(&wf.Inputs[i]).execute(ctx); err != nil {
 			rn.rep.Error = joinError(rn.rep.Error, err.Error())

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nopii/nopii/internal/dsntest"
 	"github.com/nopii/nopii/internal/pgtest"
 )
 
@@ -22,26 +24,8 @@ func TestAgentWithDashboard(t *testing.T) {
 	dashDSN, prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t), pgtest.MustDatabase(t)
 	mustExec(t, mustConnect(t, prodDSN), `CREATE TABLE public.t (id int PRIMARY KEY, email text);
 		INSERT INTO public.t SELECT i, 'x' || i || '@y.org' FROM generate_series(1, 42) i`)
-	const admin = "admin-token-0123456789abcdef"
-	env := append(os.Environ(), "NOPII_DASHBOARD_ADMIN_TOKEN="+admin)
-
-	out, err := exec.Command(bin, "dashboard", "token", "create", "edge-agent", "--dsn", dashDSN).Output()
-	if err != nil {
-		t.Fatalf("token create: %v", err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	token := lines[len(lines)-1]
-
-	dashAddr := freeAddr(t)
-	dash := exec.Command(bin, "dashboard", "--dsn", dashDSN, "--listen", dashAddr)
-	dash.Env = env
-	var dashOut syncBuf
-	dash.Stdout, dash.Stderr = &dashOut, &dashOut
-	if err := dash.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { dash.Process.Kill(); dash.Wait() }()
-	eventually(t, 15*time.Second, "the dashboard answers", func() bool { c, _ := httpGet("http://" + dashAddr + "/healthz"); return c == 200 })
+	const admin = dashAdmin
+	dashAddr, token, _ := startDashboard(t, bin, dashDSN)
 
 	cfg := writeConfig(t, `
 version: 1
@@ -76,7 +60,7 @@ workflows:
 	defer func() {
 		ag.Process.Kill()
 		if t.Failed() {
-			t.Logf("agent:\n%s\ndashboard:\n%s", agOut.String(), dashOut.String())
+			t.Logf("agent:\n%s", agOut.String())
 		}
 	}()
 
@@ -150,4 +134,127 @@ workflows:
 	ag.Process.Signal(syscall.SIGTERM)
 	ag.Wait()
 	eventually(t, 10*time.Second, "the stopped agent turns unhealthy", func() bool { seen, ok := healthy(); return seen && !ok })
+}
+
+// TestAgentJobsHideDSNSecrets: a real agent runs one workflow per DSN case
+// (every shape × failure kind, as the input and as the twin) and reports
+// to a real dashboard: no password reaches the dashboard's tables, its
+// pages and API, the agent's log, /readyz or /metrics.
+func TestAgentJobsHideDSNSecrets(t *testing.T) {
+	bin := buildNopii(t)
+	c := pgtest.MustCluster(t)
+	dashDSN, prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	mustExec(t, mustConnect(t, prodDSN), `CREATE TABLE public.t (id int PRIMARY KEY)`)
+	const admin = dashAdmin
+	dashAddr, token, dashOut := startDashboard(t, bin, dashDSN)
+
+	cases := dsntest.Cases(dsntest.Server{Host: "127.0.0.1", Port: c.Port, Database: "postgres", WrongUser: pgtest.PasswordUser})
+	agentAddr := freeAddr(t)
+	var b strings.Builder
+	fmt.Fprintf(&b, "version: 1\ndashboard:\n  url: http://%s\n  token: %s\n  heartbeat_interval: 1s\nagent:\n  name: edge-agent\n  listen: %s\nworkflows:\n", dashAddr, token, agentAddr)
+	var names []string
+	for i, tc := range cases {
+		for _, as := range []string{"in", "tw"} {
+			input, feed := tc.DSN, twinDSN
+			if as == "tw" {
+				input, feed = prodDSN, tc.DSN
+			}
+			name := fmt.Sprintf("%s-%02d", as, i)
+			names = append(names, name)
+			fmt.Fprintf(&b, "  - name: %s\n    schedule: \"@every 3s\"\n    inputs:\n      - name: prod\n        dsn: %q\n        tables:\n          - name: public.t\n    feeds:\n      - type: twin\n        dsn: %q\n", name, input, feed)
+		}
+	}
+	ag := exec.Command(bin, "agent", "--config", writeConfig(t, b.String()), "--log-level", "debug")
+	var agOut syncBuf
+	ag.Stdout, ag.Stderr = &agOut, &agOut
+	if err := ag.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ag.Process.Kill()
+		ag.Wait()
+		if t.Failed() {
+			t.Logf("agent:\n%s", agOut.String())
+		}
+	}()
+
+	get := func(path string) string {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+dashAddr+path, nil)
+		req.Header.Set("Authorization", "Bearer "+admin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body)
+	}
+	eventually(t, 90*time.Second, "every workflow has a failed job", func() bool {
+		var jobs []map[string]any
+		if json.Unmarshal([]byte(get("/api/v1/jobs?agent=edge-agent&limit=1000")), &jobs) != nil {
+			return false
+		}
+		failed := map[string]bool{}
+		for _, j := range jobs {
+			if j["status"] == "failed" {
+				failed[j["workflow"].(string)] = true
+			}
+		}
+		return len(failed) == len(names)
+	})
+	_, readyz := httpGet("http://" + agentAddr + "/readyz")
+	_, metrics := httpGet("http://" + agentAddr + "/metrics")
+	stored := queryString(t, mustConnect(t, dashDSN), `SELECT string_agg(x, E'\n') FROM (
+		SELECT j::text AS x FROM nopii_dashboard.jobs j UNION ALL
+		SELECT a::text FROM nopii_dashboard.agents a UNION ALL
+		SELECT s::text FROM nopii_dashboard.scans s) all_rows`)
+	if !strings.Contains(stored, "xxxxx") && !strings.Contains(stored, "connect to") {
+		t.Errorf("the stored jobs do not say why they failed:\n%.2000s", stored)
+	}
+	for what, text := range map[string]string{
+		"the dashboard's tables": stored,
+		"GET /api/v1/jobs":       get("/api/v1/jobs?limit=1000"),
+		"the Jobs page":          get("/jobs"),
+		"the Agents page":        get("/"),
+		"the agent's /readyz":    readyz,
+		"the agent's /metrics":   metrics,
+		"the agent's log":        agOut.String(),
+		"the dashboard's log":    dashOut.String(),
+	} {
+		if leaked := dsntest.Leaked(text); len(leaked) > 0 {
+			t.Errorf("%s holds %q", what, leaked)
+		}
+	}
+}
+
+const dashAdmin = "admin-token-0123456789abcdef"
+
+// startDashboard creates an agent token for edge-agent and starts a
+// dashboard process on dsn with the admin token dashAdmin; it is killed
+// when the test ends.
+func startDashboard(t *testing.T, bin, dsn string) (addr, token string, out *syncBuf) {
+	t.Helper()
+	created, err := exec.Command(bin, "dashboard", "token", "create", "edge-agent", "--dsn", dsn).Output()
+	if err != nil {
+		t.Fatalf("token create: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(created)), "\n")
+	token = lines[len(lines)-1]
+	addr = freeAddr(t)
+	dash := exec.Command(bin, "dashboard", "--dsn", dsn, "--listen", addr)
+	dash.Env = append(os.Environ(), "NOPII_DASHBOARD_ADMIN_TOKEN="+dashAdmin)
+	out = &syncBuf{}
+	dash.Stdout, dash.Stderr = out, out
+	if err := dash.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		dash.Process.Kill()
+		dash.Wait()
+		if t.Failed() {
+			t.Logf("dashboard:\n%s", out.String())
+		}
+	})
+	eventually(t, 15*time.Second, "the dashboard answers", func() bool { c, _ := httpGet("http://" + addr + "/healthz"); return c == 200 })
+	return addr, token, out
 }

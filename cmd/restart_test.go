@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/nopii/nopii"
 	"github.com/nopii/nopii/agent"
 	"github.com/nopii/nopii/config"
+	"github.com/nopii/nopii/feeds/twin"
 	"github.com/nopii/nopii/internal/pgconnect"
 	"github.com/nopii/nopii/internal/pgtest"
 	"github.com/nopii/nopii/rulesets"
@@ -38,6 +40,13 @@ func faultRunner(obs agent.Observer) *agent.Runner {
 	r.Retry.Backoff = 100 * time.Millisecond
 	r.OpenSource = func(ctx context.Context, in *config.Input, readers int) (nopii.Source, error) {
 		return postgres.Open(ctx, in.DSN.Reveal(), postgres.Options{Name: in.Name, Readers: readers, Logger: log,
+			Connect: pgconnect.Options{Attempts: 3, Backoff: 50 * time.Millisecond}})
+	}
+	r.OpenFeed = func(ctx context.Context, wf *config.Workflow, f *config.Feed) (nopii.Feed, error) {
+		if f.Type != config.FeedTwin {
+			return openFeed(ctx, wf.Name, f, log)
+		}
+		return twin.Open(ctx, f.DSN.Reveal(), twin.Options{Logger: log,
 			Connect: pgconnect.Options{Attempts: 3, Backoff: 50 * time.Millisecond}})
 	}
 	return r
@@ -181,5 +190,41 @@ func TestLostSourceGivesUp(t *testing.T) {
 	checkTwinComplete(t, twinDSN, faultRows)
 	if after := queryString(t, twin, "SELECT state::text FROM nopii.table_state WHERE source_table = 'public.big'"); after != stateBefore {
 		t.Errorf("state moved although no rows were written:\nbefore %s\nafter  %s", stateBefore, after)
+	}
+}
+
+// TestLostTwinGivesUp: a twin that goes away for good in the middle of a
+// copy fails the tables after the same bounded retries as a lost source,
+// counted to the end and said so: every attempt is logged, and the error
+// names the twin and how many attempts were made.
+func TestLostTwinGivesUp(t *testing.T) {
+	twinCluster, twinDSN := ownCluster(t, "twin")
+	prodDSN := pgtest.MustDatabase(t)
+	cfg := faultTables(t, prodDSN, twinDSN)
+	obs := &faultOnProgress{fault: func() {
+		if err := twinCluster.StopServer(context.Background()); err != nil {
+			t.Errorf("stop twin: %v", err)
+		}
+	}}
+	var logs syncBuf
+	r := faultRunner(obs)
+	r.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	start := time.Now()
+	rep := r.Run(context.Background(), cfg, &cfg.Workflows[0])
+	if !rep.Failed() {
+		t.Fatalf("run succeeded with the twin gone: %+v", rep)
+	}
+	for _, tr := range rep.Tables {
+		if !strings.Contains(tr.Error, "gave up after 4 attempts") || !strings.Contains(tr.Error, "connect to twin") {
+			t.Errorf("%s: error does not say it gave up reconnecting to the twin: %q", tr.Table, tr.Error)
+		}
+	}
+	for n := 2; n <= 4; n++ {
+		if want := fmt.Sprintf("attempt=%d of=4", n); !strings.Contains(logs.String(), want) {
+			t.Errorf("the log lacks the retry %q:\n%s", want, logs.String())
+		}
+	}
+	if d := time.Since(start); d > time.Minute {
+		t.Errorf("giving up took %v: retries are not bounded", d)
 	}
 }

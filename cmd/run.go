@@ -5,15 +5,22 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/nopii/nopii"
 	"github.com/nopii/nopii/agent"
 	"github.com/nopii/nopii/internal/human"
 )
 
+// exitLocked is the exit status of a run that another run of its workflow
+// kept out (SPEC §5).
+const exitLocked = 3
+
 func newRunCmd(g *globals) *cobra.Command {
 	var cfgPath, format string
+	var wait time.Duration
 	c := &cobra.Command{
 		Use:   "run [WORKFLOW…] --config FILE",
 		Short: "Run workflows now and print a report",
@@ -24,7 +31,9 @@ failed or interrupted run leaves the previous copy in place.
 
 A progress bar per table shows on a terminal (plain lines otherwise), and a
 report follows: rows, bytes, seconds and rows/s per table. The exit status is 1
-when any table failed.`,
+when any table failed, and 3 when a workflow did not run because another run
+of it (an agent's, another nopii run) held its feeds' run lock for longer than
+--wait (default: the workflow's lock_wait, itself 0: do not wait).`,
 		Example: "  nopii run --config nopii.yaml\n  nopii run ml-experimentation --config nopii.yaml --format json",
 		RunE: func(c *cobra.Command, args []string) error {
 			cfg, wfs, log, err := g.setup(cfgPath, format, args)
@@ -32,14 +41,24 @@ when any table failed.`,
 				return err
 			}
 			tty := isTerminal(g.stderr)
-			failed := false
+			failed, otherFailure := false, false
+			var locked []*nopii.LockedError
 			var reports []*agent.Report
 			for _, wf := range wfs {
 				bars := newProgressBars(g.stderr, tty, log)
-				rep := newRunner(log, bars).Run(c.Context(), cfg, wf)
+				runner := newRunner(log, bars)
+				runner.LockWait = wait
+				var held *nopii.LockedError
+				runner.Locked = func(err *nopii.LockedError) { held = err }
+				rep := runner.Run(c.Context(), cfg, wf)
 				bars.Stop()
 				reports = append(reports, rep)
 				failed = failed || rep.Failed()
+				if held != nil {
+					locked = append(locked, held)
+				} else {
+					otherFailure = otherFailure || rep.Failed()
+				}
 				if format == "text" {
 					printReport(g.stdout, rep)
 				}
@@ -47,7 +66,7 @@ when any table failed.`,
 					break
 				}
 			}
-			return finish(g, format, reports, failed, func(reports []*agent.Report) any {
+			err = finish(g, format, reports, failed, func(reports []*agent.Report) any {
 				status := agent.StatusSuccess
 				if failed {
 					status = agent.StatusFailed
@@ -57,10 +76,19 @@ when any table failed.`,
 					Workflows []*agent.Report `json:"workflows"`
 				}{status, reports}
 			})
+			if len(locked) > 0 && !otherFailure && err != nil {
+				for _, l := range locked {
+					fmt.Fprintf(g.stderr, "Error: %v\n", l)
+				}
+				fmt.Fprintln(g.stderr, "Hint: wait for that run to end, or run with --wait 10m (or give the workflow a lock_wait) to wait for it")
+				return exitError{exitLocked}
+			}
+			return err
 		},
 	}
 	c.Flags().StringVarP(&cfgPath, "config", "c", "", "workflow file (YAML)")
 	c.Flags().StringVar(&format, "format", "text", "report format: text or json")
+	c.Flags().DurationVar(&wait, "wait", 0, "how long to wait for another run of a workflow that holds its feeds (default: the workflow's lock_wait, 0 if unset)")
 	return c
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"time"
 
 	"github.com/nopii/nopii"
 	"github.com/nopii/nopii/agent"
@@ -46,8 +48,12 @@ func newRunner(log *slog.Logger, obs agent.Observer) *agent.Runner {
 
 // openFeed is the one switch from configuration to feed adapters.
 func openFeed(ctx context.Context, workflow string, f *config.Feed, log *slog.Logger) (nopii.Feed, error) {
+	lease, err := leaseTTL()
+	if err != nil {
+		return nil, err
+	}
 	opts := lake.Options{Workflow: workflow, Format: f.Format, Compression: f.Compression,
-		PartSize: f.PartSize, Retain: f.Retain, Logger: log, Kind: f.Type}
+		PartSize: f.PartSize, Retain: f.Retain, Logger: log, Kind: f.Type, LeaseTTL: lease}
 	switch f.Type {
 	case config.FeedTwin:
 		return twin.Open(ctx, f.DSN.Reveal(), twin.Options{Logger: log})
@@ -67,4 +73,21 @@ func openFeed(ctx context.Context, workflow string, f *config.Feed, log *slog.Lo
 		return feed, nil
 	}
 	return nil, fmt.Errorf("%s: unknown feed type %q", f.Pos, f.Type)
+}
+
+// envLockLease names the environment variable that sets how long a lake's
+// run lock outlives a run that stopped renewing it (a crashed run): a
+// duration, default lake.DefaultLeaseTTL (docs/reliability.md).
+const envLockLease = "NOPII_LOCK_LEASE"
+
+func leaseTTL() (time.Duration, error) {
+	v := os.Getenv(envLockLease)
+	if v == "" {
+		return 0, nil
+	}
+	d, err := config.ParseDuration(v)
+	if err != nil || d < time.Second {
+		return 0, usageError{fmt.Errorf("$%s=%q is not a duration of a second or more", envLockLease, v), "unset it, or set it to e.g. 2m"}
+	}
+	return d, nil
 }

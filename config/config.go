@@ -124,6 +124,11 @@ type Workflow struct {
 	OnUnclassified string // OnUnclassifiedFail (default), OnUnclassifiedWarn or OnUnclassifiedStrict
 	Parallelism    int    // tables copied at once; 0 lets the agent choose
 
+	// LockWait is how long a run waits for another run of the workflow
+	// that holds a feed's run lock (docs/reliability.md) before it gives
+	// up; 0 (the default) does not wait.
+	LockWait time.Duration
+
 	Inputs []Input // at least one, names unique within the workflow
 	Feeds  []Feed  // at least one
 	Pos    Pos
@@ -132,7 +137,7 @@ type Workflow struct {
 // Input is one source database of a workflow and the tables taken from it.
 type Input struct {
 	Name string
-	DSN  Secret // a libpq connection string or URL; see RedactDSN for logging
+	DSN  Secret // a libpq connection string or URL; internal/pgconnect.Redact masks it for messages
 
 	// TargetSchemaPrefix is prepended to schema names in the feeds, so
 	// that "billing_" puts public.x into billing_public.x.

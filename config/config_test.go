@@ -777,3 +777,13 @@ func TestAliasBomb(t *testing.T) {
 		t.Errorf("err = %v, want one error saying the document is too large", err)
 	}
 }
+
+func TestLockWait(t *testing.T) {
+	text := strings.Replace(fmt.Sprintf(minimal, "x"), "    parallelism: ${PAR:-0}\n", "    lock_wait: 90s\n", 1)
+	if got := mustParse(t, text, nil).Workflows[0].LockWait; got != 90*time.Second {
+		t.Errorf("LockWait = %v, want 90s", got)
+	}
+	if got := mustParse(t, fmt.Sprintf(minimal, "x"), nil).Workflows[0].LockWait; got != 0 {
+		t.Errorf("LockWait without lock_wait = %v, want 0 (do not wait)", got)
+	}
+}

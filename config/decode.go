@@ -223,6 +223,11 @@ func (d *decoder) workflow(n *yaml.Node, path string) (Workflow, *yaml.Node) {
 				w.Parallelism = i
 			}
 		}},
+		{"lock_wait", func(v *yaml.Node, p string) {
+			if dur, ok := d.duration(v, p); ok {
+				w.LockWait = dur
+			}
+		}},
 		{"inputs", func(v *yaml.Node, p string) { w.Inputs = d.inputs(v, p) }},
 		{"feeds", func(v *yaml.Node, p string) { w.Feeds = d.feeds(v, p) }},
 	}

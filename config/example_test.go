@@ -32,11 +32,3 @@ workflows:
 	// nopii.yaml:11:9: workflows[0].feeds[0].dsn: required: the twin database's connection string, e.g. ${TWIN_DATABASE_URL}
 	// nopii.yaml:12:9: workflows[0].feeds[0].bucket: bucket is not a key of a twin feed (twin feeds take: type, dsn)
 }
-
-func ExampleRedactDSN() {
-	fmt.Println(config.RedactDSN("postgres://reader:s3cret@prod:5432/app?sslmode=require"))
-	fmt.Println(config.RedactDSN("host=prod user=reader password='s3 cret' dbname=app"))
-	// Output:
-	// postgres://reader:xxxxx@prod:5432/app?sslmode=require
-	// host=prod user=reader password=xxxxx dbname=app
-}

@@ -35,21 +35,26 @@ type Store struct {
 // Open connects to dsn and applies the schema migrations.
 // Errors never contain the password.
 func Open(ctx context.Context, dsn string) (*Store, error) {
+	// pgxpool's errors quote the DSN as pgx does: parse it ours first,
+	// and mask what the pool's own keys or connections report.
+	if _, err := pgconnect.ParseConfig(dsn); err != nil {
+		return nil, fmt.Errorf("dashboard database: parse dsn: %w", err)
+	}
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("dashboard database: parse dsn: %w", err)
+		return nil, fmt.Errorf("dashboard database: parse dsn: %w", pgconnect.Hide(err, dsn))
 	}
 	cfg.MaxConns = 8
 	cfg.ConnConfig.RuntimeParams["application_name"] = "nopii-dashboard"
 	cfg.ConnConfig.RuntimeParams["TimeZone"] = "UTC"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("dashboard database: %w", err)
+		return nil, fmt.Errorf("dashboard database: %w", pgconnect.Hide(err, dsn))
 	}
 	s := &Store{pool: pool}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
-		return nil, err
+		return nil, pgconnect.Hide(err, dsn)
 	}
 	return s, nil
 }

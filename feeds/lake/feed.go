@@ -49,6 +49,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Kind is what Feed.Kind returns: "s3" or "files".
 	Kind string
+	// LeaseTTL is how long the run lock (Lock) lasts unless renewed;
+	// default DefaultLeaseTTL.
+	LeaseTTL time.Duration
 }
 
 // Feed is a data lake of redacted tables in a Store (SPEC §4):

@@ -80,3 +80,19 @@ func (r *twinReader) Rows(t *testing.T, target nopii.TableName) map[string][]str
 	}
 	return out
 }
+
+// TestLock: the run lock of two feeds on one twin database.
+func TestLock(t *testing.T) {
+	feedtest.RunLock(t, func(t *testing.T) (a, b feedtest.Locker) {
+		dsn := pgtest.MustDatabase(t)
+		open := func() *twin.Feed {
+			f, err := twin.Open(context.Background(), dsn, twin.Options{Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { f.Close() })
+			return f
+		}
+		return open(), open()
+	})
+}

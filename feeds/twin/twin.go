@@ -59,7 +59,7 @@ func Open(ctx context.Context, dsn string, o Options) (*Feed, error) {
 	if o.LockTimeout <= 0 {
 		o.LockTimeout = 10 * time.Second
 	}
-	cfg, err := pgx.ParseConfig(dsn)
+	cfg, err := pgconnect.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("twin: parse dsn: %w", err)
 	}

@@ -44,15 +44,17 @@ var SessionSettings = map[string]string{
 
 // Connect opens a connection to dsn. Errors never contain the password.
 func Connect(ctx context.Context, dsn string, o Options) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig(dsn)
+	cfg, err := ParseConfig(dsn)
 	if err != nil {
-		// pgconn already masks the password in its parse errors.
 		return nil, fmt.Errorf("%s: parse dsn: %w", o.What, err)
 	}
 	return ConnectConfig(ctx, cfg, o)
 }
 
-// ConnectConfig is Connect for a parsed configuration.
+// ConnectConfig is Connect for a configuration from ParseConfig. Its error,
+// when every attempt failed, says how many were made and unwraps to the last
+// one's (so Lost and Retryable see what it was); its message holds no
+// password.
 func ConnectConfig(ctx context.Context, cfg *pgx.ConnConfig, o Options) (*pgx.Conn, error) {
 	if o.Attempts <= 0 {
 		o.Attempts = 5
@@ -68,7 +70,8 @@ func ConnectConfig(ctx context.Context, cfg *pgx.ConnConfig, o Options) (*pgx.Co
 	}
 	wait := o.Backoff
 	var last error
-	for attempt := 1; attempt <= o.Attempts; attempt++ {
+	attempt := 1
+	for ; attempt <= o.Attempts; attempt++ {
 		conn, err := pgx.ConnectConfig(ctx, cfg)
 		if err == nil {
 			return conn, nil
@@ -87,7 +90,13 @@ func ConnectConfig(ctx context.Context, cfg *pgx.ConnConfig, o Options) (*pgx.Co
 		}
 		wait *= 2
 	}
-	return nil, fmt.Errorf("connect to %s (host %s port %d db %s user %s): %s", o.What, cfg.Host, cfg.Port, cfg.Database, cfg.User, Describe(last))
+	msg := fmt.Sprintf("connect to %s (host %s port %d db %s user %s): %s", o.What, cfg.Host, cfg.Port, cfg.Database, cfg.User, Describe(last))
+	if attempt == o.Attempts && o.Attempts > 1 && Retryable(last) {
+		msg += fmt.Sprintf("; gave up after %d attempts", attempt)
+	}
+	// pgx's connect errors name hosts, users and databases, never the
+	// password; mask it anyway, in case a DSN put it where a name goes.
+	return nil, hidden{scrub(msg, []string{cfg.Password}), last}
 }
 
 // Retryable reports whether a connect error may go away by itself: network

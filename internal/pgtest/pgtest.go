@@ -27,6 +27,11 @@ import (
 // User is the superuser of every cluster; it authenticates with trust.
 const User = "postgres"
 
+// PasswordUser is the one user of every cluster that must give a password
+// (scram-sha-256) over TCP. No role of that name exists, so every password
+// is wrong: for tests of a failed login.
+const PasswordUser = "pgtest_password"
+
 // Options configures a cluster started by Start.
 type Options struct {
 	// Logical asks for wal_level=logical with room for 10 replication slots
@@ -197,6 +202,7 @@ func (c *Cluster) create(ctx context.Context, conf string) error {
 // pg_hba.conf. Files that initdb wrote keep their owner when rewritten.
 func (c *Cluster) configure() error {
 	hba := `# Written by nopii's pgtest: trust, and only from this machine.
+host    all          ` + PasswordUser + `   127.0.0.1/32    scram-sha-256
 local   all          all                   trust
 host    all          all   127.0.0.1/32    trust
 host    all          all   ::1/128         trust

@@ -111,7 +111,7 @@ func connectSource(ctx context.Context, dsn, name string, log **slog.Logger, co 
 		co.What = "source " + name
 	}
 	co.Logger = *log
-	cfg, err := pgx.ParseConfig(dsn)
+	cfg, err := pgconnect.ParseConfig(dsn)
 	if err != nil {
 		return nil, nil, fmt.Errorf("source %s: parse dsn: %w", name, err)
 	}
