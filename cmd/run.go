@@ -67,7 +67,7 @@ when any table failed.`,
 // printReport writes the human report of one run.
 func printReport(w io.Writer, r *agent.Report) {
 	rows, bytes := r.Totals()
-	fmt.Fprintf(w, "\nworkflow %s: %s in %.1fs — %d tables, %d rows, %s\n", r.Workflow, r.Status, r.Seconds, len(r.Tables), rows, human.Bytes(bytes))
+	fmt.Fprintf(w, "\nworkflow %s: %s in %.1fs — %s, %s, %s\n", r.Workflow, r.Status, r.Seconds, human.Count(len(r.Tables), "table"), human.Count(int(rows), "row"), human.Bytes(bytes))
 	if r.Error != "" {
 		fmt.Fprintf(w, "error: %s\n", r.Error)
 	}
