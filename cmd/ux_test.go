@@ -82,3 +82,18 @@ func TestDashboardDSNFromEnvironment(t *testing.T) {
 		}
 	}
 }
+
+func TestDuplicateKeys(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want string
+	}{
+		{`{"msg":"x","workflow":"devtwin","workflow":"devtwin"}`, "workflow"},
+		{`{"msg":"x","workflow":"devtwin","nested":{"workflow":1}}`, ""},
+		{`plain text`, ""},
+	} {
+		if got := strings.Join(duplicateKeys(tc.line), ","); got != tc.want {
+			t.Errorf("duplicateKeys(%s) = %q, want %q", tc.line, got, tc.want)
+		}
+	}
+}
