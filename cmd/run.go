@@ -97,7 +97,8 @@ func printReport(w io.Writer, r *agent.Report) {
 			fmt.Fprintf(w, "warning: %s %s: %s\n", t.Input, t.Table, warn)
 		}
 		if t.Error != "" {
-			fmt.Fprintf(w, "%s %s: %s\n", t.Input, t.Table, t.Error)
+			// A table's problems, one per line (describe reports them all).
+			fmt.Fprintf(w, "%s %s: %s\n", t.Input, t.Table, strings.ReplaceAll(t.Error, "\n", "\n  "))
 		}
 	}
 }

@@ -97,3 +97,69 @@ func TestDuplicateKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateConnectAllProblems: validate --connect reports every mistake
+// of a table in one round, each at its file:line:column, with the name
+// probably meant; a table without a primary key gets the unique index it
+// has as the key to name, or hears that it has none.
+func TestValidateConnectAllProblems(t *testing.T) {
+	prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	mustExec(t, mustConnect(t, prodDSN), `
+		CREATE TABLE public.orders (id int PRIMARY KEY, email text, total numeric(10,2), placed_at timestamptz);
+		CREATE TABLE public.signup (email text NOT NULL, code text NOT NULL, note text);
+		CREATE UNIQUE INDEX signup_email_code ON public.signup (email, code);
+		CREATE UNIQUE INDEX signup_note ON public.signup (note);
+		CREATE TABLE public.log (at timestamptz, line text);`)
+	cfg := oneInputConfig(t, prodDSN, twinDSN, `
+          - name: public.orders
+            updated_at: placed
+            columns:
+              emial: { rule: redact_email }
+              total: { rule: redact_email }
+          - name: public.ordres
+          - name: public.signup
+          - name: public.log`)
+	code, out, errOut := runCLI(t, "validate", "--config", cfg, "--connect")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		cfg + `:11:25: updated_at column "placed": not found in table public.orders; did you mean "placed_at"?`,
+		cfg + `:13:15: column "emial": not found in table public.orders; did you mean "email"? (columns: id, email, total, placed_at)`,
+		cfg + `:14:30: public.orders.total: rule redact_email: needs a text column, got numeric(10,2)`, // at the rule
+		cfg + `:15:13: table public.ordres: not found in source prod`,
+		"did you mean public.orders?",
+		cfg + `:16:13: describe public.signup: table has no primary key: set primary_key in the config (unique index signup_email_code is over NOT NULL columns: primary_key: [email, code])`,
+		"public.log: " + cfg + ":17:13: describe public.log: table has no primary key: set primary_key in the config (no unique index over NOT NULL columns either",
+		"6 problems\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("validate --connect lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "[id]") {
+		t.Errorf("the no-key hint suggests a column the table lacks:\n%s", out)
+	}
+	if n := strings.Count(out, "✗"); n != 6 {
+		t.Errorf("%d problems listed, want 6 (one line each):\n%s", n, out)
+	}
+}
+
+// TestValidateDidYouMeanRule: a misspelt rule or fake kind gets the name
+// meant, as a misspelt key does.
+func TestValidateDidYouMeanRule(t *testing.T) {
+	cfg := writeConfig(t, workflowYAML("w", "postgres://localhost/prod", `          - name: public.users
+            columns:
+              email: { rule: redact_mail }
+              name: { rule: fake, kind: firstname }
+`, `    feeds:
+      - type: twin
+        dsn: postgres://localhost/twin
+`))
+	code, _, errOut := runCLI(t, "validate", "--config", cfg)
+	for _, want := range []string{`unknown rule "redact_mail"`, `did you mean "redact_email"?`, `unknown fake kind "firstname"`, `did you mean "first_name"?`} {
+		if code != 1 || !strings.Contains(errOut, want) {
+			t.Errorf("validate: exit %d, stderr lacks %q:\n%s", code, want, errOut)
+		}
+	}
+}

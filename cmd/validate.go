@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -68,7 +69,10 @@ table and column exists, and that every rule fits its column's type.`,
 					}
 					for _, t := range tables {
 						if t.Error != "" {
-							report("input %s: %s", in.Name, t.Error)
+							// One line per problem: describe reports them all.
+							for _, p := range strings.Split(t.Error, "\n") {
+								report("input %s: %s: %s", in.Name, t.Table, p)
+							}
 						} else {
 							fmt.Fprintf(g.stdout, "  ✓ input %s: %s (%s)\n", in.Name, t.Table, human.Count(len(t.Redacted), "rule"))
 						}

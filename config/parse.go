@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/nopii/nopii/internal/didyoumean"
 )
 
 // Options tunes Parse. The zero value reads the process environment, checks
@@ -508,62 +510,10 @@ func (d *decoder) reportUnknown(ks keySet, path, where string, valid []string) {
 
 func (d *decoder) unknownKey(p pair, path, where string, valid []string) {
 	msg := fmt.Sprintf("unknown key %q %s (expected one of: %s)", truncate(p.name, 60), where, strings.Join(valid, ", "))
-	if s := suggest(p.name, valid); s != "" {
+	if s := didyoumean.Closest(p.name, valid); s != "" {
 		msg += fmt.Sprintf("; did you mean %q?", s)
 	}
 	d.errAt(nodePos(d.file, p.key), joinPath(path, p.name), errors.New(msg))
-}
-
-// suggest returns the valid key closest to a misspelt one, if any is close.
-func suggest(name string, valid []string) string {
-	best, bestDist := "", 3
-	if len(name) <= 3 {
-		bestDist = 2
-	}
-	lower := strings.ToLower(name)
-	for _, v := range valid {
-		if dist := editDistance(lower, v); dist < bestDist {
-			best, bestDist = v, dist
-		}
-	}
-	if best == "" && len(lower) >= 4 {
-		// A key cut short: updated for updated_at.
-		for _, v := range valid {
-			if strings.HasPrefix(v, lower) {
-				return v
-			}
-		}
-	}
-	return best
-}
-
-// editDistance is the Damerau–Levenshtein distance (optimal string
-// alignment) between short ASCII-ish strings.
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 64
-	}
-	d := make([][]int, len(a)+1)
-	for i := range d {
-		d[i] = make([]int, len(b)+1)
-		d[i][0] = i
-	}
-	for j := range d[0] {
-		d[0][j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
-			}
-		}
-	}
-	return d[len(a)][len(b)]
 }
 
 // mapping reports whether n is a mapping, recording an error saying what
