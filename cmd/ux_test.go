@@ -163,3 +163,46 @@ func TestValidateDidYouMeanRule(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanExplains: plan says why a table is copied in full every run and
+// how to make it a delta, and warns when deletes cascading from another
+// table would leave rows behind in a delta without detect_deletes.
+func TestPlanExplains(t *testing.T) {
+	prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	mustExec(t, mustConnect(t, prodDSN), `
+		CREATE TABLE public.customer (id int PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT now());
+		CREATE TABLE public.orders (id int PRIMARY KEY, customer_id int REFERENCES public.customer ON DELETE CASCADE,
+			updated_at timestamptz NOT NULL DEFAULT now());
+		CREATE INDEX ON public.orders (updated_at);
+		CREATE INDEX ON public.customer (updated_at);
+		CREATE TABLE public.note (id int PRIMARY KEY, created timestamptz, body text);
+		CREATE TABLE public.tag (id int PRIMARY KEY, name text);
+		INSERT INTO public.customer VALUES (1); INSERT INTO public.orders VALUES (1, 1);`)
+	cfg := oneInputConfig(t, prodDSN, twinDSN, `
+          - name: public.customer
+            updated_at: updated_at
+            detect_deletes: true
+          - name: public.orders
+            updated_at: updated_at
+          - name: public.note
+          - name: public.tag`)
+	if code, out, errOut := runCLI(t, "run", "--config", cfg); code != 0 {
+		t.Fatalf("run: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut := runCLI(t, "plan", "--config", cfg)
+	if code != 0 {
+		t.Fatalf("plan: exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"full copy every run: no updated_at or created_at is set; set updated_at (and created_at) to one of created for a delta",
+		"full copy every run: no updated_at or created_at is set; the table has no date or timestamp column to set them to",
+		"warning: prod public.orders: rows that ON DELETE CASCADE removes when a public.customer row is deleted change no timestamp a delta sees: without detect_deletes they stay in the feeds; set detect_deletes: true under table public.orders",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plan lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "public.customer row is deleted") && strings.Count(out, "ON DELETE CASCADE") != 1 {
+		t.Errorf("the cascade warning should name public.orders only:\n%s", out)
+	}
+}

@@ -716,6 +716,36 @@ func (s *Source) Indexed(ctx context.Context, t *nopii.Table, column string) (bo
 	return ok, nil
 }
 
+// CascadeParents returns the tables that t references by a foreign key with
+// ON DELETE CASCADE: deleting one of their rows deletes rows of t, with no
+// change to t's timestamps that a delta could see.
+func (s *Source) CascadeParents(ctx context.Context, t *nopii.Table) ([]nopii.TableName, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []nopii.TableName
+	err := s.guarded(ctx, func() error {
+		rows, err := s.main.Query(ctx, `
+			SELECT DISTINCT pn.nspname::text, p.relname::text
+			FROM pg_constraint k
+			JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+			JOIN pg_class p ON p.oid = k.confrelid JOIN pg_namespace pn ON pn.oid = p.relnamespace
+			WHERE k.contype = 'f' AND k.confdeltype = 'c' AND n.nspname = $1 AND c.relname = $2
+			ORDER BY 1, 2`, t.Name.Schema, t.Name.Name)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (nopii.TableName, error) {
+			var n nopii.TableName
+			return n, r.Scan(&n.Schema, &n.Name)
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("look up foreign keys of %s: %w", t.Name, pgconnect.SafeError(err))
+	}
+	return out, nil
+}
+
 // Sample implements nopii.Source in one round-trip on a reader connection
 // (so several tables can be sampled at once): a table estimated at more than
 // sampleSpread×n rows is read with TABLESAMPLE SYSTEM at the percentage
