@@ -93,6 +93,11 @@ func printReport(w io.Writer, r *agent.Report) {
 		if t.Error == "" && (t.DriftForced || t.Mode == agent.ModeDelta) {
 			fmt.Fprintf(w, "%s %s: %s\n", t.Input, t.Table, t.Reason)
 		}
+		if t.Forgotten > 0 {
+			// ROWS counts what the source gave; say why the feeds hold fewer.
+			fmt.Fprintf(w, "%s %s: %d of the %s read left out of the feeds: their keys are on the suppression list (nopii subject forget)\n",
+				t.Input, t.Table, t.Forgotten, human.Count(int(t.Rows), "row"))
+		}
 		for _, warn := range t.Warnings {
 			fmt.Fprintf(w, "warning: %s %s: %s\n", t.Input, t.Table, warn)
 		}
