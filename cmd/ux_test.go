@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 
@@ -204,5 +205,44 @@ func TestPlanExplains(t *testing.T) {
 	}
 	if strings.Contains(out, "public.customer row is deleted") && strings.Count(out, "ON DELETE CASCADE") != 1 {
 		t.Errorf("the cascade warning should name public.orders only:\n%s", out)
+	}
+}
+
+// TestVerifyLakeCountsVersions: a files feed holds the snapshot and the
+// deltas after it, and verify checks every version, so FEED VALUES
+// exceeds SOURCE after a delta (20 rows, then 3 changed and row 20 read
+// again by the cursor's 2-minute overlap: 24); the report says why.
+func TestVerifyLakeCountsVersions(t *testing.T) {
+	prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	prod := mustConnect(t, prodDSN)
+	mustExec(t, prod, `CREATE TABLE public.users (id int PRIMARY KEY, email text, updated_at timestamptz NOT NULL);
+		INSERT INTO public.users SELECT i, 'u' || i || '@x.org', '2024-01-01'::timestamptz + i * interval '1 hour' FROM generate_series(1, 20) i;
+		CREATE INDEX ON public.users (updated_at)`)
+	dir := t.TempDir()
+	cfg := writeConfig(t, workflowYAML("w", prodDSN, `          - name: public.users
+            updated_at: updated_at
+            columns:
+              email: { rule: redact_email }
+`, `    feeds:
+      - type: twin
+        dsn: `+twinDSN+`
+      - type: files
+        path: `+dir+`
+        format: csv
+`))
+	for i := 0; i < 2; i++ {
+		if code, out, errOut := runCLI(t, "run", "--config", cfg); code != 0 {
+			t.Fatalf("run %d: exit %d\n%s\n%s", i, code, out, errOut)
+		}
+		mustExec(t, prod, "UPDATE public.users SET updated_at = now() WHERE id <= 3")
+	}
+	code, out, errOut := runCLI(t, "verify", "--config", cfg)
+	if code != 0 {
+		t.Fatalf("verify: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if !regexp.MustCompile(`(?m)^prod\s+public\.users\s+email\s+redact_email\s+files\s+values\s+20\s+24\s+0`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^prod\s+public\.users\s+email\s+redact_email\s+twin\s+values\s+20\s+20\s+0`).MatchString(out) ||
+		!strings.Contains(out, "FEED VALUES of an s3 or files feed count every version of a row the lake holds") {
+		t.Errorf("verify does not count or explain the lake's versions:\n%s", out)
 	}
 }
