@@ -1,5 +1,6 @@
 # nopii. `make test` is what CI runs (.ci/run); it needs Go and the
-# PostgreSQL server binaries (apt-get install postgresql-15), nothing else.
+# PostgreSQL server binaries (scripts/install-postgres installs them on
+# Debian/Ubuntu), nothing else.
 
 GO        ?= go
 # The release is charts/nopii/Chart.yaml's appVersion (one place to bump). A
@@ -17,7 +18,7 @@ PKGS      ?= ./...
 # deliberately odd Go.
 GOFILES = $(shell find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*')
 
-.PHONY: build version image test bench lint demo fuzz clean
+.PHONY: build version image test bench lint demo fuzz clean postgres-check
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/nopii ./cmd/nopii
@@ -41,7 +42,12 @@ image:
 	fi
 	$(DOCKER) build --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) .
 
-test:
+# The tests and the demo start private PostgreSQL clusters: stop early, with
+# the command that installs the server binaries, when there are none.
+postgres-check:
+	@scripts/install-postgres --check
+
+test: postgres-check
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 30m $(TESTFLAGS) $(PKGS)
 
@@ -61,7 +67,7 @@ lint:
 		echo "staticcheck not installed, skipped: go install honnef.co/go/tools/cmd/staticcheck@latest"; \
 	fi
 
-demo:
+demo: postgres-check
 	$(GO) run ./internal/demo
 
 # Every fuzz target for FUZZTIME each, retried once on failure (CI runs them briefly; run longer by

@@ -8,7 +8,8 @@ import (
 
 // TestImportRules keeps the package layout of STYLE.md true: the root
 // package uses the standard library only; only cmd imports adapters;
-// adapters do not know each other; nothing imports cmd.
+// adapters do not know each other; nothing imports cmd; config stands
+// alone but for internal/didyoumean, a standard-library leaf.
 func TestImportRules(t *testing.T) {
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "./...").Output()
 	if err != nil {
@@ -37,8 +38,10 @@ func TestImportRules(t *testing.T) {
 				t.Errorf("%s imports the adapter %s: only cmd wires adapters", pkg, imp)
 			case isAdapter(imp) && isAdapter(pkg) && !strings.HasSuffix(imp, "/feedtest") && !strings.HasSuffix(imp, "/lake"):
 				t.Errorf("adapter %s imports adapter %s", pkg, imp)
+			case pkg == mod+"/internal/didyoumean" && strings.Contains(strings.SplitN(imp, "/", 2)[0], "."):
+				t.Errorf("%s imports %s: it must use the standard library only (config uses it)", pkg, imp)
 			case (pkg == mod+"/redact" || pkg == mod+"/config") && strings.HasPrefix(imp, mod):
-				if !(pkg == mod+"/redact" && imp == mod) {
+				if !(pkg == mod+"/redact" && imp == mod) && !(pkg == mod+"/config" && imp == mod+"/internal/didyoumean") {
 					t.Errorf("%s imports %s: it should stand alone", pkg, imp)
 				}
 			}

@@ -258,7 +258,7 @@ func (d *Daemon) follow(ctx context.Context, cfg *config.Config, wf *config.Work
 	log := d.Logger.With(LogKeyWorkflow, wf.Name)
 	pause := 5 * time.Second
 	for ctx.Err() == nil {
-		r := d.NewRunner(log, &lagMetrics{d: d, workflow: wf.Name})
+		r := d.NewRunner(d.Logger, &lagMetrics{d: d, workflow: wf.Name}) // Run adds the workflow to its logger
 		r.CDC = CDCFollow
 		d.setStatus(wf.Name, StatusRunning)
 		rep := r.Run(ctx, cfg, wf)
@@ -383,7 +383,7 @@ func (d *Daemon) fire(name string) {
 		obs = &jobProgress{r: d.reporter, job: JobReport{JobID: jobID, Agent: cfg.Agent.Name,
 			Report: Report{Workflow: name, Status: StatusRunning, StartedAt: now}}}
 	}
-	runner := d.NewRunner(log, obs)
+	runner := d.NewRunner(d.Logger, obs) // Run adds the workflow to its logger, once
 	runner.CDC = cdc
 	// The job is posted once the run holds its feeds' run locks: a tick
 	// that another run (another agent, a manual nopii run) holds them

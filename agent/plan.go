@@ -97,7 +97,7 @@ func decide(ctx context.Context, src nopii.Source, feeds []nopii.Feed, wf *confi
 		}
 		d.reason = "delta from cursor " + strings.Join(from, " or ")
 	default:
-		d.mode, d.reason = ModeFull, "mode "+mode
+		d.mode, d.reason = ModeFull, fullReason(e, j.table)
 		if mode == config.ModeCDC {
 			d.mode, d.reason = ModeCDC, "cdc: stream changes from the replication slot"
 		}
@@ -109,6 +109,29 @@ func decide(ctx context.Context, src nopii.Source, feeds []nopii.Feed, wf *confi
 		return nil, err
 	}
 	return d, nil
+}
+
+// fullReason says why a table that has been copied before is copied in
+// full again, and how to make it a delta.
+func fullReason(e *config.Table, t *nopii.Table) string {
+	if e != nil && e.Mode == config.ModeFull {
+		return "mode full (set in the file): every run is a full copy"
+	}
+	var stamps []string
+	for _, c := range t.Columns {
+		switch c.Type.Underlying().Name {
+		case "date", "timestamp", "timestamptz":
+			stamps = append(stamps, c.Name)
+		}
+	}
+	how := "the table has no date or timestamp column to set them to"
+	if len(stamps) > 0 {
+		how = "set updated_at (and created_at) to one of " + strings.Join(stamps, ", ") + " for a delta"
+		if e == nil {
+			how += ", in an entry naming the table"
+		}
+	}
+	return "full copy every run: no updated_at or created_at is set; " + how
 }
 
 // describeDrift says what changed between the saved and the current shape.

@@ -105,7 +105,25 @@ func (ir *inputRun) plan(ctx context.Context) ([]TablePlan, error) {
 				}
 			}
 		}
+		if j.entry != nil && j.entry.EffectiveMode() == config.ModeDelta && !j.entry.DetectDeletes && j.entry.Window == 0 {
+			if cl, ok := src.(cascadeLister); ok {
+				parents, err := cl.CascadeParents(ctx, j.table)
+				if err != nil {
+					return nil, err
+				}
+				for _, parent := range parents {
+					p.Warnings = append(p.Warnings, fmt.Sprintf("rows that ON DELETE CASCADE removes when a %s row is deleted change no timestamp a delta sees: without detect_deletes they stay in the feeds; set detect_deletes: true under table %s",
+						parent, j.table.Name))
+				}
+			}
+		}
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// cascadeLister is a source that can name the tables whose deletes cascade
+// into a table (source/postgres can), for plan's warning about orphans.
+type cascadeLister interface {
+	CascadeParents(ctx context.Context, t *nopii.Table) ([]nopii.TableName, error)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nopii/nopii"
 	"github.com/nopii/nopii/config"
+	"github.com/nopii/nopii/internal/didyoumean"
 	"github.com/nopii/nopii/redact"
 	"github.com/nopii/nopii/rulesets"
 )
@@ -78,7 +79,7 @@ func selectRelations(in *config.Input, rels []nopii.Relation) []*job {
 		r, ok := byName[name]
 		if !ok {
 			missing = append(missing, &job{input: in.Name, rel: nopii.Relation{Name: name}, entry: e,
-				err: fmt.Errorf("table %s: %w in source %s (check the name, or that the role may see it)", name, nopii.ErrNotFound, in.Name)})
+				err: fmt.Errorf("%s: table %s: %w in source %s (check the name, or that the role may see it)", e.Pos, name, nopii.ErrNotFound, in.Name)})
 			continue
 		}
 		chosen[name] = &job{input: in.Name, rel: r, entry: e}
@@ -121,7 +122,8 @@ func hasPattern(in *config.Input) bool {
 	return false
 }
 
-// didYouMean suggests a catalog name that differs only by case or schema.
+// didYouMean suggests a catalog name that differs only by case or schema,
+// or a table of the same schema spelt alike.
 func didYouMean(n nopii.TableName, rels []nopii.Relation) string {
 	for _, r := range rels {
 		if strings.EqualFold(r.Name.Schema, n.Schema) && strings.EqualFold(r.Name.Name, n.Name) {
@@ -132,6 +134,15 @@ func didYouMean(n nopii.TableName, rels []nopii.Relation) string {
 		if r.Name.Name == n.Name {
 			return fmt.Sprintf("; did you mean %s?", r.Name)
 		}
+	}
+	var names []string
+	for _, r := range rels {
+		if r.Name.Schema == n.Schema && !r.Partition {
+			names = append(names, r.Name.Name)
+		}
+	}
+	if s := didyoumean.Closest(n.Name, names); s != "" {
+		return fmt.Sprintf("; did you mean %s?", nopii.TableName{Schema: n.Schema, Name: s})
 	}
 	return ""
 }
@@ -191,7 +202,10 @@ type compiled struct {
 	hasAny bool
 }
 
-// describe fills in j.table, j.target, j.mode and checks every rule compiles.
+// describe fills in j.table, j.target, j.mode and checks every rule
+// compiles. It reports every problem of the table at once (errors.Join, one
+// per line), each at its place in the file, so that a table with three
+// mistakes needs one round of fixes, not three.
 func describe(ctx context.Context, src nopii.Source, in *config.Input, j *job, key []byte) {
 	if j.err != nil {
 		return
@@ -203,7 +217,11 @@ func describe(ctx context.Context, src nopii.Source, in *config.Input, j *job, k
 	t, err := src.Describe(ctx, j.rel, pk)
 	if err != nil {
 		if errors.Is(err, nopii.ErrNoPrimaryKey) {
-			err = fmt.Errorf("%w (e.g. primary_key: [id] under table %s)", err, j.rel.Name)
+			// The source says what the table has to stand in for a key.
+			err = fmt.Errorf("%w; set it under table %s", err, j.rel.Name)
+		}
+		if j.entry != nil {
+			err = fmt.Errorf("%s: %w", j.entry.Pos, err)
 		}
 		j.err = err
 		return
@@ -211,47 +229,69 @@ func describe(ctx context.Context, src nopii.Source, in *config.Input, j *job, k
 	j.table = t
 	j.target = nopii.Target{Table: t, Name: nopii.TableName{Schema: in.TargetSchemaPrefix + t.Name.Schema, Name: t.Name.Name}, Prefix: in.TargetSchemaPrefix}
 	j.mode = ModeFull
-	if j.entry != nil {
-		for _, cc := range []struct{ key, col string }{{"updated_at", j.entry.UpdatedAt}, {"created_at", j.entry.CreatedAt}} {
-			if cc.col == "" {
-				continue
-			}
-			col, ok := t.Column(cc.col)
-			if !ok {
-				j.err = fmt.Errorf("%s:%d:%d: %s column %q: %w in table %s (columns: %s)", j.entry.Pos.File, j.entry.Pos.Line, j.entry.Pos.Col,
-					cc.key, cc.col, nopii.ErrNotFound, t.Name, columnNames(t))
-				return
-			}
-			switch col.Type.Underlying().Name {
-			case "date", "timestamp", "timestamptz":
-			default:
-				j.err = fmt.Errorf("%s column %q of %s is %s: delta cursors must be date, timestamp or timestamptz", cc.key, cc.col, t.Name, col.TypeSQL)
-				return
-			}
+	if j.entry == nil {
+		return
+	}
+	var problems []error
+	problem := func(pos config.Pos, format string, a ...any) {
+		problems = append(problems, fmt.Errorf("%s: %w", pos, fmt.Errorf(format, a...)))
+	}
+	keyPos := func(k string) config.Pos {
+		if p, ok := j.entry.KeyPos[k]; ok {
+			return p
 		}
-		for _, c := range j.entry.Columns {
-			col, ok := t.Column(c.Column)
-			if !ok {
-				j.err = fmt.Errorf("%s:%d:%d: column %q: %w in table %s (columns: %s)", c.Pos.File, c.Pos.Line, c.Pos.Col,
-					c.Column, nopii.ErrNotFound, t.Name, columnNames(t))
-				return
-			}
-			if _, err := rulesets.Compile(t.Name, col, rulesets.Spec{Rule: c.Rule, Params: c.Params}, key); err != nil {
-				j.err = err
-				return
-			}
-			if c.Rule != "keep" {
-				j.redacted = append(j.redacted, c.Column)
-			}
+		return j.entry.Pos
+	}
+	for _, cc := range []struct{ key, col string }{{"updated_at", j.entry.UpdatedAt}, {"created_at", j.entry.CreatedAt}} {
+		if cc.col == "" {
+			continue
 		}
-		if err := checkGenerated(t, j.entry.Columns); err != nil {
-			j.err = err
-			return
+		col, ok := t.Column(cc.col)
+		if !ok {
+			problem(keyPos(cc.key), "%s column %q: %w in table %s%s", cc.key, cc.col, nopii.ErrNotFound, t.Name, columnHint(t, cc.col))
+			continue
 		}
-		if redactsKey(t, j.redacted) && len(key) == 0 {
-			j.err = fmt.Errorf("table %s: a primary key column has a rule, so %s is hashed, which needs hmac_key", t.Name, nopii.SourcePrimaryKeyColumn)
+		switch col.Type.Underlying().Name {
+		case "date", "timestamp", "timestamptz":
+		default:
+			problem(keyPos(cc.key), "%s column %q of %s is %s: delta cursors must be date, timestamp or timestamptz", cc.key, cc.col, t.Name, col.TypeSQL)
 		}
 	}
+	for _, c := range j.entry.Columns {
+		col, ok := t.Column(c.Column)
+		if !ok {
+			problem(c.Pos, "column %q: %w in table %s%s", c.Column, nopii.ErrNotFound, t.Name, columnHint(t, c.Column))
+			continue
+		}
+		if _, err := rulesets.Compile(t.Name, col, rulesets.Spec{Rule: c.Rule, Params: c.Params}, key); err != nil {
+			problem(c.RulePos, "%w", err)
+			continue
+		}
+		if c.Rule != "keep" {
+			j.redacted = append(j.redacted, c.Column)
+		}
+	}
+	if err := checkGenerated(t, j.entry.Columns); err != nil {
+		problems = append(problems, fmt.Errorf("%s: %w", j.entry.Pos, err))
+	}
+	if redactsKey(t, j.redacted) && len(key) == 0 {
+		problem(j.entry.Pos, "table %s: a primary key column has a rule, so %s is hashed, which needs hmac_key", t.Name, nopii.SourcePrimaryKeyColumn)
+	}
+	j.err = errors.Join(problems...)
+}
+
+// columnHint is "; did you mean x?" for the column of t closest to name,
+// and the table's columns.
+func columnHint(t *nopii.Table, name string) string {
+	names := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		names[i] = c.Name
+	}
+	hint := " (columns: " + strings.Join(names, ", ") + ")"
+	if s := didyoumean.Closest(name, names); s != "" {
+		hint = fmt.Sprintf("; did you mean %q?%s", s, hint)
+	}
+	return hint
 }
 
 // checkGenerated refuses a stored generated column computed from a

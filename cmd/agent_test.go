@@ -279,5 +279,40 @@ workflows:
 	if n := queryInt(t, twin, "SELECT count(*) FROM public.a"); n != 50 {
 		t.Errorf("public.a has %d rows after SIGTERM", n)
 	}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if dup := duplicateKeys(line); len(dup) > 0 {
+			t.Errorf("a log line repeats %v: %s", dup, line)
+		}
+	}
 	fmt.Fprint(io.Discard, out.String())
+}
+
+// duplicateKeys returns the keys that a JSON object line holds twice (a
+// logger given With(key) twice writes both), nil for any other line.
+func duplicateKeys(line string) []string {
+	if !strings.HasPrefix(line, "{") {
+		return nil
+	}
+	dec := json.NewDecoder(strings.NewReader(line))
+	if _, err := dec.Token(); err != nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var dup []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return dup
+		}
+		key, _ := tok.(string)
+		if seen[key] {
+			dup = append(dup, key)
+		}
+		seen[key] = true
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return dup
+		}
+	}
+	return dup
 }

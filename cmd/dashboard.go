@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nopii/nopii/dashboard"
+	"github.com/nopii/nopii/internal/human"
 )
 
 // envAdminToken names the variable holding the dashboard's admin token.
@@ -19,11 +20,14 @@ const envAdminToken = "NOPII_DASHBOARD_ADMIN_TOKEN"
 // password) need not appear on a command line.
 const envDashboardDSN = "NOPII_DASHBOARD_DSN"
 
+// dsnHelp is the help of every dashboard command's --dsn.
+const dsnHelp = "PostgreSQL URL of the dashboard's database; prefer $" + envDashboardDSN + ", which keeps its password out of ps"
+
 func newDashboardCmd(g *globals) *cobra.Command {
 	var dsn, listen string
 	var secureCookies bool
 	c := &cobra.Command{
-		Use:   "dashboard --dsn DSN [--listen ADDR]",
+		Use:   "dashboard [--listen ADDR]",
 		Short: "Serve the dashboard: agents' heartbeats, job reports and PII scans",
 		Long: `The dashboard stores what agents post (heartbeats, job reports, scanner
 findings) in PostgreSQL, schema nopii_dashboard (created and migrated at start),
@@ -40,11 +44,13 @@ and serves:
 
 The pages and the read API take the admin token from $NOPII_DASHBOARD_ADMIN_TOKEN,
 as a Bearer header or through the login form at /login. Agents authenticate with
-tokens made by 'nopii dashboard token create NAME'. The DSN may come from
-$NOPII_DASHBOARD_DSN instead of --dsn. Serve behind a TLS-terminating proxy and
-pass --secure-cookies. Stops gracefully on SIGINT/SIGTERM.`,
+tokens made by 'nopii dashboard token create NAME'. The database's URL comes
+from $NOPII_DASHBOARD_DSN (or --dsn, but a password on the command line is
+visible to every user of the machine in ps). Serve behind a TLS-terminating
+proxy and pass --secure-cookies. Stops gracefully on SIGINT/SIGTERM.`,
 		Example: `  export NOPII_DASHBOARD_ADMIN_TOKEN=$(openssl rand -base64 32)
-  nopii dashboard --dsn postgres://nopii@db/nopii --listen :8090`,
+  export NOPII_DASHBOARD_DSN='postgres://nopii:…@db/nopii'
+  nopii dashboard --listen :8090`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			dsn, err := dashboardDSN(dsn)
@@ -78,7 +84,7 @@ pass --secure-cookies. Stops gracefully on SIGINT/SIGTERM.`,
 			return srv.Serve(ctx, ln)
 		},
 	}
-	c.Flags().StringVar(&dsn, "dsn", "", "PostgreSQL connection URL of the dashboard's database (default $"+envDashboardDSN+")")
+	c.Flags().StringVar(&dsn, "dsn", "", dsnHelp)
 	c.Flags().StringVar(&listen, "listen", ":8090", "address to serve on")
 	c.Flags().BoolVar(&secureCookies, "secure-cookies", false, "mark cookies Secure even over plain HTTP (behind a TLS proxy)")
 	c.AddCommand(newDashboardTokenCmd(g))
@@ -102,7 +108,7 @@ func dashboardDSN(flag string) (string, error) {
 	if env := os.Getenv(envDashboardDSN); env != "" {
 		return env, nil
 	}
-	return "", usageError{errors.New("--dsn is required"), "point --dsn (or $" + envDashboardDSN + ") at the dashboard's PostgreSQL database"}
+	return "", usageError{errors.New("--dsn is required"), "set $" + envDashboardDSN + " to the dashboard's PostgreSQL URL (or pass --dsn, which ps shows to everyone)"}
 }
 
 func newDashboardTokenCmd(g *globals) *cobra.Command {
@@ -117,12 +123,12 @@ Only a SHA-256 of each token is stored.`,
 	}
 	var dsn string
 	create := &cobra.Command{
-		Use:   "create NAME --dsn DSN",
+		Use:   "create NAME",
 		Short: "Create a token for agent NAME and print it (on the last line)",
 		Long: `Create prints a new token for the agent NAME on its last line. It is shown once:
 put it in the agent's secret (dashboard.token: ${NOPII_AGENT_TOKEN}). An agent
 may hold several tokens, to rotate them; revoke removes them all.`,
-		Example: "  nopii dashboard token create prod-eu-1 --dsn postgres://nopii@db/nopii | tail -n1",
+		Example: "  NOPII_DASHBOARD_DSN='postgres://nopii:…@db/nopii' nopii dashboard token create prod-eu-1 | tail -n1",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			store, err := openStore(c.Context(), dsn)
@@ -139,10 +145,10 @@ may hold several tokens, to rotate them; revoke removes them all.`,
 		},
 	}
 	revoke := &cobra.Command{
-		Use:     "revoke NAME --dsn DSN",
+		Use:     "revoke NAME",
 		Short:   "Revoke every token of agent NAME",
 		Long:    `Revoke makes every token of the agent NAME invalid at once: its posts get 401.`,
-		Example: "  nopii dashboard token revoke prod-eu-1 --dsn postgres://nopii@db/nopii",
+		Example: "  NOPII_DASHBOARD_DSN='postgres://nopii:…@db/nopii' nopii dashboard token revoke prod-eu-1",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			store, err := openStore(c.Context(), dsn)
@@ -157,12 +163,12 @@ may hold several tokens, to rotate them; revoke removes them all.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, "Revoked %d token(s) of agent %s.\n", n, args[0])
+			fmt.Fprintf(g.stdout, "Revoked %s of agent %s.\n", human.Count(int(n), "token"), args[0])
 			return nil
 		},
 	}
 	for _, sub := range []*cobra.Command{create, revoke} {
-		sub.Flags().StringVar(&dsn, "dsn", "", "PostgreSQL connection URL of the dashboard's database (default $"+envDashboardDSN+")")
+		sub.Flags().StringVar(&dsn, "dsn", "", dsnHelp)
 	}
 	c.AddCommand(create, revoke)
 	return c

@@ -96,9 +96,9 @@ func TestTableErrors(t *testing.T) {
 		t.Fatalf("exit %d, want 1\n%s\n%s", code, out, errOut)
 	}
 	for _, want := range []string{
-		"public.nokey: describe public.nokey: table has no primary key: set primary_key in the config",
-		"primary_key: [id] under table public.nokey",
-		"public.missing: table public.missing: not found in source prod",
+		"describe public.nokey: table has no primary key: set primary_key in the config (no unique index over NOT NULL columns either",
+		"set it under table public.nokey",
+		"table public.missing: not found in source prod",
 		`column "nope": not found in table public.typed (columns: id, age)`,
 		"workflow w: failed",
 	} {

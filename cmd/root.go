@@ -86,7 +86,11 @@ Start with:  nopii validate --config nopii.yaml --connect
 Then:        nopii run --config nopii.yaml`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version,
 	}
+	// --version prints what the version command prints.
+	root.SetVersionTemplate("nopii {{.Version}}\n")
+	root.Flags().Bool("version", false, "print nopii's version (as nopii version does)")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "debug, info, warn or error (default info; warn on a terminal while progress bars show)")

@@ -95,7 +95,7 @@ of it (an agent's, another nopii run) held its feeds' run lock for longer than
 // printReport writes the human report of one run.
 func printReport(w io.Writer, r *agent.Report) {
 	rows, bytes := r.Totals()
-	fmt.Fprintf(w, "\nworkflow %s: %s in %.1fs — %d tables, %d rows, %s\n", r.Workflow, r.Status, r.Seconds, len(r.Tables), rows, human.Bytes(bytes))
+	fmt.Fprintf(w, "\nworkflow %s: %s in %.1fs — %s, %s, %s\n", r.Workflow, r.Status, r.Seconds, human.Count(len(r.Tables), "table"), human.Count(int(rows), "row"), human.Bytes(bytes))
 	if r.Error != "" {
 		fmt.Fprintf(w, "error: %s\n", r.Error)
 	}
@@ -121,11 +121,17 @@ func printReport(w io.Writer, r *agent.Report) {
 		if t.Error == "" && (t.DriftForced || t.Mode == agent.ModeDelta) {
 			fmt.Fprintf(w, "%s %s: %s\n", t.Input, t.Table, t.Reason)
 		}
+		if t.Forgotten > 0 {
+			// ROWS counts what the source gave; say why the feeds hold fewer.
+			fmt.Fprintf(w, "%s %s: %d of the %s read left out of the feeds: their keys are on the suppression list (nopii subject forget)\n",
+				t.Input, t.Table, t.Forgotten, human.Count(int(t.Rows), "row"))
+		}
 		for _, warn := range t.Warnings {
 			fmt.Fprintf(w, "warning: %s %s: %s\n", t.Input, t.Table, warn)
 		}
 		if t.Error != "" {
-			fmt.Fprintf(w, "%s %s: %s\n", t.Input, t.Table, t.Error)
+			// A table's problems, one per line (describe reports them all).
+			fmt.Fprintf(w, "%s %s: %s\n", t.Input, t.Table, strings.ReplaceAll(t.Error, "\n", "\n  "))
 		}
 	}
 }

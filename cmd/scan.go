@@ -11,6 +11,7 @@ import (
 	"github.com/nopii/nopii"
 	"github.com/nopii/nopii/agent"
 	"github.com/nopii/nopii/config"
+	"github.com/nopii/nopii/internal/human"
 	"github.com/nopii/nopii/scanner"
 	"github.com/nopii/nopii/source/postgres"
 )
@@ -114,7 +115,11 @@ posted to its scanner page. --format yaml prints the rules to paste.`,
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%s\t%s\n", f.Schema, f.Table, f.Column, f.Kind, f.Confidence, f.Evidence, f.RuleYAML)
 				}
 				tw.Flush()
-				fmt.Fprintf(g.stdout, "%d columns look like personal data\n", len(findings))
+				verb := "look"
+				if len(findings) == 1 {
+					verb = "looks"
+				}
+				fmt.Fprintf(g.stdout, "%s %s like personal data\n", human.Count(len(findings), "column"), verb)
 			}
 			return nil
 		},

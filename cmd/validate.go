@@ -2,10 +2,12 @@ package cmd
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/nopii/nopii/agent"
+	"github.com/nopii/nopii/internal/human"
 	"github.com/nopii/nopii/source/postgres"
 )
 
@@ -27,7 +29,7 @@ table and column exists, and that every rule fits its column's type.`,
 				return err
 			}
 			if !connect {
-				fmt.Fprintf(g.stdout, "%s: ok (%d workflows)\n", cfg.File, len(cfg.Workflows))
+				fmt.Fprintf(g.stdout, "%s: ok (%s)\n", cfg.File, human.Count(len(cfg.Workflows), "workflow"))
 				return nil
 			}
 			log, err := g.logger(true)
@@ -67,15 +69,18 @@ table and column exists, and that every rule fits its column's type.`,
 					}
 					for _, t := range tables {
 						if t.Error != "" {
-							report("input %s: %s", in.Name, t.Error)
+							// One line per problem: describe reports them all.
+							for _, p := range strings.Split(t.Error, "\n") {
+								report("input %s: %s: %s", in.Name, t.Table, p)
+							}
 						} else {
-							fmt.Fprintf(g.stdout, "  ✓ input %s: %s (%d rules)\n", in.Name, t.Table, len(t.Redacted))
+							fmt.Fprintf(g.stdout, "  ✓ input %s: %s (%s)\n", in.Name, t.Table, human.Count(len(t.Redacted), "rule"))
 						}
 					}
 				}
 			}
 			if problems > 0 {
-				fmt.Fprintf(g.stdout, "%d problems\n", problems)
+				fmt.Fprintln(g.stdout, human.Count(problems, "problem"))
 				return exitError{1}
 			}
 			fmt.Fprintf(g.stdout, "%s: ok\n", cfg.File)

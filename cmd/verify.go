@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nopii/nopii/agent"
+	"github.com/nopii/nopii/config"
 )
 
 func newVerifyCmd(g *globals) *cobra.Command {
@@ -69,6 +70,12 @@ never a value. The exit status is 1 on any leak. What cannot be read back
 						r.Source, r.Checked, r.Leaks, strings.Join(r.LeakKeys, " "))
 				}
 				tw.Flush()
+				for _, r := range all {
+					if r.Feed != config.FeedTwin && r.Check != "unruled" && r.Checked > r.Source {
+						fmt.Fprintln(g.stdout, "FEED VALUES of an s3 or files feed count every version of a row the lake holds, all checked: its snapshot's and each delta's since, and a delta holds the rows that changed and those its cursor's overlap read again")
+						break
+					}
+				}
 				unruled := int64(0)
 				for _, r := range all {
 					if r.Check == "unruled" {

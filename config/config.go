@@ -187,6 +187,7 @@ type Table struct {
 
 	Columns []ColumnRule // in file order
 	Pos     Pos
+	KeyPos  map[string]Pos // of the value of each key the entry sets (updated_at, primary_key …)
 }
 
 // EffectiveMode returns Mode, or the mode SPEC §1 implies when it is not

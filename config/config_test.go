@@ -232,7 +232,7 @@ func stripPos(cfg *config.Config) {
 			in.Pos = config.Pos{}
 			for k := range in.Tables {
 				t := &in.Tables[k]
-				t.Pos = config.Pos{}
+				t.Pos, t.KeyPos = config.Pos{}, nil
 				for l := range t.Columns {
 					c := &t.Columns[l]
 					c.Pos, c.RulePos, c.ParamPos = config.Pos{}, config.Pos{}, nil
@@ -264,6 +264,8 @@ func TestSpecExample(t *testing.T) {
 		{"table", cfg.Workflows[0].Inputs[0].Tables[0].Pos, pos(19, 13)},
 		{"column", cfg.Workflows[0].Inputs[0].Tables[0].Columns[1].Pos, pos(30, 15)},
 		{"rule", cfg.Workflows[0].Inputs[0].Tables[0].Columns[1].RulePos, pos(30, 35)},
+		{"updated_at", cfg.Workflows[0].Inputs[0].Tables[0].KeyPos["updated_at"], pos(21, 25)},
+		{"primary_key", cfg.Workflows[0].Inputs[0].Tables[0].KeyPos["primary_key"], pos(25, 26)},
 		{"param", cfg.Workflows[0].Inputs[0].Tables[0].Columns[1].ParamPos["kind"], pos(30, 41)},
 		{"feed", cfg.Workflows[0].Feeds[2].Pos, pos(47, 9)},
 	}

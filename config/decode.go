@@ -458,6 +458,12 @@ func (d *decoder) table(n *yaml.Node, path string) (Table, *yaml.Node) {
 		{"columns", func(v *yaml.Node, p string) { columnsNode = v }},
 	}
 	ks := d.fields(n, path, keys)
+	for name, p := range ks.known {
+		if t.KeyPos == nil {
+			t.KeyPos = map[string]Pos{}
+		}
+		t.KeyPos[name] = nodePos(d.file, p.val)
+	}
 
 	switch {
 	case nameNode == nil:

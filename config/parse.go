@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/nopii/nopii/internal/didyoumean"
 )
 
 // Options tunes Parse. The zero value reads the process environment, checks
@@ -141,7 +143,7 @@ func (d *decoder) parseYAML(data []byte) *yaml.Node {
 		if errors.Is(err, io.EOF) {
 			d.errAt(Pos{File: d.file, Line: 1, Col: 1}, "", errors.New(emptyFile))
 		} else {
-			d.yamlError(err)
+			d.yamlError(data, err)
 		}
 		return nil
 	}
@@ -150,7 +152,7 @@ func (d *decoder) parseYAML(data []byte) *yaml.Node {
 	case err == nil:
 		d.errorf(&next, "", "a second YAML document starts here: the file must hold one document")
 	case !errors.Is(err, io.EOF):
-		d.yamlError(err)
+		d.yamlError(data, err)
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode {
@@ -170,8 +172,12 @@ func (d *decoder) parseYAML(data []byte) *yaml.Node {
 const emptyFile = "the file is empty: expected version: 1 and a list of workflows"
 
 // yamlError records a syntax error from yaml.v3, whose messages read
-// "yaml: line N: problem" and carry no column.
-func (d *decoder) yamlError(err error) {
+// "yaml: line N: problem" and carry no column. For a parser error (a line
+// indented wrongly inside a block, say) N is not where the problem is but
+// the line before the block that holds it, counted from 0: a key indented
+// one space too far on line 14 of a list that starts on line 9 reads
+// "line 8". problemLine finds the line itself.
+func (d *decoder) yamlError(data []byte, err error) {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	pos := Pos{File: d.file}
 	if rest, ok := strings.CutPrefix(msg, "line "); ok {
@@ -181,7 +187,67 @@ func (d *decoder) yamlError(err error) {
 			}
 		}
 	}
+	if pos.Line > 0 {
+		pos.Line, pos.Col = problemLine(data, err.Error(), pos.Line)
+	}
 	d.errAt(pos, "", fmt.Errorf("invalid YAML: %s", msg))
+}
+
+// searchBudget bounds the bytes problemLine parses in all, one prefix of
+// the file per line: a workflow file of a few hundred lines costs
+// milliseconds, and a huge one keeps yaml.v3's line.
+const searchBudget = 16 << 20
+
+// problemLine returns the line (and the column of its first character) on
+// which the syntax error want first appears: the shortest prefix of whole
+// lines, from line from on, that fails with exactly the same message. yaml.v3
+// reports the same text for a prefix that ends at the offending line,
+// because the block it names started before it; a prefix that stops short
+// of it parses, since the end of the text closes every block. It returns
+// from and 0 when no prefix fails alike (an error only the end of the file
+// shows).
+func problemLine(data []byte, want string, from int) (line, col int) {
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	end, spent := 0, 0
+	for i, l := range lines {
+		end += len(l)
+		n := i + 1
+		if n < from {
+			continue
+		}
+		if spent += end; spent > searchBudget {
+			break
+		}
+		if err := syntaxError(data[:end]); err != nil && err.Error() == want {
+			if !blockError(want) || len(bytes.TrimSpace(l)) == 0 {
+				return n, 0
+			}
+			return n, len(l) - len(bytes.TrimLeft(l, " \t")) + 1
+		}
+	}
+	return from, 0
+}
+
+// blockError reports whether a yaml.v3 error is about the first token of a
+// line that fits no block: a key or list item indented wrongly. Only then
+// does the line's first character mark the problem's column.
+func blockError(msg string) bool {
+	return strings.HasSuffix(msg, "did not find expected key") || strings.HasSuffix(msg, "did not find expected '-' indicator")
+}
+
+// syntaxError returns the error yaml.v3 meets in data, if any: in its first
+// document or in what follows it.
+func syntaxError(data []byte) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml.Node
+		if err := dec.Decode(&doc); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
 }
 
 // dropFailed removes the errors about values whose expansion failed: their
@@ -444,62 +510,10 @@ func (d *decoder) reportUnknown(ks keySet, path, where string, valid []string) {
 
 func (d *decoder) unknownKey(p pair, path, where string, valid []string) {
 	msg := fmt.Sprintf("unknown key %q %s (expected one of: %s)", truncate(p.name, 60), where, strings.Join(valid, ", "))
-	if s := suggest(p.name, valid); s != "" {
+	if s := didyoumean.Closest(p.name, valid); s != "" {
 		msg += fmt.Sprintf("; did you mean %q?", s)
 	}
 	d.errAt(nodePos(d.file, p.key), joinPath(path, p.name), errors.New(msg))
-}
-
-// suggest returns the valid key closest to a misspelt one, if any is close.
-func suggest(name string, valid []string) string {
-	best, bestDist := "", 3
-	if len(name) <= 3 {
-		bestDist = 2
-	}
-	lower := strings.ToLower(name)
-	for _, v := range valid {
-		if dist := editDistance(lower, v); dist < bestDist {
-			best, bestDist = v, dist
-		}
-	}
-	if best == "" && len(lower) >= 4 {
-		// A key cut short: updated for updated_at.
-		for _, v := range valid {
-			if strings.HasPrefix(v, lower) {
-				return v
-			}
-		}
-	}
-	return best
-}
-
-// editDistance is the Damerau–Levenshtein distance (optimal string
-// alignment) between short ASCII-ish strings.
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 64
-	}
-	d := make([][]int, len(a)+1)
-	for i := range d {
-		d[i] = make([]int, len(b)+1)
-		d[i][0] = i
-	}
-	for j := range d[0] {
-		d[0][j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
-			}
-		}
-	}
-	return d[len(a)][len(b)]
 }
 
 // mapping reports whether n is a mapping, recording an error saying what

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/nopii/nopii/internal/didyoumean"
 	"github.com/nopii/nopii/redact"
 )
 
@@ -176,11 +177,19 @@ type pathSpec struct {
 	params params
 }
 
+// meant is "; did you mean "x"?" for the valid name closest to name, or "".
+func meant(name string, valid []string) string {
+	if s := didyoumean.Closest(name, valid); s != "" {
+		return fmt.Sprintf("; did you mean %q?", s)
+	}
+	return ""
+}
+
 func decode(rule string, raw map[string]any) (params, error) {
 	p := params{domain: "example.com", keepLast: 4, char: '*', maxDays: 30, percent: 10}
 	info, ok := catalog[rule]
 	if !ok {
-		return p, fmt.Errorf("%w %q (valid: %s)", ErrUnknownRule, rule, strings.Join(Names(), ", "))
+		return p, fmt.Errorf("%w %q (valid: %s)%s", ErrUnknownRule, rule, strings.Join(Names(), ", "), meant(rule, Names()))
 	}
 	keys := make([]string, 0, len(raw))
 	for k := range raw {
@@ -199,7 +208,7 @@ func decode(rule string, raw map[string]any) (params, error) {
 			if len(info.params) > 0 {
 				valid = strings.Join(info.params, ", ")
 			}
-			return p, perr(k, fmt.Errorf("unknown param for rule %s (valid: %s)", rule, valid))
+			return p, perr(k, fmt.Errorf("unknown param for rule %s (valid: %s)%s", rule, valid, meant(k, info.params)))
 		}
 		v := raw[k]
 		var err error
@@ -212,7 +221,9 @@ func decode(rule string, raw map[string]any) (params, error) {
 		case "kind":
 			p.kind, err = asString(v)
 			if err == nil {
-				_, err = redact.NewFaker(p.kind)
+				if _, err = redact.NewFaker(p.kind); err != nil {
+					err = fmt.Errorf("%w%s", err, meant(p.kind, redact.FakeKinds()))
+				}
 			}
 		case "length":
 			p.length, err = asInt(v, 1, 1<<20)

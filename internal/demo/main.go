@@ -8,6 +8,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -29,7 +30,7 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *keep); err != nil {
+	if err := run(ctx, *keep, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
 		os.Exit(1)
 	}
@@ -40,8 +41,9 @@ func root() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-func run(ctx context.Context, keep bool) error {
-	fmt.Println("== starting a throwaway PostgreSQL cluster")
+// run is the demo, writing its story to stdout and nopii's log to stderr.
+func run(ctx context.Context, keep bool, stdout, stderr io.Writer) error {
+	fmt.Fprintln(stdout, "== starting a throwaway PostgreSQL cluster")
 	cl, err := pgtest.Start(ctx, pgtest.Options{})
 	if err != nil {
 		return err
@@ -64,7 +66,7 @@ func run(ctx context.Context, keep bool) error {
 		return err
 	}
 	defer conn.Close(context.Background())
-	fmt.Println("== loading the sample shop into prod (testdata/demo/schema.sql)")
+	fmt.Fprintln(stdout, "== loading the sample shop into prod (testdata/demo/schema.sql)")
 	if _, err := conn.Exec(ctx, string(schema)); err != nil {
 		return fmt.Errorf("load sample data: %w", err)
 	}
@@ -72,8 +74,10 @@ func run(ctx context.Context, keep bool) error {
 	os.Setenv("TWIN_DATABASE_URL", twin)
 	os.Setenv("NOPII_HMAC_KEY", demoKey)
 	cfg := filepath.Join(root(), "testdata", "demo", "nopii.yaml")
-	fmt.Printf("== nopii run --config %s\n", cfg)
-	code := cmd.Execute(ctx, []string{"run", "--config", cfg}, os.Stdout, os.Stderr)
+	fmt.Fprintf(stdout, "== nopii run --config %s\n", cfg)
+	// Warnings only, as text: the run's report says what the INFO lines
+	// would (they are for the agent's logs).
+	code := cmd.Execute(ctx, []string{"run", "--config", cfg, "--log-level", "warn", "--log-format", "text"}, stdout, stderr)
 	if code != 0 {
 		return fmt.Errorf("nopii run exited %d", code)
 	}
@@ -82,30 +86,32 @@ func run(ctx context.Context, keep bool) error {
 		return err
 	}
 	defer tconn.Close(context.Background())
-	const q = `SELECT customer_id::text, email::text, first_name, last_name, coalesce(phone, 'NULL'), ssn, date_of_birth::text, address->>'street'
-	           FROM public.customer ORDER BY customer_id LIMIT 5`
-	fmt.Println("\n== before: prod public.customer")
-	if err := show(ctx, conn, q); err != nil {
+	// ORDER BY c.customer_id, the bigint: the output column of that name
+	// is text, and would sort 1, 10, 100, 1000.
+	const q = `SELECT c.customer_id::text, c.email::text, c.first_name, c.last_name, coalesce(c.phone, 'NULL'), c.ssn, c.date_of_birth::text, c.address->>'street'
+	           FROM public.customer c ORDER BY c.customer_id LIMIT 5`
+	fmt.Fprintln(stdout, "\n== before: prod public.customer")
+	if err := show(ctx, stdout, conn, q); err != nil {
 		return err
 	}
-	fmt.Println("\n== after: twin public.customer (same query)")
-	if err := show(ctx, tconn, q); err != nil {
+	fmt.Fprintln(stdout, "\n== after: twin public.customer (same query)")
+	if err := show(ctx, stdout, tconn, q); err != nil {
 		return err
 	}
 	if keep {
-		fmt.Printf("\nprod: psql '%s'\ntwin: psql '%s'\nCtrl-C to stop and remove the cluster.\n", prod, twin)
+		fmt.Fprintf(stdout, "\nprod: psql '%s'\ntwin: psql '%s'\nCtrl-C to stop and remove the cluster.\n", prod, twin)
 		<-ctx.Done()
 	}
 	return nil
 }
 
-func show(ctx context.Context, conn *pgx.Conn, q string) error {
+func show(ctx context.Context, w io.Writer, conn *pgx.Conn, q string) error {
 	rows, err := conn.Query(ctx, q)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "customer_id\temail\tfirst_name\tlast_name\tphone\tssn\tdate_of_birth\tstreet")
 	for rows.Next() {
 		var v [8]string

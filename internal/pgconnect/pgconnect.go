@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -164,7 +165,29 @@ func Describe(err error) string {
 	if err == nil {
 		return ""
 	}
-	return err.Error()
+	return oneLinePerAttempt(err.Error())
+}
+
+// oneLinePerAttempt drops the repeated lines of pgx's connect errors, which
+// list every attempt under "failed to connect to …:", one "\n\t"-indented
+// line each: with sslmode prefer (the default) a refused TLS attempt and
+// the plain one that follows fail alike, so each dial error would print
+// twice. A single remaining attempt goes on the same line.
+func oneLinePerAttempt(msg string) string {
+	head, rest, ok := strings.Cut(msg, "\n\t")
+	if !ok {
+		return msg
+	}
+	var lines []string
+	for _, l := range strings.Split(rest, "\n\t") {
+		if !slices.Contains(lines, l) {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) == 1 {
+		return head + " " + lines[0]
+	}
+	return head + "\n\t" + strings.Join(lines, "\n\t")
 }
 
 // SafeError adds a PostgreSQL error's hint to err's message, keeping the

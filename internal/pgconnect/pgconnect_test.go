@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -43,5 +44,38 @@ func TestLost(t *testing.T) {
 				t.Errorf("Lost(%v) = %v, want %v", tc.err, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestConnectRefused: a wrong port says so once, on one line, though pgx
+// tries TLS and then plain text (sslmode prefer) and lists both.
+func TestConnectRefused(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().(*net.TCPAddr)
+	ln.Close() // nothing listens there now
+	dsn := fmt.Sprintf("postgres://u:pw-secret@127.0.0.1:%d/db", addr.Port)
+	_, err = Connect(context.Background(), dsn, Options{Attempts: 1, What: "twin"})
+	if err == nil {
+		t.Fatal("connected to a closed port")
+	}
+	msg := err.Error()
+	refused := fmt.Sprintf("dial tcp 127.0.0.1:%d: connect: connection refused", addr.Port)
+	if n := strings.Count(msg, refused); n != 1 || strings.Contains(msg, "\n") || strings.Contains(msg, "pw-secret") {
+		t.Errorf("error names the refused dial %d times (want once, on one line, without the password):\n%s", n, msg)
+	}
+}
+
+func TestOneLinePerAttempt(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"plain error", "plain error"},
+		{"failed to connect to `user=u`:\n\ta: refused\n\ta: refused", "failed to connect to `user=u`: a: refused"},
+		{"failed to connect to `user=u`:\n\ta: refused\n\tb: timeout\n\ta: refused", "failed to connect to `user=u`:\n\ta: refused\n\tb: timeout"},
+	} {
+		if got := oneLinePerAttempt(tc.in); got != tc.want {
+			t.Errorf("oneLinePerAttempt(%q) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }

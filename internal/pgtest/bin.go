@@ -14,7 +14,7 @@ import (
 
 // ErrNoBinaries reports that initdb and pg_ctl were found neither through
 // $NOPII_PG_BIN, nor on PATH, nor under /usr/lib/postgresql/*/bin.
-var ErrNoBinaries = errors.New("PostgreSQL server binaries not found (initdb, pg_ctl): apt-get install postgresql-15, or set NOPII_PG_BIN")
+var ErrNoBinaries = errors.New("PostgreSQL server binaries not found (initdb, pg_ctl): run scripts/install-postgres (Debian/Ubuntu: postgresql-15, no cluster left running), or set NOPII_PG_BIN")
 
 // EnvBin names the environment variable that points at a directory holding
 // initdb, pg_ctl and postgres. It wins over PATH and the Debian layout.

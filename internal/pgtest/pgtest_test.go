@@ -277,7 +277,7 @@ func TestMissingBinaries(t *testing.T) {
 	if !errors.Is(err, pgtest.ErrNoBinaries) {
 		t.Fatalf("Start without binaries: %v, want ErrNoBinaries", err)
 	}
-	const want = "PostgreSQL server binaries not found (initdb, pg_ctl): apt-get install postgresql-15, or set NOPII_PG_BIN"
+	const want = "PostgreSQL server binaries not found (initdb, pg_ctl): run scripts/install-postgres (Debian/Ubuntu: postgresql-15, no cluster left running), or set NOPII_PG_BIN"
 	if !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("error %q does not start with %q", err, want)
 	}

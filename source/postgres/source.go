@@ -286,9 +286,44 @@ func (s *Source) describe(ctx context.Context, rel nopii.Relation, primaryKey []
 		return nil, pgconnect.SafeError(err)
 	}
 	if len(t.PrimaryKey) == 0 {
-		return t, nopii.ErrNoPrimaryKey
+		index, cols, err := s.keyCandidate(ctx, oid)
+		if err != nil {
+			return nil, err
+		}
+		if index == "" {
+			return t, fmt.Errorf("%w (no unique index over NOT NULL columns either: list the columns that identify a row)", nopii.ErrNoPrimaryKey)
+		}
+		return t, fmt.Errorf("%w (unique index %s is over NOT NULL columns: primary_key: [%s])", nopii.ErrNoPrimaryKey, index, strings.Join(cols, ", "))
 	}
 	return t, nil
+}
+
+// keyCandidate returns the unique index that could stand in for a missing
+// primary key, and its columns: valid, not partial, over plain columns that
+// are all NOT NULL; the one of fewest columns, then by name. Empty when the
+// table has none.
+func (s *Source) keyCandidate(ctx context.Context, oid uint32) (string, []string, error) {
+	var index string
+	var cols []string
+	err := s.main.QueryRow(ctx, `
+		SELECT ic.relname, array_agg(a.attname::text ORDER BY k.ord)
+		FROM pg_index i
+		JOIN pg_class ic ON ic.oid = i.indexrelid
+		CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+		WHERE i.indrelid = $1 AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+		  AND k.ord <= i.indnkeyatts -- not the INCLUDE columns
+		GROUP BY ic.relname
+		HAVING bool_and(a.attnotnull)
+		ORDER BY count(*), ic.relname
+		LIMIT 1`, oid).Scan(&index, &cols)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil, nil
+	}
+	if err != nil {
+		return "", nil, pgconnect.SafeError(err)
+	}
+	return index, cols, nil
 }
 
 // lock takes ACCESS SHARE on the table for the rest of the snapshot, as
@@ -679,6 +714,36 @@ func (s *Source) Indexed(ctx context.Context, t *nopii.Table, column string) (bo
 		return false, fmt.Errorf("look up indexes of %s: %w", t.Name, pgconnect.SafeError(err))
 	}
 	return ok, nil
+}
+
+// CascadeParents returns the tables that t references by a foreign key with
+// ON DELETE CASCADE: deleting one of their rows deletes rows of t, with no
+// change to t's timestamps that a delta could see.
+func (s *Source) CascadeParents(ctx context.Context, t *nopii.Table) ([]nopii.TableName, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []nopii.TableName
+	err := s.guarded(ctx, func() error {
+		rows, err := s.main.Query(ctx, `
+			SELECT DISTINCT pn.nspname::text, p.relname::text
+			FROM pg_constraint k
+			JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+			JOIN pg_class p ON p.oid = k.confrelid JOIN pg_namespace pn ON pn.oid = p.relnamespace
+			WHERE k.contype = 'f' AND k.confdeltype = 'c' AND n.nspname = $1 AND c.relname = $2
+			ORDER BY 1, 2`, t.Name.Schema, t.Name.Name)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (nopii.TableName, error) {
+			var n nopii.TableName
+			return n, r.Scan(&n.Schema, &n.Name)
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("look up foreign keys of %s: %w", t.Name, pgconnect.SafeError(err))
+	}
+	return out, nil
 }
 
 // Sample implements nopii.Source in one round-trip on a reader connection

@@ -1,0 +1,248 @@
+package cmd
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/nopii/nopii/internal/pgtest"
+)
+
+// The tests of this file check what a newcomer sees on the way in: the
+// version, counts in their number, syntax errors on their line.
+
+func TestVersionFlag(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		code, out, errOut := runCLI(t, args...)
+		if code != 0 || out != "nopii "+version+"\n" {
+			t.Errorf("nopii %s: exit %d, stdout %q, stderr %q; want 0 and %q", strings.Join(args, " "), code, out, errOut, "nopii "+version+"\n")
+		}
+	}
+	if _, out, _ := runCLI(t, "--help"); !strings.Contains(out, "--version") {
+		t.Errorf("--help does not list --version:\n%s", out)
+	}
+}
+
+func TestValidateSingular(t *testing.T) {
+	cfg := writeConfig(t, workflowYAML("w", "postgres://localhost/prod", `          - name: public.users
+`, `    feeds:
+      - type: twin
+        dsn: postgres://localhost/twin
+`))
+	code, out, errOut := runCLI(t, "validate", "--config", cfg)
+	if want := cfg + ": ok (1 workflow)\n"; code != 0 || out != want {
+		t.Errorf("validate: exit %d, stdout %q (stderr %q), want %q", code, out, errOut, want)
+	}
+}
+
+// TestValidateMisIndented: yaml.v3 names the line before the list that
+// holds a mis-indented key (line 8 here); the user needs line 14.
+func TestValidateMisIndented(t *testing.T) {
+	cfg := writeConfig(t, `
+version: 1
+hmac_key: `+testKey+`
+workflows:
+  - name: devtwin
+    inputs:
+      - name: prod
+        dsn: postgres://localhost/prod
+        tables:
+          - name: public.users
+            columns:
+              email: { rule: redact_email }
+              phone: { rule: mask }
+          - name: public.orders
+           updated_at: updated_at
+    feeds:
+      - type: twin
+        dsn: postgres://localhost/twin
+`)
+	code, _, errOut := runCLI(t, "validate", "--config", cfg)
+	if want := "Error: " + cfg + ":14:12: invalid YAML: did not find expected '-' indicator\n"; code != 1 || errOut != want {
+		t.Errorf("validate: exit %d, stderr %q, want 1 and %q", code, errOut, want)
+	}
+}
+
+// TestDashboardDSNFromEnvironment: the dashboard's commands take the
+// database from NOPII_DASHBOARD_DSN, so that no password shows in ps, and
+// their help says to prefer it.
+func TestDashboardDSNFromEnvironment(t *testing.T) {
+	t.Setenv(envDashboardDSN, pgtest.MustDatabase(t))
+	code, out, errOut := runCLI(t, "dashboard", "token", "create", "env-agent")
+	if code != 0 || !strings.Contains(out, "Token for agent env-agent") {
+		t.Fatalf("token create without --dsn: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, "dashboard", "token", "revoke", "env-agent")
+	if want := "Revoked 1 token of agent env-agent.\n"; code != 0 || out != want {
+		t.Errorf("token revoke: exit %d, stdout %q (stderr %q), want %q", code, out, errOut, want)
+	}
+	for _, args := range [][]string{{"dashboard", "--help"}, {"dashboard", "token", "create", "--help"}} {
+		_, out, _ := runCLI(t, args...)
+		if !strings.Contains(out, "prefer $"+envDashboardDSN) || strings.Contains(out, "--dsn postgres") {
+			t.Errorf("%v: the help should prefer $%s and show no DSN on a command line:\n%s", args, envDashboardDSN, out)
+		}
+	}
+}
+
+func TestDuplicateKeys(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want string
+	}{
+		{`{"msg":"x","workflow":"devtwin","workflow":"devtwin"}`, "workflow"},
+		{`{"msg":"x","workflow":"devtwin","nested":{"workflow":1}}`, ""},
+		{`plain text`, ""},
+	} {
+		if got := strings.Join(duplicateKeys(tc.line), ","); got != tc.want {
+			t.Errorf("duplicateKeys(%s) = %q, want %q", tc.line, got, tc.want)
+		}
+	}
+}
+
+// TestValidateConnectAllProblems: validate --connect reports every mistake
+// of a table in one round, each at its file:line:column, with the name
+// probably meant; a table without a primary key gets the unique index it
+// has as the key to name, or hears that it has none.
+func TestValidateConnectAllProblems(t *testing.T) {
+	prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	mustExec(t, mustConnect(t, prodDSN), `
+		CREATE TABLE public.orders (id int PRIMARY KEY, email text, total numeric(10,2), placed_at timestamptz);
+		CREATE TABLE public.signup (email text NOT NULL, code text NOT NULL, note text);
+		CREATE UNIQUE INDEX signup_email_code ON public.signup (email, code);
+		CREATE UNIQUE INDEX signup_note ON public.signup (note);
+		CREATE TABLE public.log (at timestamptz, line text);`)
+	cfg := oneInputConfig(t, prodDSN, twinDSN, `
+          - name: public.orders
+            updated_at: placed
+            columns:
+              emial: { rule: redact_email }
+              total: { rule: redact_email }
+          - name: public.ordres
+          - name: public.signup
+          - name: public.log`)
+	code, out, errOut := runCLI(t, "validate", "--config", cfg, "--connect")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		cfg + `:11:25: updated_at column "placed": not found in table public.orders; did you mean "placed_at"?`,
+		cfg + `:13:15: column "emial": not found in table public.orders; did you mean "email"? (columns: id, email, total, placed_at)`,
+		cfg + `:14:30: public.orders.total: rule redact_email: needs a text column, got numeric(10,2)`, // at the rule
+		cfg + `:15:13: table public.ordres: not found in source prod`,
+		"did you mean public.orders?",
+		cfg + `:16:13: describe public.signup: table has no primary key: set primary_key in the config (unique index signup_email_code is over NOT NULL columns: primary_key: [email, code])`,
+		"public.log: " + cfg + ":17:13: describe public.log: table has no primary key: set primary_key in the config (no unique index over NOT NULL columns either",
+		"6 problems\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("validate --connect lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "[id]") {
+		t.Errorf("the no-key hint suggests a column the table lacks:\n%s", out)
+	}
+	if n := strings.Count(out, "✗"); n != 6 {
+		t.Errorf("%d problems listed, want 6 (one line each):\n%s", n, out)
+	}
+}
+
+// TestValidateDidYouMeanRule: a misspelt rule or fake kind gets the name
+// meant, as a misspelt key does.
+func TestValidateDidYouMeanRule(t *testing.T) {
+	cfg := writeConfig(t, workflowYAML("w", "postgres://localhost/prod", `          - name: public.users
+            columns:
+              email: { rule: redact_mail }
+              name: { rule: fake, kind: firstname }
+`, `    feeds:
+      - type: twin
+        dsn: postgres://localhost/twin
+`))
+	code, _, errOut := runCLI(t, "validate", "--config", cfg)
+	for _, want := range []string{`unknown rule "redact_mail"`, `did you mean "redact_email"?`, `unknown fake kind "firstname"`, `did you mean "first_name"?`} {
+		if code != 1 || !strings.Contains(errOut, want) {
+			t.Errorf("validate: exit %d, stderr lacks %q:\n%s", code, want, errOut)
+		}
+	}
+}
+
+// TestPlanExplains: plan says why a table is copied in full every run and
+// how to make it a delta, and warns when deletes cascading from another
+// table would leave rows behind in a delta without detect_deletes.
+func TestPlanExplains(t *testing.T) {
+	prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	mustExec(t, mustConnect(t, prodDSN), `
+		CREATE TABLE public.customer (id int PRIMARY KEY, updated_at timestamptz NOT NULL DEFAULT now());
+		CREATE TABLE public.orders (id int PRIMARY KEY, customer_id int REFERENCES public.customer ON DELETE CASCADE,
+			updated_at timestamptz NOT NULL DEFAULT now());
+		CREATE INDEX ON public.orders (updated_at);
+		CREATE INDEX ON public.customer (updated_at);
+		CREATE TABLE public.note (id int PRIMARY KEY, created timestamptz, body text);
+		CREATE TABLE public.tag (id int PRIMARY KEY, name text);
+		INSERT INTO public.customer VALUES (1); INSERT INTO public.orders VALUES (1, 1);`)
+	cfg := oneInputConfig(t, prodDSN, twinDSN, `
+          - name: public.customer
+            updated_at: updated_at
+            detect_deletes: true
+          - name: public.orders
+            updated_at: updated_at
+          - name: public.note
+          - name: public.tag`)
+	if code, out, errOut := runCLI(t, "run", "--config", cfg); code != 0 {
+		t.Fatalf("run: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut := runCLI(t, "plan", "--config", cfg)
+	if code != 0 {
+		t.Fatalf("plan: exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"full copy every run: no updated_at or created_at is set; set updated_at (and created_at) to one of created for a delta",
+		"full copy every run: no updated_at or created_at is set; the table has no date or timestamp column to set them to",
+		"warning: prod public.orders: rows that ON DELETE CASCADE removes when a public.customer row is deleted change no timestamp a delta sees: without detect_deletes they stay in the feeds; set detect_deletes: true under table public.orders",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plan lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "public.customer row is deleted") && strings.Count(out, "ON DELETE CASCADE") != 1 {
+		t.Errorf("the cascade warning should name public.orders only:\n%s", out)
+	}
+}
+
+// TestVerifyLakeCountsVersions: a files feed holds the snapshot and the
+// deltas after it, and verify checks every version, so FEED VALUES
+// exceeds SOURCE after a delta (20 rows, then 3 changed and row 20 read
+// again by the cursor's 2-minute overlap: 24); the report says why.
+func TestVerifyLakeCountsVersions(t *testing.T) {
+	prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	prod := mustConnect(t, prodDSN)
+	mustExec(t, prod, `CREATE TABLE public.users (id int PRIMARY KEY, email text, updated_at timestamptz NOT NULL);
+		INSERT INTO public.users SELECT i, 'u' || i || '@x.org', '2024-01-01'::timestamptz + i * interval '1 hour' FROM generate_series(1, 20) i;
+		CREATE INDEX ON public.users (updated_at)`)
+	dir := t.TempDir()
+	cfg := writeConfig(t, workflowYAML("w", prodDSN, `          - name: public.users
+            updated_at: updated_at
+            columns:
+              email: { rule: redact_email }
+`, `    feeds:
+      - type: twin
+        dsn: `+twinDSN+`
+      - type: files
+        path: `+dir+`
+        format: csv
+`))
+	for i := 0; i < 2; i++ {
+		if code, out, errOut := runCLI(t, "run", "--config", cfg); code != 0 {
+			t.Fatalf("run %d: exit %d\n%s\n%s", i, code, out, errOut)
+		}
+		mustExec(t, prod, "UPDATE public.users SET updated_at = now() WHERE id <= 3")
+	}
+	code, out, errOut := runCLI(t, "verify", "--config", cfg)
+	if code != 0 {
+		t.Fatalf("verify: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if !regexp.MustCompile(`(?m)^prod\s+public\.users\s+email\s+redact_email\s+files\s+values\s+20\s+24\s+0`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^prod\s+public\.users\s+email\s+redact_email\s+twin\s+values\s+20\s+20\s+0`).MatchString(out) ||
+		!strings.Contains(out, "FEED VALUES of an s3 or files feed count every version of a row the lake holds") {
+		t.Errorf("verify does not count or explain the lake's versions:\n%s", out)
+	}
+}
