@@ -2,6 +2,8 @@ package dashboard_test
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -239,13 +241,14 @@ func scanBody() map[string]any {
 
 func TestMigrateIdempotent(t *testing.T) {
 	e := newEnv(t)
+	before := e.count("schema_migrations")
 	s2, err := dashboard.Open(context.Background(), e.dsn)
 	if err != nil {
 		t.Fatalf("second open: %v", err)
 	}
 	s2.Close()
-	if n := e.count("schema_migrations"); n != 1 {
-		t.Errorf("schema_migrations rows = %d, want 1", n)
+	if n := e.count("schema_migrations"); n != before || n < 2 {
+		t.Errorf("schema_migrations rows = %d after a second open, want %d (at least 2)", n, before)
 	}
 }
 
@@ -256,5 +259,94 @@ func TestHealthz(t *testing.T) {
 	}
 	if code, out := e.do("GET", "/api/v1/nothing", adminToken, nil); code != http.StatusNotFound || !strings.Contains(out, `"error"`) {
 		t.Errorf("unknown API path: %d %s", code, out)
+	}
+}
+
+// TestJobsPaging walks GET /api/v1/jobs page by page: each page but the
+// last says it was cut (X-Nopii-Next-Cursor and a Link rel="next"), the
+// pages together hold every job once, newest first, and a limit above the
+// maximum is refused rather than cut silently.
+func TestJobsPaging(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("prod-eu-1")
+	t0 := e.clock.Now().Add(-time.Hour)
+	const n = 23
+	for i := range n {
+		// Two jobs share each start time: the job id breaks the tie.
+		id := fmt.Sprintf("6f1c2d3e-4b5a-4c7d-8e9f-%012d", i)
+		status := "success"
+		if i%5 == 0 {
+			status = "failed"
+		}
+		e.mustStatus(http.StatusOK, "POST", "/api/v1/jobs", tok, jobReport("prod-eu-1", id, "ml", status, t0.Add(time.Duration(i/2)*time.Minute)))
+	}
+	var seen []string
+	path := "/api/v1/jobs?limit=5&workflow=ml"
+	for pages := 0; ; pages++ {
+		if pages > n {
+			t.Fatal("paging does not end")
+		}
+		req, _ := http.NewRequest("GET", e.srv.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		resp, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, body)
+		}
+		jobs := decodeJSON[[]dashboard.Job](t, string(body))
+		if got := resp.Header.Get(dashboard.HeaderLimit); got != "5" {
+			t.Errorf("%s = %q, want 5", dashboard.HeaderLimit, got)
+		}
+		for _, j := range jobs {
+			seen = append(seen, j.JobID)
+		}
+		next := resp.Header.Get(dashboard.HeaderNextCursor)
+		if next == "" {
+			if len(seen) < n && len(jobs) == 5 {
+				t.Fatalf("a full page without a next cursor after %d jobs", len(seen))
+			}
+			if resp.Header.Get("Link") != "" {
+				t.Errorf("last page has a Link: %s", resp.Header.Get("Link"))
+			}
+			break
+		}
+		if len(jobs) != 5 || next != jobs[4].JobID {
+			t.Fatalf("cut page: %d jobs, cursor %s, want 5 ending at the cursor", len(jobs), next)
+		}
+		link := resp.Header.Get("Link")
+		if !strings.HasPrefix(link, "</api/v1/jobs?") || !strings.HasSuffix(link, `>; rel="next"`) || !strings.Contains(link, "before="+next) || !strings.Contains(link, "workflow=ml") {
+			t.Fatalf("Link = %s", link)
+		}
+		path = strings.TrimSuffix(strings.TrimPrefix(link, "<"), `>; rel="next"`)
+	}
+	if len(seen) != n {
+		t.Fatalf("pages held %d jobs, want %d", len(seen), n)
+	}
+	for i, id := range seen {
+		if want := fmt.Sprintf("6f1c2d3e-4b5a-4c7d-8e9f-%012d", n-1-i); id != want {
+			t.Fatalf("job %d of the pages = %s, want %s (newest first, ties by id)", i, id, want)
+		}
+	}
+
+	// The status filter pages too.
+	failed := decodeJSON[[]dashboard.Job](t, e.mustStatus(http.StatusOK, "GET", "/api/v1/jobs?status=failed", adminToken, nil))
+	if len(failed) != 5 {
+		t.Errorf("status=failed: %d jobs, want 5", len(failed))
+	}
+	for _, bad := range []string{"?limit=1001", "?limit=5000", "?limit=0", "?status=done", "?before=x", "?before=6f1c2d3e-4b5a-4c7d-8e9f-999999999999"} {
+		code, out := e.do("GET", "/api/v1/jobs"+bad, adminToken, nil)
+		if code != http.StatusBadRequest || !strings.Contains(out, `"error"`) {
+			t.Errorf("GET /api/v1/jobs%s: %d %s, want 400", bad, code, out)
+		}
+	}
+	if _, out := e.do("GET", "/api/v1/jobs?limit=5000", adminToken, nil); !strings.Contains(out, "at most 1000") {
+		t.Errorf("limit=5000: %s, want the maximum named", out)
+	}
+	if got := len(decodeJSON[[]dashboard.Job](t, e.mustStatus(http.StatusOK, "GET", "/api/v1/jobs?limit=1000", adminToken, nil))); got != n {
+		t.Errorf("limit=1000: %d jobs, want %d", got, n)
 	}
 }

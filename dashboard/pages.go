@@ -211,7 +211,7 @@ func (p *pages) jobs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	jobs, err := p.s.store.Jobs(r.Context(), f)
+	jobs, _, err := p.s.store.Jobs(r.Context(), f)
 	if err != nil {
 		p.fail(w, "list jobs", err)
 		return

@@ -348,17 +348,44 @@ func (s *Server) getAgents(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, agents)
 }
 
+// Headers of a page of GET /api/v1/jobs.
+const (
+	// HeaderNextCursor carries the next page's cursor (a job id, for
+	// before=) when the page was cut at its limit; absent on the last page.
+	HeaderNextCursor = "X-Nopii-Next-Cursor"
+	// HeaderLimit carries the limit the page was cut at.
+	HeaderLimit = "X-Nopii-Limit"
+)
+
 func jobFilter(r *http.Request) (JobFilter, error) {
 	q := r.URL.Query()
-	f := JobFilter{Agent: q.Get("agent"), Workflow: q.Get("workflow")}
+	f := JobFilter{Agent: q.Get("agent"), Workflow: q.Get("workflow"), Status: q.Get("status"), Before: q.Get("before")}
+	switch f.Status {
+	case "", StatusRunning, StatusSuccess, StatusFailed:
+	default:
+		return f, errors.New("status must be running, success or failed")
+	}
+	if f.Before != "" && !uuidRE.MatchString(f.Before) {
+		return f, errors.New("before must be a job_id (the " + HeaderNextCursor + " of the previous page)")
+	}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n <= 0 {
 			return f, errors.New("limit must be a positive integer")
 		}
+		if n > MaxJobsLimit {
+			return f, fmt.Errorf("limit must be at most %d: page through more with before=<%s>", MaxJobsLimit, HeaderNextCursor)
+		}
 		f.Limit = n
 	}
 	return f, nil
+}
+
+// nextURL is the request's URL with before=cursor.
+func nextURL(r *http.Request, cursor string) string {
+	q := r.URL.Query()
+	q.Set("before", cursor)
+	return r.URL.Path + "?" + q.Encode()
 }
 
 func (s *Server) getJobs(w http.ResponseWriter, r *http.Request) {
@@ -367,11 +394,24 @@ func (s *Server) getJobs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	jobs, err := s.store.Jobs(r.Context(), f)
+	jobs, next, err := s.store.Jobs(r.Context(), f)
+	if errors.Is(err, ErrNotFound) {
+		writeError(w, http.StatusBadRequest, "before names no job")
+		return
+	}
 	if err != nil {
 		s.log.Error("list jobs", "err", err)
 		writeError(w, http.StatusInternalServerError, "internal error")
 		return
+	}
+	limit := f.Limit
+	if limit == 0 {
+		limit = DefaultJobsLimit
+	}
+	w.Header().Set(HeaderLimit, strconv.Itoa(limit))
+	if next != "" {
+		w.Header().Set(HeaderNextCursor, next)
+		w.Header().Set("Link", "<"+nextURL(r, next)+`>; rel="next"`)
 	}
 	writeJSON(w, http.StatusOK, jobs)
 }

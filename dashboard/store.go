@@ -98,6 +98,11 @@ var migrations = []string{
 		findings    jsonb NOT NULL
 	);
 	CREATE INDEX scans_agent ON nopii_dashboard.scans (agent, received_at DESC);`,
+	// 2: pages of jobs walk (started_at, job_id) backwards from a cursor.
+	`CREATE INDEX jobs_started_id ON nopii_dashboard.jobs (started_at DESC, job_id DESC);
+	DROP INDEX nopii_dashboard.jobs_started;
+	CREATE INDEX jobs_agent_workflow_id ON nopii_dashboard.jobs (agent, workflow, started_at DESC, job_id DESC);
+	DROP INDEX nopii_dashboard.jobs_agent_workflow;`,
 }
 
 // migrate creates the schema and applies missing migrations. An advisory
@@ -281,50 +286,111 @@ func (s *Store) PutJob(ctx context.Context, j Job, now time.Time) error {
 	return nil
 }
 
-// Jobs returns jobs newest first.
-func (s *Store) Jobs(ctx context.Context, f JobFilter) ([]Job, error) {
+// Jobs limits: a page holds DefaultJobsLimit jobs unless the filter says
+// otherwise, and never more than MaxJobsLimit.
+const (
+	DefaultJobsLimit = 100
+	MaxJobsLimit     = 1000
+)
+
+// Jobs returns a page of jobs newest first (by started_at, then job id),
+// and the cursor of the next page: the job id to pass as f.Before, or ""
+// when this page is the last. A Before that names no job is ErrNotFound.
+func (s *Store) Jobs(ctx context.Context, f JobFilter) (jobs []Job, next string, err error) {
 	if f.Limit <= 0 {
-		f.Limit = 100
+		f.Limit = DefaultJobsLimit
 	}
-	if f.Limit > 1000 {
-		f.Limit = 1000
+	f.Limit = min(f.Limit, MaxJobsLimit)
+	var before *string
+	if f.Before != "" {
+		if !uuidRE.MatchString(f.Before) {
+			return nil, "", fmt.Errorf("cursor %q: %w", f.Before, ErrNotFound)
+		}
+		before = &f.Before
+		var n int
+		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM nopii_dashboard.jobs WHERE job_id = $1::uuid`, f.Before).Scan(&n); err != nil {
+			return nil, "", fmt.Errorf("list jobs: %w", pgconnect.SafeError(err))
+		}
+		if n == 0 {
+			return nil, "", fmt.Errorf("cursor %q: no such job: %w", f.Before, ErrNotFound)
+		}
 	}
+	// One more than the page: whether there is a next page.
 	rows, err := s.pool.Query(ctx, `SELECT job_id::text, agent, workflow, status, started_at, finished_at, report
 		FROM nopii_dashboard.jobs
-		WHERE ($1 = '' OR agent = $1) AND ($2 = '' OR workflow = $2)
-		ORDER BY started_at DESC, received_at DESC, job_id LIMIT $3`, f.Agent, f.Workflow, f.Limit)
+		WHERE ($1 = '' OR agent = $1) AND ($2 = '' OR workflow = $2) AND ($3 = '' OR status = $3)
+		  AND ($4::uuid IS NULL OR (started_at, job_id) < (SELECT started_at, job_id FROM nopii_dashboard.jobs WHERE job_id = $4::uuid))
+		ORDER BY started_at DESC, job_id DESC LIMIT $5`, f.Agent, f.Workflow, f.Status, before, f.Limit+1)
 	if err != nil {
-		return nil, fmt.Errorf("list jobs: %w", pgconnect.SafeError(err))
+		return nil, "", fmt.Errorf("list jobs: %w", pgconnect.SafeError(err))
 	}
 	defer rows.Close()
 	out := []Job{}
 	for rows.Next() {
-		var j Job
-		var id, agent, workflow, status string
-		var started time.Time
-		var finished *time.Time
-		var report []byte
-		if err := rows.Scan(&id, &agent, &workflow, &status, &started, &finished, &report); err != nil {
-			return nil, fmt.Errorf("list jobs: %w", err)
-		}
-		if err := json.Unmarshal(report, &j); err != nil {
-			return nil, fmt.Errorf("list jobs: report of %s: %w", id, err)
-		}
-		j.JobID, j.Agent, j.Workflow, j.Status, j.StartedAt = id, agent, workflow, status, started.UTC()
-		j.FinishedAt = nil
-		if finished != nil {
-			t := finished.UTC()
-			j.FinishedAt = &t
-		}
-		if j.Tables == nil {
-			j.Tables = []TableReport{}
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("list jobs: %w", err)
 		}
 		out = append(out, j)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list jobs: %w", pgconnect.SafeError(err))
+		return nil, "", fmt.Errorf("list jobs: %w", pgconnect.SafeError(err))
 	}
-	return out, nil
+	if len(out) > f.Limit {
+		out = out[:f.Limit]
+		next = out[len(out)-1].JobID
+	}
+	return out, next, nil
+}
+
+// Job returns one job, or ErrNotFound.
+func (s *Store) Job(ctx context.Context, id string) (Job, error) {
+	if !uuidRE.MatchString(id) {
+		return Job{}, fmt.Errorf("job %q: %w", id, ErrNotFound)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT job_id::text, agent, workflow, status, started_at, finished_at, report
+		FROM nopii_dashboard.jobs WHERE job_id = $1::uuid`, id)
+	if err != nil {
+		return Job{}, fmt.Errorf("read job: %w", pgconnect.SafeError(err))
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return Job{}, fmt.Errorf("read job: %w", pgconnect.SafeError(err))
+		}
+		return Job{}, fmt.Errorf("job %q: %w", id, ErrNotFound)
+	}
+	j, err := scanJob(rows)
+	if err != nil {
+		return Job{}, fmt.Errorf("read job: %w", err)
+	}
+	return j, nil
+}
+
+// scanJob reads a row of job_id, agent, workflow, status, started_at,
+// finished_at, report: the columns win over the report's copy of them.
+func scanJob(rows pgx.Rows) (Job, error) {
+	var j Job
+	var id, agent, workflow, status string
+	var started time.Time
+	var finished *time.Time
+	var report []byte
+	if err := rows.Scan(&id, &agent, &workflow, &status, &started, &finished, &report); err != nil {
+		return j, err
+	}
+	if err := json.Unmarshal(report, &j); err != nil {
+		return j, fmt.Errorf("report of %s: %w", id, err)
+	}
+	j.JobID, j.Agent, j.Workflow, j.Status, j.StartedAt = id, agent, workflow, status, started.UTC()
+	j.FinishedAt = nil
+	if finished != nil {
+		t := finished.UTC()
+		j.FinishedAt = &t
+	}
+	if j.Tables == nil {
+		j.Tables = []TableReport{}
+	}
+	return j, nil
 }
 
 // PutScan records a scan report and drops the agent's oldest ones beyond

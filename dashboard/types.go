@@ -127,5 +127,9 @@ type Scan struct {
 type JobFilter struct {
 	Agent    string
 	Workflow string
-	Limit    int // default 100, at most 1000
+	Status   string // running, success or failed
+	// Before is a page's cursor: the job id after which (older than which)
+	// the page starts.
+	Before string
+	Limit  int // default DefaultJobsLimit, at most MaxJobsLimit
 }
