@@ -16,7 +16,7 @@ type bar struct {
 
 // Chart geometry, in the SVG's own units: it scales to the page's width.
 const (
-	chartW, chartH = 600, 150
+	chartW, chartH = 800, 150
 	chartTop       = 22 // room for the maximum's label
 	chartBottom    = 20 // room for the first and last dates
 )

@@ -43,7 +43,7 @@ func TestWireRoundTrip(t *testing.T) {
 	finding := scanner.ColumnFinding{
 		Schema: "public", Table: "customer", Column: "profile", Type: "jsonb", Kind: "json", Confidence: 0.9,
 		Evidence: "paths hold email", Rule: map[string]any{"rule": "json", "paths": map[string]any{"$.email": map[string]any{"rule": "redact_email"}}},
-		Paths: []scanner.PathFinding{{Path: "$.email", Kind: "email", Confidence: 0.95, Evidence: "98% look like email"}},
+		Paths:    []scanner.PathFinding{{Path: "$.email", Kind: "email", Confidence: 0.95, Evidence: "98% look like email"}},
 		RuleYAML: "{ rule: json }", // not on the wire (json:"-")
 	}
 	job := wire.Job{
