@@ -201,8 +201,11 @@ func (s *Server) jobAlerts(ctx context.Context, j wire.Job) error {
 	a := Alert{Kind: AlertRunFailed, Agent: j.Agent, Workflow: j.Workflow, JobID: j.JobID}
 	if len(guardedCols) > 0 {
 		a.Kind = AlertGuardFailed
-		a.Message = fmt.Sprintf("the guard stopped workflow %s on agent %s: %s look like personal data and have no rule; nothing of those tables was written",
-			j.Workflow, j.Agent, strings.Join(guardedCols, ", "))
+		look := "looks like personal data and has no rule; nothing of its table was written"
+		if len(guardedCols) > 1 {
+			look = "look like personal data and have no rule; nothing of those tables was written"
+		}
+		a.Message = fmt.Sprintf("the guard stopped workflow %s on agent %s: %s %s", j.Workflow, j.Agent, strings.Join(guardedCols, ", "), look)
 		if len(errs) > 0 {
 			a.Message += "; also failed: " + strings.Join(errs, "; ")
 		}

@@ -104,7 +104,7 @@ type Report struct {
 	Workflow   string        `json:"workflow"`
 	Status     Status        `json:"status"`
 	StartedAt  time.Time     `json:"started_at"`
-	FinishedAt time.Time     `json:"finished_at"` // zero while running
+	FinishedAt time.Time     `json:"finished_at,omitzero"` // zero (left out) while running
 	Seconds    float64       `json:"seconds"`
 	Error      string        `json:"error,omitempty"` // a failure before or outside any table
 	Tables     []TableReport `json:"tables"`
