@@ -252,12 +252,15 @@ func (s *Server) walAlerts(ctx context.Context, hb wire.Heartbeat) error {
 
 // silentAlerts raises an alert for each silent agent, once per silence.
 func (s *Server) silentAlerts(ctx context.Context) error {
-	agents, err := s.store.Agents(ctx, s.opts.Now())
+	now := s.opts.Now()
+	agents, err := s.store.Agents(ctx, now)
 	if err != nil {
 		return err
 	}
 	for _, a := range agents {
-		if a.State != AgentSilent {
+		// A dashboard that was down itself heard no heartbeat: give each
+		// agent two intervals after the start to be heard from.
+		if a.State != AgentSilent || now.Sub(s.started) < time.Duration(2*a.IntervalSeconds*float64(time.Second)) {
 			continue
 		}
 		msg := fmt.Sprintf("agent %s is silent: no heartbeat since %s (it beats every %s)",

@@ -277,3 +277,34 @@ func TestParseWebhook(t *testing.T) {
 		}
 	}
 }
+
+// TestSilentAfterRestart: a dashboard that starts after an agent's last
+// heartbeat waits two of the agent's intervals before it calls the agent
+// silent (it could not hear heartbeats while down), then alerts once.
+func TestSilentAfterRestart(t *testing.T) {
+	e := newEnv(t)
+	e.mustStatus(http.StatusOK, "POST", "/api/v1/heartbeat", e.token("prod-eu-1"), heartbeat("prod-eu-1", 30))
+	clk := &clock{t: e.clock.Now().Add(10 * time.Minute)} // the dashboard restarts 10 minutes later
+	s, err := dashboard.NewServer(e.store, dashboard.Options{AdminToken: adminToken, Now: clk.Now, AlertPoll: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.RunAlerts(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	time.Sleep(200 * time.Millisecond)
+	if n := e.count("alerts"); n != 0 {
+		t.Fatalf("%d alerts right after the restart, want none", n)
+	}
+	clk.Add(61 * time.Second)
+	for deadline := time.Now().Add(10 * time.Second); e.count("alerts") == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no silent alert two intervals after the restart")
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := e.count("alerts"); n != 1 {
+		t.Errorf("%d alerts, want one", n)
+	}
+}

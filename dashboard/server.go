@@ -58,13 +58,14 @@ type Options struct {
 
 // Server serves the API and the pages.
 type Server struct {
-	store  *Store
-	opts   Options
-	log    *slog.Logger
-	secret []byte // random per process: signs sessions and CSRF tokens
-	mux    *http.ServeMux
-	wake   chan struct{} // a new alert: deliver now
-	hooks  *http.Client
+	store   *Store
+	opts    Options
+	log     *slog.Logger
+	secret  []byte // random per process: signs sessions and CSRF tokens
+	mux     *http.ServeMux
+	wake    chan struct{} // a new alert: deliver now
+	hooks   *http.Client
+	started time.Time
 }
 
 // NewServer builds a server over the store.
@@ -91,7 +92,7 @@ func NewServer(store *Store, opts Options) (*Server, error) {
 		opts.AlertPoll = defaultAlertPoll
 	}
 	s := &Server{store: store, opts: opts, log: opts.Logger, secret: make([]byte, 32), mux: http.NewServeMux(),
-		wake: make(chan struct{}, 1), hooks: &http.Client{Timeout: 10 * time.Second}}
+		wake: make(chan struct{}, 1), hooks: &http.Client{Timeout: 10 * time.Second}, started: opts.Now()}
 	if _, err := rand.Read(s.secret); err != nil {
 		return nil, err
 	}
