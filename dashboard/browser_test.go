@@ -195,7 +195,7 @@ func TestBrowser(t *testing.T) {
 			"prod: 5.0 MiB, 3.2s behind", "past its warning (1.0 GiB)"}},
 		{"jobs", "/jobs", []string{"public.customer", "1,234,567", "public.orders", "public.payment", "tables done so far",
 			"copy table public.staff: permission denied", `<select name="workflow">`}},
-		{"job", "/jobs/" + jobID, []string{"Upserted", "1,400", `<svg class="chart"`, `class="bar cur"`, "The last 8 runs of this workflow"}},
+		{"job", "/jobs/" + jobID, []string{"Upserted", "1,400", `<svg class="chart"`, `class="bar cur"`, "The last 6 runs of this workflow, up to this one"}},
 		{"scans", "/scans", []string{"email: { rule: redact_email }", "First seen", "Scan history"}},
 		{"unruled", "/unruled", []string{"emergency_contact_phone_number_secondary", "{ rule: fake, kind: phone }"}},
 		{"alerts", "/alerts", []string{"guard_failed", "run_failed", "slot_wal", "agent_silent", `class="status delivered"`, "slack " + hook.srv.URL}},

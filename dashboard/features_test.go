@@ -233,15 +233,15 @@ func TestJobPages(t *testing.T) {
 
 	job := e.page("/jobs/" + ids[6])
 	mustContain(t, "job page", job, "public.orders", `data-label="Upserted" class="num">630<`, `data-label="Deleted" class="num">70<`,
-		"The last 8 runs of this workflow", `<svg class="chart"`, "Rows per run", "Seconds per run", `class="bar cur"`, `class="bar failed"`)
-	if n := strings.Count(job, "<rect "); n != 16 {
-		t.Errorf("job page charts %d bars, want 2 × 8 runs", n)
+		"The last 7 runs of this workflow, up to this one", `<svg class="chart"`, "Rows per run", "Seconds per run", `class="bar cur"`, `class="bar failed"`)
+	if n := strings.Count(job, "<rect "); n != 14 {
+		t.Errorf("job page charts %d bars, want 2 × 7 runs (up to this one)", n)
 	}
 	if n := strings.Count(job, `class="bar cur"`); n != 2 {
 		t.Errorf("job page marks %d bars as this run, want 2", n)
 	}
 	// The tallest bar is the run with the most rows.
-	if !strings.Contains(job, "max 800 rows") {
+	if !strings.Contains(job, "max 700 rows") {
 		t.Errorf("rows chart lacks its maximum")
 	}
 	code, out := e.do("GET", "/jobs/6f1c2d3e-4b5a-4c7d-8e9f-999999999999", adminToken, nil)

@@ -290,8 +290,8 @@ func (p *pages) job(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, "read job", err)
 		return
 	}
-	// The workflow's runs up to this one, and after it: the job in its history.
-	runs, err := p.s.store.Runs(r.Context(), j.Agent, j.Workflow, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), chartRuns)
+	// The workflow's runs on this agent up to this one: the job in its history.
+	runs, err := p.s.store.Runs(r.Context(), j.Agent, j.Workflow, j.StartedAt, chartRuns)
 	if err != nil {
 		p.fail(w, "list runs", err)
 		return
