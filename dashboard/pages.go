@@ -18,8 +18,8 @@ import (
 
 	"github.com/nopii/nopii/internal/human"
 	"github.com/nopii/nopii/internal/wire"
-	"github.com/nopii/nopii/scanner"
 	"github.com/nopii/nopii/rulesets"
+	"github.com/nopii/nopii/scanner"
 )
 
 //go:embed assets
