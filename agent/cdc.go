@@ -45,6 +45,7 @@ type Lag struct {
 	Bytes    int64   // WAL written since the position the stream confirmed
 	Seconds  float64 // since the commit of the oldest source transaction not applied yet; 0 when caught up
 	Retained int64   // WAL the slot keeps on the source's disk
+	WALWarn  int64   // the input's slot_wal_warn: Retained past it is warned of
 }
 
 // LagObserver is an Observer that also hears, every few seconds, how far
@@ -849,6 +850,7 @@ func (s *stream) reportLag(ctx context.Context) {
 	if warn <= 0 {
 		warn = config.DefaultSlotWALWarn
 	}
+	lag.WALWarn = warn
 	if retained > warn {
 		s.log.Warn("the replication slot retains much WAL on the source: check that the stream keeps up, or drop the slot (nopii cdc drop) of a workflow no longer run",
 			"retained_bytes", retained, "behind_bytes", behind, "slot_wal_warn", warn)

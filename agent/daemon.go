@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 
 	"github.com/nopii/nopii"
 	"github.com/nopii/nopii/config"
+	"github.com/nopii/nopii/internal/wire"
 	"github.com/nopii/nopii/scanner"
 )
 
@@ -307,6 +310,17 @@ func (o *lagMetrics) StreamLag(input string, lag Lag) {
 	defer o.d.mu.Unlock()
 	st := o.d.last[o.workflow]
 	st.CDCLagBytes, st.CDCLagSeconds = lag.Bytes, lag.Seconds
+	// A new slice each time: a heartbeat being encoded holds the old one.
+	in := wire.InputStatus{Name: input, CDCLagBytes: lag.Bytes, CDCLagSeconds: lag.Seconds,
+		SlotRetainedBytes: lag.Retained, SlotWALWarnBytes: lag.WALWarn}
+	inputs := make([]wire.InputStatus, 0, len(st.Inputs)+1)
+	for _, x := range st.Inputs {
+		if x.Name != input {
+			inputs = append(inputs, x)
+		}
+	}
+	st.Inputs = append(inputs, in)
+	slices.SortFunc(st.Inputs, func(a, b wire.InputStatus) int { return strings.Compare(a.Name, b.Name) })
 	o.d.last[o.workflow] = st
 }
 
@@ -423,7 +437,7 @@ func (d *Daemon) fire(name string) {
 			found = append(found, t.Unclassified...)
 		}
 		if len(found) > 0 { // the drift guard found PII without a rule: show it on the scanner page
-			d.reporter.Scan(ScanReport{Agent: cfg.Agent.Name, Findings: found})
+			d.reporter.Scan(ScanReport{Agent: cfg.Agent.Name, Findings: found, Source: wire.ScanByGuard})
 		}
 	}
 	rows, _ := rep.Totals()

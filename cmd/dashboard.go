@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -24,8 +25,9 @@ const envDashboardDSN = "NOPII_DASHBOARD_DSN"
 const dsnHelp = "PostgreSQL URL of the dashboard's database; prefer $" + envDashboardDSN + ", which keeps its password out of ps"
 
 func newDashboardCmd(g *globals) *cobra.Command {
-	var dsn, listen string
+	var dsn, listen, hookFormat string
 	var secureCookies bool
+	var hookFlags []string
 	c := &cobra.Command{
 		Use:   "dashboard [--listen ADDR]",
 		Short: "Serve the dashboard: agents' heartbeats, job reports and PII scans",
@@ -33,14 +35,21 @@ func newDashboardCmd(g *globals) *cobra.Command {
 findings) in PostgreSQL, schema nopii_dashboard (created and migrated at start),
 and serves:
 
-  /             Agents: a green check when the last heartbeat is younger than
-                two intervals, else a red mark with the time last seen
+  /             Agents: healthy (✓), failing (!: a workflow's last run failed,
+                or its configuration does not load) or silent (✗: no heartbeat
+                for two intervals); CDC lag per workflow and input
   /jobs         runs per workflow, newest first, with their per-table report
-  /scans        scanner findings per agent, with the YAML rules to add
+  /jobs/ID      one run: its tables, and rows and seconds of the workflow's runs
+  /scans        open scanner findings per agent (first and last seen), with
+                the YAML rules to add; the scan history
+  /unruled      columns runs copied without a rule (on_unclassified: warn)
+  /alerts       failed runs, guard failures, silent agents, slots past their
+                WAL warning, and their deliveries to the --webhook URLs
   /healthz      open; 200 when the database answers
 
   POST /api/v1/heartbeat, /api/v1/jobs, /api/v1/scans   agent token (Bearer)
-  GET  /api/v1/agents, /api/v1/jobs                     admin token (Bearer)
+  GET  /api/v1/agents, /api/v1/jobs[/ID], /api/v1/scans, /api/v1/findings,
+       /api/v1/unruled, /api/v1/alerts                  admin token (Bearer)
 
 The pages and the read API take the admin token from $NOPII_DASHBOARD_ADMIN_TOKEN,
 as a Bearer header or through the login form at /login. Agents authenticate with
@@ -72,7 +81,14 @@ proxy and pass --secure-cookies. Stops gracefully on SIGINT/SIGTERM.`,
 				return err
 			}
 			defer store.Close()
-			srv, err := dashboard.NewServer(store, dashboard.Options{AdminToken: admin, Logger: log, SecureCookies: secureCookies})
+			hooks, err := dashboardWebhooks(hookFlags, hookFormat)
+			if err != nil {
+				return err
+			}
+			for _, h := range hooks {
+				log.Info("alerts go to a webhook", dashboard.LogKeyWebhook, h.String())
+			}
+			srv, err := dashboard.NewServer(store, dashboard.Options{AdminToken: admin, Logger: log, SecureCookies: secureCookies, Webhooks: hooks})
 			if err != nil {
 				return err
 			}
@@ -87,8 +103,30 @@ proxy and pass --secure-cookies. Stops gracefully on SIGINT/SIGTERM.`,
 	c.Flags().StringVar(&dsn, "dsn", "", dsnHelp)
 	c.Flags().StringVar(&listen, "listen", ":8090", "address to serve on")
 	c.Flags().BoolVar(&secureCookies, "secure-cookies", false, "mark cookies Secure even over plain HTTP (behind a TLS proxy)")
+	c.Flags().StringArrayVar(&hookFlags, "webhook", nil, "post alerts to this URL, [json=|slack=]URL; repeatable (default $"+envDashboardWebhooks+", space-separated: keeps secret URLs out of ps)")
+	c.Flags().StringVar(&hookFormat, "webhook-format", "json", "body of webhooks given without a format: json or slack ({\"text\": …})")
 	c.AddCommand(newDashboardTokenCmd(g))
 	return c
+}
+
+// envDashboardWebhooks is the fallback for --webhook: Slack's webhook URLs
+// are secrets, better kept off the command line.
+const envDashboardWebhooks = "NOPII_DASHBOARD_WEBHOOKS"
+
+// dashboardWebhooks parses --webhook, else $NOPII_DASHBOARD_WEBHOOKS.
+func dashboardWebhooks(flags []string, format string) ([]dashboard.Webhook, error) {
+	if len(flags) == 0 {
+		flags = strings.Fields(os.Getenv(envDashboardWebhooks))
+	}
+	var out []dashboard.Webhook
+	for i, f := range flags {
+		w, err := dashboard.ParseWebhook(f, dashboard.WebhookFormat(format))
+		if err != nil {
+			return nil, usageError{fmt.Errorf("webhook %d: %w", i+1, err), "pass --webhook https://… or --webhook slack=https://hooks.slack.com/…, or set $" + envDashboardWebhooks}
+		}
+		out = append(out, w)
+	}
+	return out, nil
 }
 
 // openStore opens the dashboard's database named by --dsn or

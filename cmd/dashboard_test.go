@@ -118,3 +118,39 @@ func TestDashboardUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestDashboardWebhooks: --webhook takes [json=|slack=]URL and is
+// repeatable, $NOPII_DASHBOARD_WEBHOOKS stands in for it, and a bad URL's
+// error never prints the URL (a Slack URL is a secret).
+func TestDashboardWebhooks(t *testing.T) {
+	t.Setenv(envDashboardWebhooks, "slack=https://hooks.slack.com/services/T0/B0/SECRET https://alerts.example/hook")
+	for _, c := range []struct {
+		flags  []string
+		format string
+		want   string
+	}{
+		{nil, "json", "slack https://hooks.slack.com,json https://alerts.example"},
+		{[]string{"https://a.example/SECRET"}, "slack", "slack https://a.example"},
+		{[]string{"json=https://a.example/x", "https://b.example/y"}, "slack", "json https://a.example,slack https://b.example"},
+	} {
+		hooks, err := dashboardWebhooks(c.flags, c.format)
+		if err != nil {
+			t.Fatalf("%v: %v", c.flags, err)
+		}
+		var got []string
+		for _, h := range hooks {
+			got = append(got, h.String())
+		}
+		if strings.Join(got, ",") != c.want {
+			t.Errorf("%v --webhook-format %s: %v, want %s", c.flags, c.format, got, c.want)
+		}
+	}
+	for _, bad := range [][]string{{"hooks.slack.com/services/SECRET"}, {"ftp://x/SECRET"}} {
+		if _, err := dashboardWebhooks(bad, "json"); err == nil || strings.Contains(err.Error(), "SECRET") {
+			t.Errorf("%v: error %v, want one without the URL", bad, err)
+		}
+	}
+	if _, err := dashboardWebhooks([]string{"https://x.example/"}, "xml"); err == nil {
+		t.Errorf("--webhook-format xml: no error")
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/nopii/nopii/agent"
 	"github.com/nopii/nopii/config"
 	"github.com/nopii/nopii/internal/human"
+	"github.com/nopii/nopii/internal/wire"
 	"github.com/nopii/nopii/scanner"
 	"github.com/nopii/nopii/source/postgres"
 )
@@ -93,7 +94,8 @@ posted to its scanner page. --format yaml prints the rules to paste.`,
 			}
 			if cfg != nil && cfg.Dashboard != nil {
 				r := agent.NewReporter(cfg.Dashboard.URL, cfg.Dashboard.Token.Reveal(), log, nil)
-				err := r.PostScan(c.Context(), agent.ScanReport{Agent: cfg.Agent.Name, Findings: findings})
+				err := r.PostScan(c.Context(), agent.ScanReport{Agent: cfg.Agent.Name, Findings: findings,
+					Source: wire.ScanByScan, Schemas: schemas})
 				r.Close(c.Context())
 				if err != nil {
 					return err

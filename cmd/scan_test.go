@@ -147,15 +147,13 @@ agent:
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
-	scans, err := store.LatestScans(ctx)
+	scans, err := store.Scans(ctx, 10)
 	if err != nil || len(scans) != 1 || scans[0].Agent != "scanner-host" {
 		t.Fatalf("scans %+v %v", scans, err)
 	}
 	got := map[string]string{}
 	for _, f := range scans[0].Findings {
-		var rule map[string]any
-		json.Unmarshal(f.Rule, &rule)
-		got[f.Table+"."+f.Column] = f.Kind + " " + fmt.Sprint(rule)
+		got[f.Table+"."+f.Column] = f.Kind + " " + fmt.Sprint(f.Rule)
 	}
 	if want := `json map[paths:map[$.contact.email:map[rule:redact_email]] rule:json]`; got["person.profile"] != want || len(got) != 1 {
 		t.Fatalf("posted findings %v, want only person.profile: %s", got, want)

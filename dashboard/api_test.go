@@ -2,12 +2,15 @@ package dashboard_test
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nopii/nopii/dashboard"
+	"github.com/nopii/nopii/internal/wire"
 )
 
 func TestHeartbeatAndHealth(t *testing.T) {
@@ -152,8 +155,8 @@ func TestJobsUpsertAndOrder(t *testing.T) {
 	// Running, with one table so far; then success with two.
 	e.mustStatus(http.StatusOK, "POST", "/api/v1/jobs", tok, jobReport("prod-eu-1", id, "ml", "running", t0,
 		tableReport("public.customer", "full", 1000, "")))
-	jobs := decodeJSON[[]dashboard.Job](t, e.mustStatus(http.StatusOK, "GET", "/api/v1/jobs", adminToken, nil))
-	if len(jobs) != 1 || jobs[0].Status != "running" || jobs[0].FinishedAt != nil || len(jobs[0].Tables) != 1 {
+	jobs := decodeJSON[[]wire.Job](t, e.mustStatus(http.StatusOK, "GET", "/api/v1/jobs", adminToken, nil))
+	if len(jobs) != 1 || jobs[0].Status != "running" || !jobs[0].FinishedAt.IsZero() || len(jobs[0].Tables) != 1 {
 		t.Fatalf("after running post: %+v", jobs)
 	}
 	e.mustStatus(http.StatusOK, "POST", "/api/v1/jobs", tok, jobReport("prod-eu-1", id, "ml", "success", t0,
@@ -166,12 +169,12 @@ func TestJobsUpsertAndOrder(t *testing.T) {
 	if n := e.count("jobs"); n != 1 {
 		t.Fatalf("jobs rows = %d, want 1", n)
 	}
-	jobs = decodeJSON[[]dashboard.Job](t, e.mustStatus(http.StatusOK, "GET", "/api/v1/jobs", adminToken, nil))
+	jobs = decodeJSON[[]wire.Job](t, e.mustStatus(http.StatusOK, "GET", "/api/v1/jobs", adminToken, nil))
 	j := jobs[0]
 	if j.JobID != id || j.Agent != "prod-eu-1" || j.Workflow != "ml" || j.Status != "success" {
 		t.Errorf("job = %+v", j)
 	}
-	if !j.StartedAt.Equal(t0) || j.FinishedAt == nil || !j.FinishedAt.Equal(t0.Add(90*time.Second)) {
+	if !j.StartedAt.Equal(t0) || j.FinishedAt.IsZero() || !j.FinishedAt.Equal(t0.Add(90*time.Second)) {
 		t.Errorf("job times = %v – %v, want %v – +90s", j.StartedAt, j.FinishedAt, t0)
 	}
 	if len(j.Tables) != 2 || j.Tables[0].Table != "public.customer" || j.Tables[0].Rows != 1000 || j.Tables[0].Mode != "full" ||
@@ -184,7 +187,7 @@ func TestJobsUpsertAndOrder(t *testing.T) {
 	e.mustStatus(http.StatusOK, "POST", "/api/v1/jobs", tok, jobReport("prod-eu-1", "6f1c2d3e-4b5a-4c7d-8e9f-000000000002", "ml", "failed", t0.Add(30*time.Minute),
 		tableReport("public.customer", "delta", 3, "copy table public.customer: boom")))
 	e.mustStatus(http.StatusOK, "POST", "/api/v1/jobs", other, jobReport("prod-us-1", "6f1c2d3e-4b5a-4c7d-8e9f-000000000003", "bi", "success", t0.Add(10*time.Minute)))
-	jobs = decodeJSON[[]dashboard.Job](t, e.mustStatus(http.StatusOK, "GET", "/api/v1/jobs", adminToken, nil))
+	jobs = decodeJSON[[]wire.Job](t, e.mustStatus(http.StatusOK, "GET", "/api/v1/jobs", adminToken, nil))
 	var got []string
 	for _, j := range jobs {
 		got = append(got, j.JobID[len(j.JobID)-1:])
@@ -196,7 +199,7 @@ func TestJobsUpsertAndOrder(t *testing.T) {
 		t.Errorf("failed job = %+v", jobs[0])
 	}
 	for q, want := range map[string]int{"?agent=prod-us-1": 1, "?workflow=ml": 2, "?limit=1": 1, "?agent=prod-eu-1&workflow=bi": 0} {
-		if n := len(decodeJSON[[]dashboard.Job](t, e.mustStatus(http.StatusOK, "GET", "/api/v1/jobs"+q, adminToken, nil))); n != want {
+		if n := len(decodeJSON[[]wire.Job](t, e.mustStatus(http.StatusOK, "GET", "/api/v1/jobs"+q, adminToken, nil))); n != want {
 			t.Errorf("GET /api/v1/jobs%s: %d jobs, want %d", q, n, want)
 		}
 	}
@@ -207,7 +210,7 @@ func TestScans(t *testing.T) {
 	e := newEnv(t)
 	tok := e.token("prod-eu-1")
 	e.mustStatus(http.StatusOK, "POST", "/api/v1/scans", tok, scanBody())
-	scans, err := e.store.LatestScans(context.Background())
+	scans, err := e.store.Scans(context.Background(), 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,13 +222,13 @@ func TestScans(t *testing.T) {
 	if got := dashboard.RulesYAML(scans[0].Findings); got != want {
 		t.Errorf("RulesYAML =\n%s\nwant\n%s", got, want)
 	}
-	// Only the last few scans per agent are kept.
+	// The history is kept.
 	for range 25 {
 		e.clock.Add(time.Second)
 		e.mustStatus(http.StatusOK, "POST", "/api/v1/scans", tok, scanBody())
 	}
-	if n := e.count("scans"); n != 20 {
-		t.Errorf("scans rows = %d, want 20", n)
+	if n := e.count("scans"); n != 26 {
+		t.Errorf("scans rows = %d, want 26", n)
 	}
 }
 
@@ -239,13 +242,14 @@ func scanBody() map[string]any {
 
 func TestMigrateIdempotent(t *testing.T) {
 	e := newEnv(t)
+	before := e.count("schema_migrations")
 	s2, err := dashboard.Open(context.Background(), e.dsn)
 	if err != nil {
 		t.Fatalf("second open: %v", err)
 	}
 	s2.Close()
-	if n := e.count("schema_migrations"); n != 1 {
-		t.Errorf("schema_migrations rows = %d, want 1", n)
+	if n := e.count("schema_migrations"); n != before || n < 2 {
+		t.Errorf("schema_migrations rows = %d after a second open, want %d (at least 2)", n, before)
 	}
 }
 
@@ -256,5 +260,94 @@ func TestHealthz(t *testing.T) {
 	}
 	if code, out := e.do("GET", "/api/v1/nothing", adminToken, nil); code != http.StatusNotFound || !strings.Contains(out, `"error"`) {
 		t.Errorf("unknown API path: %d %s", code, out)
+	}
+}
+
+// TestJobsPaging walks GET /api/v1/jobs page by page: each page but the
+// last says it was cut (X-Nopii-Next-Cursor and a Link rel="next"), the
+// pages together hold every job once, newest first, and a limit above the
+// maximum is refused rather than cut silently.
+func TestJobsPaging(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("prod-eu-1")
+	t0 := e.clock.Now().Add(-time.Hour)
+	const n = 23
+	for i := range n {
+		// Two jobs share each start time: the job id breaks the tie.
+		id := fmt.Sprintf("6f1c2d3e-4b5a-4c7d-8e9f-%012d", i)
+		status := "success"
+		if i%5 == 0 {
+			status = "failed"
+		}
+		e.mustStatus(http.StatusOK, "POST", "/api/v1/jobs", tok, jobReport("prod-eu-1", id, "ml", status, t0.Add(time.Duration(i/2)*time.Minute)))
+	}
+	var seen []string
+	path := "/api/v1/jobs?limit=5&workflow=ml"
+	for pages := 0; ; pages++ {
+		if pages > n {
+			t.Fatal("paging does not end")
+		}
+		req, _ := http.NewRequest("GET", e.srv.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		resp, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, body)
+		}
+		jobs := decodeJSON[[]wire.Job](t, string(body))
+		if got := resp.Header.Get(dashboard.HeaderLimit); got != "5" {
+			t.Errorf("%s = %q, want 5", dashboard.HeaderLimit, got)
+		}
+		for _, j := range jobs {
+			seen = append(seen, j.JobID)
+		}
+		next := resp.Header.Get(dashboard.HeaderNextCursor)
+		if next == "" {
+			if len(seen) < n && len(jobs) == 5 {
+				t.Fatalf("a full page without a next cursor after %d jobs", len(seen))
+			}
+			if resp.Header.Get("Link") != "" {
+				t.Errorf("last page has a Link: %s", resp.Header.Get("Link"))
+			}
+			break
+		}
+		if len(jobs) != 5 || next != jobs[4].JobID {
+			t.Fatalf("cut page: %d jobs, cursor %s, want 5 ending at the cursor", len(jobs), next)
+		}
+		link := resp.Header.Get("Link")
+		if !strings.HasPrefix(link, "</api/v1/jobs?") || !strings.HasSuffix(link, `>; rel="next"`) || !strings.Contains(link, "before="+next) || !strings.Contains(link, "workflow=ml") {
+			t.Fatalf("Link = %s", link)
+		}
+		path = strings.TrimSuffix(strings.TrimPrefix(link, "<"), `>; rel="next"`)
+	}
+	if len(seen) != n {
+		t.Fatalf("pages held %d jobs, want %d", len(seen), n)
+	}
+	for i, id := range seen {
+		if want := fmt.Sprintf("6f1c2d3e-4b5a-4c7d-8e9f-%012d", n-1-i); id != want {
+			t.Fatalf("job %d of the pages = %s, want %s (newest first, ties by id)", i, id, want)
+		}
+	}
+
+	// The status filter pages too.
+	failed := decodeJSON[[]wire.Job](t, e.mustStatus(http.StatusOK, "GET", "/api/v1/jobs?status=failed", adminToken, nil))
+	if len(failed) != 5 {
+		t.Errorf("status=failed: %d jobs, want 5", len(failed))
+	}
+	for _, bad := range []string{"?limit=1001", "?limit=5000", "?limit=0", "?status=done", "?before=x", "?before=6f1c2d3e-4b5a-4c7d-8e9f-999999999999"} {
+		code, out := e.do("GET", "/api/v1/jobs"+bad, adminToken, nil)
+		if code != http.StatusBadRequest || !strings.Contains(out, `"error"`) {
+			t.Errorf("GET /api/v1/jobs%s: %d %s, want 400", bad, code, out)
+		}
+	}
+	if _, out := e.do("GET", "/api/v1/jobs?limit=5000", adminToken, nil); !strings.Contains(out, "at most 1000") {
+		t.Errorf("limit=5000: %s, want the maximum named", out)
+	}
+	if got := len(decodeJSON[[]wire.Job](t, e.mustStatus(http.StatusOK, "GET", "/api/v1/jobs?limit=1000", adminToken, nil))); got != n {
+		t.Errorf("limit=1000: %d jobs, want %d", got, n)
 	}
 }

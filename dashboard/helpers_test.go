@@ -38,13 +38,16 @@ type env struct {
 	dsn     string
 	store   *dashboard.Store
 	srv     *httptest.Server
-	handler http.Handler
+	handler *dashboard.Server
 	clock   *clock
 	conn    *pgx.Conn
 }
 
 // newEnv starts a dashboard over a fresh database.
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { t.Helper(); return newEnvWith(t, nil) }
+
+// newEnvWith starts a dashboard with options set by opt, which may be nil.
+func newEnvWith(t *testing.T, opt func(*dashboard.Options)) *env {
 	t.Helper()
 	dsn := pgtest.MustDatabase(t)
 	ctx := context.Background()
@@ -54,7 +57,11 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(store.Close)
 	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
-	s, err := dashboard.NewServer(store, dashboard.Options{AdminToken: adminToken, Now: clk.Now})
+	opts := dashboard.Options{AdminToken: adminToken, Now: clk.Now}
+	if opt != nil {
+		opt(&opts)
+	}
+	s, err := dashboard.NewServer(store, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,17 +6,20 @@ import (
 	"crypto/rand"
 	"embed"
 	"encoding/base64"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nopii/nopii/internal/human"
+	"github.com/nopii/nopii/internal/wire"
 	"github.com/nopii/nopii/rulesets"
+	"github.com/nopii/nopii/scanner"
 )
 
 //go:embed assets
@@ -45,6 +48,12 @@ var funcs = template.FuncMap{
 	"join":     strings.Join,
 	"pct":      func(f float64) string { return strconv.Itoa(int(f*100+0.5)) + "%" },
 	"ruleYAML": ruleYAML,
+	"rows":     jobRows,
+	"failed":   failedTables,
+	"guarded":  guarded,
+	"over": func(in wire.InputStatus) bool {
+		return in.SlotWALWarnBytes > 0 && in.SlotRetainedBytes > in.SlotWALWarnBytes
+	},
 }
 
 // parseTemplates builds one template set per page, each with the layout.
@@ -54,7 +63,7 @@ func parseTemplates() (map[string]*template.Template, error) {
 		return nil, err
 	}
 	out := map[string]*template.Template{}
-	for _, page := range []string{"agents", "jobs", "scans", "login"} {
+	for _, page := range []string{"agents", "jobs", "job", "scans", "unruled", "alerts", "login"} {
 		t, err := template.Must(base.Clone()).ParseFS(assets, "assets/templates/"+page+".html")
 		if err != nil {
 			return nil, err
@@ -202,7 +211,19 @@ func (p *pages) agents(w http.ResponseWriter, r *http.Request) {
 // workflowJobs is one workflow's runs on the Jobs page.
 type workflowJobs struct {
 	Workflow string
-	Jobs     []Job
+	Jobs     []wire.Job
+}
+
+// jobsPage is the Jobs page: the filter's form, a page of runs grouped by
+// workflow, and the link to the next page.
+type jobsPage struct {
+	Filter    JobFilter
+	Agents    []string
+	Workflows []string
+	Statuses  []wire.Status
+	Groups    []*workflowJobs
+	Next      string // the next page's URL, "" on the last
+	Paged     bool   // not the first page: offer the newest
 }
 
 func (p *pages) jobs(w http.ResponseWriter, r *http.Request) {
@@ -211,50 +232,165 @@ func (p *pages) jobs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	jobs, err := p.s.store.Jobs(r.Context(), f)
+	if f.Limit == 0 {
+		f.Limit = jobsPerPage
+	}
+	jobs, next, err := p.s.store.Jobs(r.Context(), f)
+	if errors.Is(err, ErrNotFound) {
+		writeError(w, http.StatusBadRequest, "before names no job")
+		return
+	}
 	if err != nil {
 		p.fail(w, "list jobs", err)
 		return
 	}
+	d := jobsPage{Filter: f, Statuses: []wire.Status{wire.StatusRunning, wire.StatusSuccess, wire.StatusFailed}, Paged: f.Before != ""}
+	if d.Agents, d.Workflows, err = p.s.store.Names(r.Context()); err != nil {
+		p.fail(w, "list names", err)
+		return
+	}
+	if next != "" {
+		d.Next = nextURL(r, next)
+	}
 	// Group by workflow, keeping newest-first order inside and between groups.
-	var groups []*workflowJobs
 	idx := map[string]*workflowJobs{}
 	for _, j := range jobs {
 		g := idx[j.Workflow]
 		if g == nil {
 			g = &workflowJobs{Workflow: j.Workflow}
 			idx[j.Workflow] = g
-			groups = append(groups, g)
+			d.Groups = append(d.Groups, g)
 		}
 		g.Jobs = append(g.Jobs, j)
 	}
-	p.render(w, r, http.StatusOK, "jobs", pageData{Title: "Jobs", Data: groups})
+	p.render(w, r, http.StatusOK, "jobs", pageData{Title: "Jobs", Data: d})
 }
 
-// agentScan is one agent's latest scan on the Scans page.
-type agentScan struct {
-	Scan
-	YAML string
+// jobsPerPage is the Jobs page's page size.
+const jobsPerPage = 50
+
+// chartRuns is how many runs of its workflow a job's page charts.
+const chartRuns = 30
+
+// jobPage is one job's page.
+type jobPage struct {
+	Job          wire.Job
+	Runs         int
+	RowsChart    template.HTML
+	SecondsChart template.HTML
 }
+
+func (p *pages) job(w http.ResponseWriter, r *http.Request) {
+	j, err := p.s.store.Job(r.Context(), r.PathValue("id"))
+	if errors.Is(err, ErrNotFound) {
+		p.render(w, r, http.StatusNotFound, "job", pageData{Title: "No such job", Error: "No job has this id."})
+		return
+	}
+	if err != nil {
+		p.fail(w, "read job", err)
+		return
+	}
+	// The workflow's runs on this agent up to this one: the job in its history.
+	runs, err := p.s.store.Runs(r.Context(), j.Agent, j.Workflow, j.StartedAt, chartRuns)
+	if err != nil {
+		p.fail(w, "list runs", err)
+		return
+	}
+	d := jobPage{Job: j, Runs: len(runs)}
+	d.RowsChart, d.SecondsChart = runCharts(runs, j.JobID)
+	p.render(w, r, http.StatusOK, "job", pageData{Title: "Run of " + j.Workflow, Data: d})
+}
+
+// agentFindings is one agent's open findings on the Scans page.
+type agentFindings struct {
+	Agent    string
+	Findings []Finding
+	YAML     string
+}
+
+// scansPage is the Scans page: open findings per agent, then the recently
+// covered ones, then the scan history.
+type scansPage struct {
+	Open    []*agentFindings
+	Covered []Finding
+	History []Scan
+}
+
+// scansShown bounds the scan history and the covered findings listed.
+const scansShown = 50
 
 func (p *pages) scans(w http.ResponseWriter, r *http.Request) {
-	scans, err := p.s.store.LatestScans(r.Context())
+	all, err := p.s.store.Findings(r.Context(), true)
 	if err != nil {
+		p.fail(w, "list findings", err)
+		return
+	}
+	var d scansPage
+	idx := map[string]*agentFindings{}
+	for _, f := range all {
+		if f.CoveredAt != nil {
+			d.Covered = append(d.Covered, f)
+			continue
+		}
+		a := idx[f.Agent]
+		if a == nil {
+			a = &agentFindings{Agent: f.Agent}
+			idx[f.Agent] = a
+			d.Open = append(d.Open, a)
+		}
+		a.Findings = append(a.Findings, f)
+	}
+	for _, a := range d.Open {
+		cols := make([]scanner.ColumnFinding, len(a.Findings))
+		for i, f := range a.Findings {
+			cols[i] = f.ColumnFinding
+		}
+		a.YAML = RulesYAML(cols)
+	}
+	sort.SliceStable(d.Covered, func(i, k int) bool { return d.Covered[i].CoveredAt.After(*d.Covered[k].CoveredAt) })
+	if len(d.Covered) > scansShown {
+		d.Covered = d.Covered[:scansShown]
+	}
+	if d.History, err = p.s.store.Scans(r.Context(), scansShown); err != nil {
 		p.fail(w, "list scans", err)
 		return
 	}
-	out := make([]agentScan, len(scans))
-	for i, sc := range scans {
-		out[i] = agentScan{Scan: sc, YAML: RulesYAML(sc.Findings)}
+	p.render(w, r, http.StatusOK, "scans", pageData{Title: "PII scanner", Data: d})
+}
+
+func (p *pages) unruled(w http.ResponseWriter, r *http.Request) {
+	u, err := p.s.store.Unruled(r.Context(), p.s.opts.Now().Add(-unruledDays*24*time.Hour))
+	if err != nil {
+		p.fail(w, "list unruled columns", err)
+		return
 	}
-	p.render(w, r, http.StatusOK, "scans", pageData{Title: "PII scanner", Data: out})
+	p.render(w, r, http.StatusOK, "unruled", pageData{Title: "Copied without a rule", Data: u})
+}
+
+// alertsPage lists the alerts and where the webhooks are.
+type alertsPage struct {
+	Alerts   []Alert
+	Webhooks []string
+}
+
+func (p *pages) alerts(w http.ResponseWriter, r *http.Request) {
+	a, err := p.s.store.Alerts(r.Context(), alertsListed)
+	if err != nil {
+		p.fail(w, "list alerts", err)
+		return
+	}
+	d := alertsPage{Alerts: a}
+	for _, h := range p.s.opts.Webhooks {
+		d.Webhooks = append(d.Webhooks, h.String())
+	}
+	p.render(w, r, http.StatusOK, "alerts", pageData{Title: "Alerts", Data: d})
 }
 
 // RulesYAML renders findings as the tables entries to paste into a
 // workflow's input (SPEC §1), one entry per table, in order of appearance.
-func RulesYAML(findings []Finding) string {
+func RulesYAML(findings []scanner.ColumnFinding) string {
 	var order []string
-	byTable := map[string][]Finding{}
+	byTable := map[string][]scanner.ColumnFinding{}
 	for _, f := range findings {
 		t := f.Schema + "." + f.Table
 		if _, ok := byTable[t]; !ok {
@@ -274,24 +410,11 @@ func RulesYAML(findings []Finding) string {
 
 // ruleYAML renders a finding's rule as a YAML flow mapping, rule first:
 // { rule: fake, kind: phone }.
-func ruleYAML(raw json.RawMessage) string {
-	if len(bytes.TrimSpace(raw)) == 0 || string(raw) == "null" {
+func ruleYAML(rule map[string]any) string {
+	if len(rule) == 0 {
 		return "{ rule: keep }  # no rule suggested: review"
 	}
-	var str string
-	if json.Unmarshal(raw, &str) == nil {
-		if strings.HasPrefix(strings.TrimSpace(str), "{") {
-			return str // already YAML flow, as the scanner prints it
-		}
-		return "{ rule: " + rulesets.ScalarYAML(str) + " }"
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
-		return "{ rule: keep }  # unreadable rule: review"
-	}
-	return rulesets.FlowYAML(m)
+	return rulesets.FlowYAML(rule)
 }
 
 // ago says how long before now t was, coarsely.

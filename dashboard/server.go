@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nopii/nopii/internal/wire"
 )
 
 // MaxBody bounds every request body.
@@ -40,15 +42,30 @@ type Options struct {
 	SessionTTL time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+
+	// Webhooks get every alert (docs/dashboard.md); none: alerts are only
+	// listed on /alerts.
+	Webhooks []Webhook
+	// AlertAttempts bounds the tries of one delivery; default 6.
+	AlertAttempts int
+	// AlertBackoff is the wait after a delivery's first failed attempt,
+	// doubled after each next one up to 10 minutes; default 10s.
+	AlertBackoff time.Duration
+	// AlertPoll is how often RunAlerts looks for silent agents and due
+	// deliveries; default 5s.
+	AlertPoll time.Duration
 }
 
 // Server serves the API and the pages.
 type Server struct {
-	store  *Store
-	opts   Options
-	log    *slog.Logger
-	secret []byte // random per process: signs sessions and CSRF tokens
-	mux    *http.ServeMux
+	store   *Store
+	opts    Options
+	log     *slog.Logger
+	secret  []byte // random per process: signs sessions and CSRF tokens
+	mux     *http.ServeMux
+	wake    chan struct{} // a new alert: deliver now
+	hooks   *http.Client
+	started time.Time
 }
 
 // NewServer builds a server over the store.
@@ -65,7 +82,17 @@ func NewServer(store *Store, opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{store: store, opts: opts, log: opts.Logger, secret: make([]byte, 32), mux: http.NewServeMux()}
+	if opts.AlertAttempts <= 0 {
+		opts.AlertAttempts = defaultAlertAttempts
+	}
+	if opts.AlertBackoff <= 0 {
+		opts.AlertBackoff = defaultAlertBackoff
+	}
+	if opts.AlertPoll <= 0 {
+		opts.AlertPoll = defaultAlertPoll
+	}
+	s := &Server{store: store, opts: opts, log: opts.Logger, secret: make([]byte, 32), mux: http.NewServeMux(),
+		wake: make(chan struct{}, 1), hooks: &http.Client{Timeout: 10 * time.Second}, started: opts.Now()}
 	if _, err := rand.Read(s.secret); err != nil {
 		return nil, err
 	}
@@ -84,11 +111,16 @@ func (s *Server) routes() error {
 	m.HandleFunc("GET /healthz", s.healthz)
 	m.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(staticFS())))
 
-	m.HandleFunc("POST /api/v1/heartbeat", s.agentAuth(s.postHeartbeat))
-	m.HandleFunc("POST /api/v1/jobs", s.agentAuth(s.postJob))
-	m.HandleFunc("POST /api/v1/scans", s.agentAuth(s.postScan))
+	m.HandleFunc("POST "+wire.HeartbeatPath, s.agentAuth(s.postHeartbeat))
+	m.HandleFunc("POST "+wire.JobsPath, s.agentAuth(s.postJob))
+	m.HandleFunc("POST "+wire.ScansPath, s.agentAuth(s.postScan))
 	m.HandleFunc("GET /api/v1/agents", s.adminAPI(s.getAgents))
 	m.HandleFunc("GET /api/v1/jobs", s.adminAPI(s.getJobs))
+	m.HandleFunc("GET /api/v1/jobs/{id}", s.adminAPI(s.getJob))
+	m.HandleFunc("GET /api/v1/scans", s.adminAPI(s.getScans))
+	m.HandleFunc("GET /api/v1/findings", s.adminAPI(s.getFindings))
+	m.HandleFunc("GET /api/v1/unruled", s.adminAPI(s.getUnruled))
+	m.HandleFunc("GET /api/v1/alerts", s.adminAPI(s.getAlerts))
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint")
 	})
@@ -99,7 +131,10 @@ func (s *Server) routes() error {
 	m.HandleFunc("POST /logout", p.logout)
 	m.HandleFunc("GET /{$}", s.adminPage(p.agents))
 	m.HandleFunc("GET /jobs", s.adminPage(p.jobs))
+	m.HandleFunc("GET /jobs/{id}", s.adminPage(p.job))
 	m.HandleFunc("GET /scans", s.adminPage(p.scans))
+	m.HandleFunc("GET /unruled", s.adminPage(p.unruled))
+	m.HandleFunc("GET /alerts", s.adminPage(p.alerts))
 	return nil
 }
 
@@ -130,6 +165,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	alertCtx, stopAlerts := context.WithCancel(ctx)
+	alertsDone := make(chan struct{})
+	go func() { defer close(alertsDone); s.RunAlerts(alertCtx) }()
+	defer func() { stopAlerts(); <-alertsDone }()
 	select {
 	case err := <-errc:
 		return err
@@ -268,7 +307,7 @@ func sameAgent(w http.ResponseWriter, body, token string) bool {
 }
 
 func (s *Server) postHeartbeat(w http.ResponseWriter, r *http.Request, agent string) {
-	var hb Heartbeat
+	var hb wire.Heartbeat
 	if !decode(w, r, &hb) || !sameAgent(w, hb.Agent, agent) {
 		return
 	}
@@ -280,6 +319,9 @@ func (s *Server) postHeartbeat(w http.ResponseWriter, r *http.Request, agent str
 		writeError(w, http.StatusInternalServerError, "internal error")
 		return
 	}
+	if err := s.walAlerts(r.Context(), hb); err != nil {
+		s.log.Error("slot alerts", LogKeyAgent, agent, "err", err)
+	}
 	s.log.Debug("heartbeat", LogKeyAgent, agent)
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
@@ -287,7 +329,7 @@ func (s *Server) postHeartbeat(w http.ResponseWriter, r *http.Request, agent str
 var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 func (s *Server) postJob(w http.ResponseWriter, r *http.Request, agent string) {
-	var j Job
+	var j wire.Job
 	if !decode(w, r, &j) || !sameAgent(w, j.Agent, agent) {
 		return
 	}
@@ -298,7 +340,7 @@ func (s *Server) postJob(w http.ResponseWriter, r *http.Request, agent string) {
 	case j.Workflow == "":
 		writeError(w, http.StatusBadRequest, "workflow is required")
 		return
-	case j.Status != StatusRunning && j.Status != StatusSuccess && j.Status != StatusFailed:
+	case j.Status != wire.StatusRunning && j.Status != wire.StatusSuccess && j.Status != wire.StatusFailed:
 		writeError(w, http.StatusBadRequest, "status must be running, success or failed")
 		return
 	}
@@ -306,9 +348,8 @@ func (s *Server) postJob(w http.ResponseWriter, r *http.Request, agent string) {
 	if j.StartedAt.IsZero() {
 		j.StartedAt = now
 	}
-	// The agent's report has a time, not a pointer: zero means not finished.
-	if j.FinishedAt != nil && j.FinishedAt.IsZero() || j.Status == StatusRunning {
-		j.FinishedAt = nil
+	if j.Status == wire.StatusRunning {
+		j.FinishedAt = time.Time{} // zero: not finished
 	}
 	err := s.store.PutJob(r.Context(), j, now)
 	if errors.Is(err, ErrJobOwner) {
@@ -320,12 +361,15 @@ func (s *Server) postJob(w http.ResponseWriter, r *http.Request, agent string) {
 		writeError(w, http.StatusInternalServerError, "internal error")
 		return
 	}
-	s.log.Info("job report", LogKeyAgent, agent, "workflow", j.Workflow, LogKeyStatus, j.Status, "tables", len(j.Tables))
+	if err := s.jobAlerts(r.Context(), j); err != nil {
+		s.log.Error("job alerts", LogKeyAgent, agent, "err", err)
+	}
+	s.log.Info("job report", LogKeyAgent, agent, "workflow", j.Workflow, LogKeyStatus, string(j.Status), "tables", len(j.Tables))
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 func (s *Server) postScan(w http.ResponseWriter, r *http.Request, agent string) {
-	var sc ScanReport
+	var sc wire.ScanReport
 	if !decode(w, r, &sc) || !sameAgent(w, sc.Agent, agent) {
 		return
 	}
@@ -348,17 +392,44 @@ func (s *Server) getAgents(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, agents)
 }
 
+// Headers of a page of GET /api/v1/jobs.
+const (
+	// HeaderNextCursor carries the next page's cursor (a job id, for
+	// before=) when the page was cut at its limit; absent on the last page.
+	HeaderNextCursor = "X-Nopii-Next-Cursor"
+	// HeaderLimit carries the limit the page was cut at.
+	HeaderLimit = "X-Nopii-Limit"
+)
+
 func jobFilter(r *http.Request) (JobFilter, error) {
 	q := r.URL.Query()
-	f := JobFilter{Agent: q.Get("agent"), Workflow: q.Get("workflow")}
+	f := JobFilter{Agent: q.Get("agent"), Workflow: q.Get("workflow"), Status: wire.Status(q.Get("status")), Before: q.Get("before")}
+	switch f.Status {
+	case "", wire.StatusRunning, wire.StatusSuccess, wire.StatusFailed:
+	default:
+		return f, errors.New("status must be running, success or failed")
+	}
+	if f.Before != "" && !uuidRE.MatchString(f.Before) {
+		return f, errors.New("before must be a job_id (the " + HeaderNextCursor + " of the previous page)")
+	}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n <= 0 {
 			return f, errors.New("limit must be a positive integer")
 		}
+		if n > MaxJobsLimit {
+			return f, fmt.Errorf("limit must be at most %d: page through more with before=<%s>", MaxJobsLimit, HeaderNextCursor)
+		}
 		f.Limit = n
 	}
 	return f, nil
+}
+
+// nextURL is the request's URL with before=cursor.
+func nextURL(r *http.Request, cursor string) string {
+	q := r.URL.Query()
+	q.Set("before", cursor)
+	return r.URL.Path + "?" + q.Encode()
 }
 
 func (s *Server) getJobs(w http.ResponseWriter, r *http.Request) {
@@ -367,13 +438,79 @@ func (s *Server) getJobs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	jobs, err := s.store.Jobs(r.Context(), f)
+	jobs, next, err := s.store.Jobs(r.Context(), f)
+	if errors.Is(err, ErrNotFound) {
+		writeError(w, http.StatusBadRequest, "before names no job")
+		return
+	}
 	if err != nil {
 		s.log.Error("list jobs", "err", err)
 		writeError(w, http.StatusInternalServerError, "internal error")
 		return
 	}
+	limit := f.Limit
+	if limit == 0 {
+		limit = DefaultJobsLimit
+	}
+	w.Header().Set(HeaderLimit, strconv.Itoa(limit))
+	if next != "" {
+		w.Header().Set(HeaderNextCursor, next)
+		w.Header().Set("Link", "<"+nextURL(r, next)+`>; rel="next"`)
+	}
 	writeJSON(w, http.StatusOK, jobs)
+}
+
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
+	j, err := s.store.Job(r.Context(), r.PathValue("id"))
+	if errors.Is(err, ErrNotFound) {
+		writeError(w, http.StatusNotFound, "no such job")
+		return
+	}
+	if err != nil {
+		s.log.Error("read job", "err", err)
+		writeError(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	writeJSON(w, http.StatusOK, j)
+}
+
+// listed answers a read-API list, or 500.
+func listed[T any](s *Server, w http.ResponseWriter, what string, v T, err error) {
+	if err != nil {
+		s.log.Error(what, "err", err)
+		writeError(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// Read-API bounds of the lists without paging.
+const (
+	scansListed  = 200
+	alertsListed = 200
+	// unruledDays is how far back /unruled looks.
+	unruledDays = 30
+)
+
+func (s *Server) getScans(w http.ResponseWriter, r *http.Request) {
+	scans, err := s.store.Scans(r.Context(), scansListed)
+	listed(s, w, "list scans", scans, err)
+}
+
+// getFindings lists the open findings, ?covered=true all of them.
+func (s *Server) getFindings(w http.ResponseWriter, r *http.Request) {
+	f, err := s.store.Findings(r.Context(), r.URL.Query().Get("covered") == "true")
+	listed(s, w, "list findings", f, err)
+}
+
+func (s *Server) getUnruled(w http.ResponseWriter, r *http.Request) {
+	u, err := s.store.Unruled(r.Context(), s.opts.Now().Add(-unruledDays*24*time.Hour))
+	listed(s, w, "list unruled columns", u, err)
+}
+
+func (s *Server) getAlerts(w http.ResponseWriter, r *http.Request) {
+	a, err := s.store.Alerts(r.Context(), alertsListed)
+	listed(s, w, "list alerts", a, err)
 }
 
 // sign is an HMAC of msg under the server secret.

@@ -1,93 +1,74 @@
 package dashboard
 
 import (
-	"encoding/json"
 	"time"
+
+	"github.com/nopii/nopii/internal/wire"
+	"github.com/nopii/nopii/scanner"
 )
 
-// Heartbeat is what an agent posts to /api/v1/heartbeat every interval.
-type Heartbeat struct {
-	Agent           string           `json:"agent"`
-	Version         string           `json:"version"`
-	IntervalSeconds float64          `json:"interval_seconds"`
-	Workflows       []WorkflowStatus `json:"workflows"`
-	ConfigError     string           `json:"config_error,omitempty"`
-}
+// The messages agents post (heartbeats, jobs, scans) are package wire's:
+// one declaration for both sides. The types below are the dashboard's own
+// views of what it stored.
 
-// WorkflowStatus is one workflow's line of a heartbeat.
-type WorkflowStatus struct {
-	Name       string     `json:"name"`
-	Schedule   string     `json:"schedule,omitempty"`
-	NextRun    *time.Time `json:"next_run,omitempty"`
-	LastResult string     `json:"last_result,omitempty"`
-	LastRun    *time.Time `json:"last_run,omitempty"`
-}
+// AgentState is how an agent is doing, as its heartbeats tell.
+type AgentState string
+
+// The states of an agent.
+const (
+	// AgentHealthy: heartbeats on time, no workflow's last run failed and
+	// the configuration loads.
+	AgentHealthy AgentState = "healthy"
+	// AgentFailing: heartbeats on time, but a workflow's last run failed
+	// or the configuration does not load.
+	AgentFailing AgentState = "failing"
+	// AgentSilent: no heartbeat for two intervals.
+	AgentSilent AgentState = "silent"
+)
 
 // Agent is an agent as the dashboard knows it from its last heartbeat.
 type Agent struct {
-	Name            string           `json:"name"`
-	Version         string           `json:"version"`
-	LastSeen        time.Time        `json:"last_seen"`
-	IntervalSeconds float64          `json:"heartbeat_interval_seconds"`
-	Healthy         bool             `json:"healthy"`
-	Workflows       []WorkflowStatus `json:"workflows"`
-	ConfigError     string           `json:"config_error,omitempty"`
+	Name            string    `json:"name"`
+	Version         string    `json:"version"`
+	LastSeen        time.Time `json:"last_seen"`
+	IntervalSeconds float64   `json:"heartbeat_interval_seconds"`
+	// Healthy is State == AgentHealthy.
+	Healthy     bool                  `json:"healthy"`
+	State       AgentState            `json:"state"`
+	Workflows   []wire.WorkflowStatus `json:"workflows"`
+	ConfigError string                `json:"config_error,omitempty"`
 }
 
-// Job statuses.
-const (
-	StatusRunning = "running"
-	StatusSuccess = "success"
-	StatusFailed  = "failed"
-)
-
-// Job is one run of a workflow: the agent's report plus the agent's name
-// and the job's id. An agent posts it when the run starts (status running,
-// tables so far) and again, with the same JobID, when it ends.
-type Job struct {
-	JobID      string        `json:"job_id"`
-	Agent      string        `json:"agent"`
-	Workflow   string        `json:"workflow"`
-	Status     string        `json:"status"`
-	StartedAt  time.Time     `json:"started_at"`
-	FinishedAt *time.Time    `json:"finished_at"`
-	Seconds    float64       `json:"seconds"`
-	Error      string        `json:"error,omitempty"`
-	Tables     []TableReport `json:"tables"`
-}
-
-// TableReport is one table's line of a job report.
-type TableReport struct {
-	Input       string   `json:"input"`
-	Table       string   `json:"table"`
-	Target      string   `json:"target"`
-	Mode        string   `json:"mode"`
-	Reason      string   `json:"reason,omitempty"`
-	DriftForced bool     `json:"drift_forced_full_copy,omitempty"`
-	Note        string   `json:"note,omitempty"`
-	Rows        int64    `json:"rows"`
-	Upserted    int64    `json:"upserted"`
-	Deleted     int64    `json:"deleted"`
-	Warnings    []string `json:"warnings,omitempty"`
-	Bytes       int64    `json:"bytes"`
-	Seconds     float64  `json:"seconds"`
-	RowsPerSec  float64  `json:"rows_per_sec"`
-	Redacted    []string `json:"redacted_columns,omitempty"`
-	Feeds       []string `json:"feeds,omitempty"`
-	Error       string   `json:"error,omitempty"`
-}
-
-// Rows sums the rows read over the tables reported so far.
-func (j *Job) Rows() int64 {
-	var n int64
-	for _, t := range j.Tables {
-		n += t.Rows
+// Failing lists the workflows whose last run failed.
+func (a Agent) Failing() []string {
+	var out []string
+	for _, w := range a.Workflows {
+		if w.LastResult == wire.StatusFailed {
+			out = append(out, w.Name)
+		}
 	}
-	return n
+	return out
 }
 
-// FailedTables counts the tables with an error.
-func (j *Job) FailedTables() int {
+// state is an agent's state at now.
+func (a Agent) state(now time.Time) AgentState {
+	switch {
+	case !Fresh(a.LastSeen, a.IntervalSeconds, now):
+		return AgentSilent
+	case a.ConfigError != "" || len(a.Failing()) > 0:
+		return AgentFailing
+	}
+	return AgentHealthy
+}
+
+// jobRows sums the rows read over the tables reported so far.
+func jobRows(j wire.Job) int64 {
+	rows, _ := j.Totals()
+	return rows
+}
+
+// failedTables counts a job's tables with an error.
+func failedTables(j wire.Job) int {
 	n := 0
 	for _, t := range j.Tables {
 		if t.Error != "" {
@@ -97,35 +78,70 @@ func (j *Job) FailedTables() int {
 	return n
 }
 
-// ScanReport is what an agent posts to /api/v1/scans.
-type ScanReport struct {
-	Agent    string    `json:"agent"`
-	Findings []Finding `json:"findings"`
-}
-
-// Finding is one column the scanner judged to hold PII, as printed by
-// `nopii scan --format json`. Rule is the rule to add: {"rule": name,
-// params…}.
-type Finding struct {
-	Schema     string          `json:"schema"`
-	Table      string          `json:"table"`
-	Column     string          `json:"column"`
-	Kind       string          `json:"kind"`
-	Confidence float64         `json:"confidence"`
-	Evidence   string          `json:"evidence,omitempty"`
-	Rule       json.RawMessage `json:"rule,omitempty"`
+// guarded reports whether the guard stopped the table: columns judged PII
+// without a rule, and an error.
+func guarded(t wire.TableReport) bool {
+	return t.Outcome == wire.OutcomeGuarded || t.Error != "" && len(t.Unclassified) > 0
 }
 
 // Scan is one scan report as stored.
 type Scan struct {
-	Agent      string    `json:"agent"`
-	ReceivedAt time.Time `json:"received_at"`
-	Findings   []Finding `json:"findings"`
+	ID         int64                   `json:"id"`
+	Agent      string                  `json:"agent"`
+	ReceivedAt time.Time               `json:"received_at"`
+	Source     wire.ScanSource         `json:"source,omitempty"`
+	Schemas    []string                `json:"schemas,omitempty"`
+	Findings   []scanner.ColumnFinding `json:"findings"`
+}
+
+// Finding is one column an agent's scans judged PII, across scans: open
+// until a rule covers it (docs/dashboard.md).
+type Finding struct {
+	Agent string `json:"agent"`
+	scanner.ColumnFinding
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+	// Seen counts the scans that reported it.
+	Seen int `json:"seen"`
+	// CoveredAt is when it stopped being open; nil while open.
+	CoveredAt *time.Time `json:"covered_at,omitempty"`
+	// CoveredBy says how: "rule" (a job report lists it among the table's
+	// redacted columns) or "scan" (a later `nopii scan` of its schema no
+	// longer reports it: a keep rule, an excluded table, a dropped column).
+	CoveredBy string `json:"covered_by,omitempty"`
+	// CoveredJob is the job whose report showed the rule.
+	CoveredJob string `json:"covered_job,omitempty"`
+}
+
+// Values of Finding.CoveredBy.
+const (
+	CoveredByRule = "rule"
+	CoveredByScan = "scan"
+)
+
+// Unruled is one column a run copied without a rule: the guard judged it
+// PII and the workflow's on_unclassified: warn let the table through.
+type Unruled struct {
+	Agent    string `json:"agent"`
+	Workflow string `json:"workflow"`
+	Input    string `json:"input"`
+	Table    string `json:"table"` // schema.table in the source
+	scanner.ColumnFinding
+	FirstSeen time.Time `json:"first_seen"` // the start of the first run that copied it
+	LastSeen  time.Time `json:"last_seen"`  // the start of the last
+	Runs      int       `json:"runs"`
+	LastJob   string    `json:"last_job"`
+	// Warnings are the table's warnings in the last such run.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // JobFilter narrows Store.Jobs. Zero values select everything.
 type JobFilter struct {
 	Agent    string
 	Workflow string
-	Limit    int // default 100, at most 1000
+	Status   wire.Status
+	// Before is a page's cursor: the job id after which (older than which)
+	// the page starts.
+	Before string
+	Limit  int // default DefaultJobsLimit, at most MaxJobsLimit
 }

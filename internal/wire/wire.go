@@ -41,6 +41,21 @@ type WorkflowStatus struct {
 	// (as an input's stream last reported it).
 	CDCLagBytes   int64   `json:"cdc_lag_bytes,omitempty"`
 	CDCLagSeconds float64 `json:"cdc_lag_seconds,omitempty"`
+	// Inputs are the workflow's cdc streams, one per input, as each last
+	// reported how far it is behind.
+	Inputs []InputStatus `json:"inputs,omitempty"`
+}
+
+// InputStatus is one input's cdc stream in a heartbeat.
+type InputStatus struct {
+	Name          string  `json:"name"`
+	CDCLagBytes   int64   `json:"cdc_lag_bytes"`
+	CDCLagSeconds float64 `json:"cdc_lag_seconds"`
+	// SlotRetainedBytes is the WAL the input's replication slot keeps on
+	// the source; past SlotWALWarnBytes (the input's slot_wal_warn) the
+	// agent warns, and the dashboard alerts.
+	SlotRetainedBytes int64 `json:"slot_retained_bytes"`
+	SlotWALWarnBytes  int64 `json:"slot_wal_warn_bytes"`
 }
 
 // Status is a run's state as reported.
@@ -89,7 +104,7 @@ type Report struct {
 	Workflow   string        `json:"workflow"`
 	Status     Status        `json:"status"`
 	StartedAt  time.Time     `json:"started_at"`
-	FinishedAt time.Time     `json:"finished_at"` // zero while running
+	FinishedAt time.Time     `json:"finished_at,omitzero"` // zero (left out) while running
 	Seconds    float64       `json:"seconds"`
 	Error      string        `json:"error,omitempty"` // a failure before or outside any table
 	Tables     []TableReport `json:"tables"`
@@ -153,4 +168,19 @@ func (r *Report) Totals() (rows, bytes int64) {
 type ScanReport struct {
 	Agent    string                  `json:"agent"`
 	Findings []scanner.ColumnFinding `json:"findings"`
+	// Source says what scanned: ScanByScan (`nopii scan --config`: every
+	// column of the scanned schemas that the file leaves without a rule)
+	// or ScanByGuard (a run's guard: the columns it judged, no others).
+	Source ScanSource `json:"source,omitempty"`
+	// Schemas are the schema patterns a ScanByScan read; none: every schema.
+	Schemas []string `json:"schemas,omitempty"`
 }
+
+// ScanSource is what posted a scan report.
+type ScanSource string
+
+// The sources of a scan report.
+const (
+	ScanByScan  ScanSource = "scan"
+	ScanByGuard ScanSource = "guard"
+)
