@@ -146,66 +146,114 @@ type change struct {
 // then the stream. Without follow it stops once it has applied everything
 // the source had written when the stream started.
 func (ir *inputRun) runCDC(ctx context.Context, jobs []*job, follow bool) error {
-	r, wf, in, feeds, rep, log := ir.r, ir.wf, ir.in, ir.feeds, ir.rep, ir.log
-	if r.OpenReplication == nil {
+	if ir.r.OpenReplication == nil {
 		return errors.New("mode cdc: this build has no replication support")
 	}
 	s := &stream{inputRun: ir, tables: map[nopii.TableName]*streamTable{}}
-	fail := func(j *job, err error) {
-		j.err = err
-		rep.Tables = append(rep.Tables, j.report(feeds))
-		log.Error("table skipped", LogKeyTable, j.rel.Name.String(), LogKeyError, err.Error())
+	if !s.changeFeeds(jobs) {
+		return nil
 	}
-	for _, f := range feeds {
-		cf, ok := f.(nopii.ChangeFeed)
-		if !ok {
-			for _, j := range jobs {
-				fail(j, fmt.Errorf("the %s feed does not take mode cdc yet: use mode full or delta for this table, or a twin feed", f.Kind()))
-			}
-			return nil
-		}
-		s.changes = append(s.changes, cf)
-	}
-	rp, err := r.OpenReplication(ctx, wf, in)
+	rp, err := ir.r.OpenReplication(ctx, ir.wf, ir.in)
 	if err != nil {
 		return err
 	}
 	defer rp.Close()
 	s.rp = rp
-	var names []nopii.TableName
-	var ok []*job
-	for _, j := range jobs {
-		if err := rp.CheckTable(ctx, j.table); err != nil {
-			fail(j, err)
-			continue
-		}
-		ok = append(ok, j)
-		names = append(names, j.table.Name)
-	}
+	ok := s.check(ctx, jobs)
 	if len(ok) == 0 {
 		return nil
 	}
-	start, err := rp.Ensure(ctx, names)
+	from, err := s.start(ctx, ok)
+	if err != nil || len(s.tables) == 0 {
+		return err
+	}
+	until, err := rp.CurrentLSN(ctx)
 	if err != nil {
 		return err
 	}
+	if err := rp.Start(ctx, from); err != nil {
+		return err
+	}
+	s.applied = from
+	s.log.Info("streaming", "slot_from", from.String(), "until", until.String(), "follow", follow)
+	err = s.run(ctx, until, follow)
+	for _, t := range s.tables {
+		t.tr.Note = fmt.Sprintf("streamed to %s", s.applied)
+		if err != nil {
+			t.tr.Error, t.tr.Outcome = err.Error(), OutcomeFailed
+		}
+		s.rep.Tables = append(s.rep.Tables, t.tr)
+	}
+	return err
+}
+
+// skip reports a cdc table that will not stream.
+func (s *stream) skip(j *job, err error) {
+	j.err = err
+	s.rep.Tables = append(s.rep.Tables, j.report(s.feeds))
+	s.log.Error("table skipped", LogKeyTable, j.rel.Name.String(), LogKeyError, err.Error())
+}
+
+// changeFeeds takes every feed's change loads; a feed that has none fails
+// every cdc table, and changeFeeds returns false.
+func (s *stream) changeFeeds(jobs []*job) bool {
+	for _, f := range s.feeds {
+		cf, ok := f.(nopii.ChangeFeed)
+		if !ok {
+			for _, j := range jobs {
+				s.skip(j, fmt.Errorf("the %s feed does not take mode cdc yet: use mode full or delta for this table, or a twin feed", f.Kind()))
+			}
+			return false
+		}
+		s.changes = append(s.changes, cf)
+	}
+	return true
+}
+
+// check returns the tables whose changes can be applied; the others are
+// reported failed.
+func (s *stream) check(ctx context.Context, jobs []*job) []*job {
+	var ok []*job
+	for _, j := range jobs {
+		if err := s.rp.CheckTable(ctx, j.table); err != nil {
+			s.skip(j, err)
+			continue
+		}
+		ok = append(ok, j)
+	}
+	return ok
+}
+
+// start makes the publication and slot hold the tables, copies those that
+// need a full copy first (from the new slot's snapshot on the first run),
+// and adds every table that may stream. It returns where the stream
+// resumes.
+func (s *stream) start(ctx context.Context, ok []*job) (nopii.LSN, error) {
+	names := make([]nopii.TableName, len(ok))
+	for i, j := range ok {
+		names[i] = j.table.Name
+	}
+	start, err := s.rp.Ensure(ctx, names)
+	if err != nil {
+		return 0, err
+	}
 	from, copies, err := s.plan(ctx, ok, start)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if len(copies) > 0 {
 		lsn, reason := start.LSN, "cdc: first copy, from the new replication slot's snapshot"
 		if !start.Created {
 			// Any snapshot taken after lsn will do: changes between lsn and
 			// the snapshot are replayed on it, idempotently by key.
-			if lsn, err = rp.CurrentLSN(ctx); err != nil {
-				return err
+			if lsn, err = s.rp.CurrentLSN(ctx); err != nil {
+				return 0, err
 			}
 			reason = "cdc: full copy before streaming (new table, schema change, or no stream position)"
 		}
-		copied, err := s.copy(ctx, copies, start.Snapshot, lsn, reason, ir.par, rep)
+		copied, err := s.copy(ctx, copies, start.Snapshot, lsn, reason, s.par, s.rep)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if len(copied) < len(copies) {
 			// A table that failed its copy must not stream: its rows would
@@ -218,36 +266,13 @@ func (ir *inputRun) runCDC(ctx context.Context, jobs []*job, follow bool) error 
 	}
 	for _, j := range ok {
 		if err := s.add(ctx, j); err != nil {
-			return err
+			return 0, err
 		}
 		if j.cdc != nil {
 			s.tables[j.table.Name].copied = j.cdc.lsn
 		}
 	}
-	if len(s.tables) == 0 {
-		return nil
-	}
-	until, err := rp.CurrentLSN(ctx)
-	if err != nil {
-		return err
-	}
-	if err := rp.Start(ctx, from); err != nil {
-		return err
-	}
-	s.applied = from
-	log.Info("streaming", "slot_from", from.String(), "until", until.String(), "follow", follow)
-	err = s.run(ctx, until, follow)
-	for _, t := range s.tables {
-		t.tr.Note = fmt.Sprintf("streamed to %s", s.applied)
-		if err != nil {
-			t.tr.Error, t.tr.Outcome = err.Error(), OutcomeFailed
-		}
-		rep.Tables = append(rep.Tables, t.tr)
-	}
-	if err != nil {
-		return err
-	}
-	return nil
+	return from, nil
 }
 
 // plan reads the feeds' states: where the stream resumes, and the tables
