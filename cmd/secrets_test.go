@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/nopii/nopii/internal/dsntest"
@@ -88,11 +89,14 @@ func TestDSNSecretsNeverPrinted(t *testing.T) {
 		name string
 		args func(dsn string) []string
 	}
+	// A workflow of its own per case: the cases run at once, and one
+	// workflow's runs would find each other's run lock on the twin.
+	var seq atomic.Int64
 	workflow := func(input, feed string) string {
 		return writeConfig(t, fmt.Sprintf(`
 version: 1
 workflows:
-  - name: w
+  - name: w%d
     inputs:
       - name: prod
         dsn: %q
@@ -101,7 +105,7 @@ workflows:
     feeds:
       - type: twin
         dsn: %q
-`, input, feed))
+`, seq.Add(1), input, feed))
 	}
 	commands := []command{
 		{"run input", func(dsn string) []string {
