@@ -434,104 +434,133 @@ func (r *Runner) ForgetSubject(ctx context.Context, cfg *config.Config, wf *conf
 		return nil, err
 	}
 	defer sr.close()
-	var sfeeds []SubjectFeed
+	fr := &forgetRun{subjectRun: sr, opts: o}
 	for i, f := range sr.feeds {
 		sf, ok := f.(SubjectFeed)
 		if !ok {
 			return nil, fmt.Errorf("the %s feed cannot forget rows: nothing was deleted", sr.names[i])
 		}
-		sfeeds = append(sfeeds, sf)
+		fr.sfeeds = append(fr.sfeeds, sf)
 	}
-	rep, err := sr.report(ctx, "forget", o.DryRun)
-	if err != nil {
+	if fr.rep, err = sr.report(ctx, "forget", o.DryRun); err != nil {
 		return nil, err
 	}
-	rep.DryRun = o.DryRun
-	var refused error
-	for _, t := range rep.Tables {
-		if t.Proportion > o.MaxProportion {
-			refused = fmt.Errorf("the request matches %d of %d rows (%.4f) of %s in input %s, more than --max-matching-proportion %g: nothing was deleted anywhere (check the match, or raise the limit if this is meant)",
-				t.SourceRows, t.TableRows, t.Proportion, t.Table, t.Input, o.MaxProportion)
-			break
-		}
-	}
+	fr.rep.DryRun = o.DryRun
+	fr.refused = fr.checkProportion()
 	if o.DryRun {
-		return rep.finish(refused)
+		return fr.rep.finish(fr.refused)
 	}
-	rep.RequestID = newJobID()
-	at := o.Now().UTC()
-	var audits []nopii.SubjectAudit
-	audit := func(target string, rows []int64, err error) {
-		for i, s := range sr.subjects {
-			a := nopii.SubjectAudit{RequestID: rep.RequestID, Subject: s, At: at, Workflow: wf.Name, Target: target, Status: "done"}
-			if rows != nil {
-				a.RowsDeleted = rows[i]
-			}
-			switch {
-			case refused != nil:
-				a.Status, a.Error = "refused", refused.Error()
-			case err != nil:
-				a.Status, a.Error = "failed", err.Error()
-			}
-			audits = append(audits, a)
+	fr.rep.RequestID = newJobID()
+	fr.at = o.Now().UTC()
+	if fr.refused != nil {
+		return fr.refuse(ctx)
+	}
+	fr.forgetInFeeds(ctx)
+	if o.IncludeSources {
+		fr.deleteInSources(ctx)
+	}
+	fr.record(ctx)
+	return fr.rep.finish(errors.Join(fr.errs...))
+}
+
+// forgetRun is one forget request on its way: the matched subjects, the
+// report it fills in, the audit records it writes to every feed at the end.
+type forgetRun struct {
+	*subjectRun
+	opts    ForgetOptions
+	sfeeds  []SubjectFeed
+	rep     *SubjectReport
+	at      time.Time
+	refused error // the safeguard's refusal: nothing is deleted
+	audits  []nopii.SubjectAudit
+	errs    []error
+}
+
+// checkProportion is the safeguard: a request matching more than
+// MaxProportion of any table is refused as a whole.
+func (fr *forgetRun) checkProportion() error {
+	for _, t := range fr.rep.Tables {
+		if t.Proportion > fr.opts.MaxProportion {
+			return fmt.Errorf("the request matches %d of %d rows (%.4f) of %s in input %s, more than --max-matching-proportion %g: nothing was deleted anywhere (check the match, or raise the limit if this is meant)",
+				t.SourceRows, t.TableRows, t.Proportion, t.Table, t.Input, fr.opts.MaxProportion)
 		}
 	}
-	if refused != nil {
-		// Nothing is deleted; the refusal is audited, so that the request
-		// can be shown to have been received and why it was not served.
-		for _, name := range sr.names {
-			audit(name, nil, nil)
+	return nil
+}
+
+// audit records what happened at one target for every subject: rows holds
+// each subject's deleted rows, nil when none were counted.
+func (fr *forgetRun) audit(target string, rows []int64, err error) {
+	for i, s := range fr.subjects {
+		a := nopii.SubjectAudit{RequestID: fr.rep.RequestID, Subject: s, At: fr.at, Workflow: fr.wf.Name, Target: target, Status: "done"}
+		if rows != nil {
+			a.RowsDeleted = rows[i]
 		}
-		if o.IncludeSources {
-			for _, si := range sr.inputs {
-				audit("source "+si.in.Name, nil, nil)
-			}
+		switch {
+		case fr.refused != nil:
+			a.Status, a.Error = "refused", fr.refused.Error()
+		case err != nil:
+			a.Status, a.Error = "failed", err.Error()
 		}
-		errs := []error{refused}
-		for fi, sf := range sfeeds {
-			if err := sf.RecordSubjectRequests(ctx, audits); err != nil {
-				errs = append(errs, fmt.Errorf("record the request in the %s feed: %w", sr.names[fi], err))
-			}
-		}
-		return rep.finish(errors.Join(errs...))
+		fr.audits = append(fr.audits, a)
 	}
-	var errs []error
-	hashKey := forgottenHasher(sr.key)
+}
+
+// refuse deletes nothing and audits the refusal, so that the request can
+// be shown to have been received and why it was not served.
+func (fr *forgetRun) refuse(ctx context.Context) (*SubjectReport, error) {
+	for _, name := range fr.names {
+		fr.audit(name, nil, nil)
+	}
+	if fr.opts.IncludeSources {
+		for _, si := range fr.inputs {
+			fr.audit("source "+si.in.Name, nil, nil)
+		}
+	}
+	fr.errs = append(fr.errs, fr.refused)
+	fr.record(ctx)
+	return fr.rep.finish(errors.Join(fr.errs...))
+}
+
+// forgetInFeeds deletes the subjects' rows from every feed and adds their
+// keys and identifiers to its suppression lists.
+func (fr *forgetRun) forgetInFeeds(ctx context.Context) {
+	hashKey := forgottenHasher(fr.key)
 	var ids []string // every request's identifiers, for tables copied later
-	for _, q := range sr.reqs {
+	for _, q := range fr.reqs {
 		for _, m := range q.Matches {
-			ids = append(ids, identifierHash(sr.key, m.Column, m.Value))
+			ids = append(ids, identifierHash(fr.key, m.Column, m.Value))
 		}
 	}
-	for fi, sf := range sfeeds {
-		req := nopii.Forget{Workflow: wf.Name, RequestID: rep.RequestID, At: at, Identifiers: ids}
+	for fi, sf := range fr.sfeeds {
+		req := nopii.Forget{Workflow: fr.wf.Name, RequestID: fr.rep.RequestID, At: fr.at, Identifiers: ids}
 		var where []*SubjectFeedRows
 		var tables []*subjectTableRun
 		row := 0
-		for _, si := range sr.inputs {
+		for _, si := range fr.inputs {
 			for _, t := range si.tables {
 				if t.job != nil && len(t.feedKeys) > 0 {
-					ft := nopii.ForgetTable{Key: nopii.StateKey{Workflow: wf.Name, Input: si.in.Name, Table: t.rows.Table},
+					ft := nopii.ForgetTable{Key: nopii.StateKey{Workflow: fr.wf.Name, Input: si.in.Name, Table: t.rows.Table},
 						Target: t.job.target.Name, Keys: t.feedKeys}
 					for _, k := range t.feedKeys {
 						ft.Forgotten = append(ft.Forgotten, hashKey([]byte(k)))
 					}
 					req.Tables = append(req.Tables, ft)
-					where = append(where, &rep.Tables[row].Feeds[fi])
+					where = append(where, &fr.rep.Tables[row].Feeds[fi])
 					tables = append(tables, t)
 				}
 				row++
 			}
 		}
-		rows := make([]int64, len(sr.subjects))
+		rows := make([]int64, len(fr.subjects))
 		deleted, err := sf.Forget(ctx, req)
 		if err != nil {
-			err = fmt.Errorf("forget in the %s feed: %w", sr.names[fi], err)
-			errs = append(errs, err)
+			err = fmt.Errorf("forget in the %s feed: %w", fr.names[fi], err)
+			fr.errs = append(fr.errs, err)
 		}
 		for i, keys := range deleted {
 			where[i].Deleted = int64(len(keys))
-			for s := range sr.subjects {
+			for s := range fr.subjects {
 				for _, k := range keys {
 					if tables[i].perRequest[s][k] {
 						rows[s]++
@@ -539,39 +568,45 @@ func (r *Runner) ForgetSubject(ctx context.Context, cfg *config.Config, wf *conf
 				}
 			}
 		}
-		audit(sr.names[fi], rows, err)
+		fr.audit(fr.names[fi], rows, err)
 	}
-	if o.IncludeSources {
-		row := 0
-		for _, si := range sr.inputs {
-			first := row
-			row += len(si.tables)
-			rows := make([]int64, len(sr.subjects))
-			deleted, err := si.ss.DeleteSubject(ctx, si.all, o.MaxProportion)
-			if err != nil {
-				err = fmt.Errorf("delete from input %s: %w", si.in.Name, err)
-				errs = append(errs, err)
-			} else {
-				for _, d := range deleted {
-					for i := first; i < row; i++ {
-						if rep.Tables[i].Table == d.Table.String() {
-							rep.Tables[i].SourceDeleted = d.Rows
-						}
-					}
-				}
-				for _, t := range si.tables {
-					for s := range rows {
-						rows[s] += t.perRows[s]
+}
+
+// deleteInSources deletes the subjects' rows from every input's source
+// (--include-sources).
+func (fr *forgetRun) deleteInSources(ctx context.Context) {
+	row := 0
+	for _, si := range fr.inputs {
+		first := row
+		row += len(si.tables)
+		rows := make([]int64, len(fr.subjects))
+		deleted, err := si.ss.DeleteSubject(ctx, si.all, fr.opts.MaxProportion)
+		if err != nil {
+			err = fmt.Errorf("delete from input %s: %w", si.in.Name, err)
+			fr.errs = append(fr.errs, err)
+		} else {
+			for _, d := range deleted {
+				for i := first; i < row; i++ {
+					if fr.rep.Tables[i].Table == d.Table.String() {
+						fr.rep.Tables[i].SourceDeleted = d.Rows
 					}
 				}
 			}
-			audit("source "+si.in.Name, rows, err)
+			for _, t := range si.tables {
+				for s := range rows {
+					rows[s] += t.perRows[s]
+				}
+			}
+		}
+		fr.audit("source "+si.in.Name, rows, err)
+	}
+}
+
+// record writes the audit records to every feed.
+func (fr *forgetRun) record(ctx context.Context) {
+	for fi, sf := range fr.sfeeds {
+		if err := sf.RecordSubjectRequests(ctx, fr.audits); err != nil {
+			fr.errs = append(fr.errs, fmt.Errorf("record the request in the %s feed: %w", fr.names[fi], err))
 		}
 	}
-	for fi, sf := range sfeeds {
-		if err := sf.RecordSubjectRequests(ctx, audits); err != nil {
-			errs = append(errs, fmt.Errorf("record the request in the %s feed: %w", sr.names[fi], err))
-		}
-	}
-	return rep.finish(errors.Join(errs...))
 }
