@@ -245,7 +245,7 @@ func (ir *inputRun) attempt(ctx context.Context, only map[string]bool) ([]result
 	defer src.Close()
 	logPhase(ir.log, "open source", t0)
 	t0 = time.Now()
-	jobs, err := resolve(ctx, src, ir.in, ir.key)
+	jobs, err := resolve(ctx, src, ir.in, ir.key, computesGenerated(ir.feeds))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -338,14 +338,17 @@ func joinError(a, b string) string {
 // describes every chosen table, checking that the columns named by rules
 // exist and that each rule fits its column's type. Per-table problems are
 // returned in the jobs; the error is for a catalog that cannot be read.
-func resolve(ctx context.Context, src nopii.Source, in *config.Input, key []byte) ([]*job, error) {
+//
+// With omitGenerated (every feed computes stored generated columns), the
+// source sends no values for them, and they need no rule.
+func resolve(ctx context.Context, src nopii.Source, in *config.Input, key []byte, omitGenerated bool) ([]*job, error) {
 	rels, err := src.Relations(ctx)
 	if err != nil {
 		return nil, err
 	}
 	jobs := selectRelations(in, rels)
 	for _, j := range jobs {
-		describe(ctx, src, in, j, key)
+		describe(ctx, src, in, j, key, omitGenerated)
 	}
 	return jobs, nil
 }
@@ -621,6 +624,9 @@ func (tc *tableCopy) commit(ctx context.Context) error {
 		}
 		if a, ok := l.(appliedCounter); ok {
 			tc.tr.Upserted, tc.tr.Deleted = a.Applied()
+		}
+		if n, ok := l.(schemaNoter); ok {
+			tc.tr.Schema = append(tc.tr.Schema, n.Notes()...)
 		}
 	}
 	return nil
