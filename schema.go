@@ -224,3 +224,21 @@ func IndexTail(def, table string) (string, bool) {
 	}
 	return "", false
 }
+
+// Publication is what a feed completes once every table of an input's run
+// is loaded: the foreign keys among the tables, and the views that read
+// only them.
+type Publication struct {
+	Prefix string // the input's target_schema_prefix
+	Tables []PublishedTable
+	Views  []View // in an order they can be created in
+}
+
+// PublishedTable is one table of an input's run.
+type PublishedTable struct {
+	Name   TableName // in the source
+	Schema *Schema
+	// Incomplete, when set, says why the feed may lack rows of the table
+	// (a window, a copy that failed): foreign keys to it are NOT VALID.
+	Incomplete string
+}

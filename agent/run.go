@@ -264,7 +264,15 @@ func (ir *inputRun) attempt(ctx context.Context, only map[string]bool) ([]result
 	if ctx.Err() != nil {
 		return results, nil, ctx.Err()
 	}
-	return append(results, ir.copyAll(ctx, src, ready, ir.par)...), streamed, nil
+	results = append(results, ir.copyAll(ctx, src, ready, ir.par)...)
+	if only == nil && ctx.Err() == nil {
+		// Foreign keys and views, once every table is in; a retry's
+		// tables get theirs on the next run.
+		if err := ir.publish(ctx, src, jobs, results); err != nil {
+			return results, streamed, fmt.Errorf("publish: %w", err)
+		}
+	}
+	return results, streamed, nil
 }
 
 // prepare has every feed prepare each table, serially (feeds create

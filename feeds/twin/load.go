@@ -138,7 +138,13 @@ func (l *load) createShadow(ctx context.Context) error {
 	}
 	// COLLATE "C": the key is compared for equality only, and C sorts fastest
 	// when the unique index is built.
-	cols = append(cols, nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn)+` text COLLATE "C" NOT NULL`)
+	spk := nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn) + ` text COLLATE "C" NOT NULL`
+	if l.faithful() {
+		// Rows that users insert in the twin get a key of their own, which
+		// no source key text starts with.
+		spk += ` DEFAULT ('twin:' || gen_random_uuid())`
+	}
+	cols = append(cols, spk)
 	create := "CREATE TABLE " + l.shadowName() + " (" + strings.Join(cols, ", ") + ")"
 	if l.partitioned() {
 		create += " PARTITION BY " + t.Table.Schema.PartitionKey
@@ -231,10 +237,6 @@ func (l *fullLoad) swap(ctx context.Context) (time.Duration, error) {
 	if _, err := l.exec(ctx, "SET LOCAL maintenance_work_mem = '256MB'"); err != nil {
 		return 0, err
 	}
-	keep, err := l.dependents(ctx, cons)
-	if err != nil {
-		return 0, err
-	}
 	spk := nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn)
 	var spkRename *[2]string
 	if l.partitioned() {
@@ -256,14 +258,28 @@ func (l *fullLoad) swap(ctx context.Context) (time.Duration, error) {
 	} else if _, err := l.exec(ctx, "CREATE UNIQUE INDEX "+nopii.QuoteIdent(idx)+" ON "+l.shadowName()+" ("+spk+")"); err != nil {
 		return 0, fmt.Errorf("build unique index on %s: %w", nopii.SourcePrimaryKeyColumn, err)
 	}
-	rn, err := l.buildObjects(ctx, keep)
-	if err != nil {
-		return 0, err
-	}
+	rn := l.buildObjects(ctx, l.sourceObjects())
 	if spkRename != nil {
 		rn.constraints = append(rn.constraints, *spkRename)
 	}
 	idxTime := time.Since(start)
+	// One swap at a time in the twin: dropping a table drops the foreign
+	// keys between it and others, which locks them too, and reading the
+	// old table's objects takes it; two swaps at once would take the same
+	// tables in opposite orders. The section is short: the source's
+	// indexes and constraints were built above; only those users made in
+	// the twin are built in it.
+	if _, err := l.exec(ctx, "SELECT pg_advisory_xact_lock(hashtext('nopii swap'))"); err != nil {
+		return 0, err
+	}
+	keep, err := l.dependents(ctx, cons)
+	if err != nil {
+		return 0, err
+	}
+	st := l.state(rn) // names the source's objects alone
+	users := l.buildObjects(ctx, keep.objects())
+	rn.constraints = append(rn.constraints, users.constraints...)
+	rn.indexes = append(rn.indexes, users.indexes...)
 	if err := l.beforeDrop(ctx); err != nil {
 		return 0, err
 	}
@@ -308,7 +324,7 @@ func (l *fullLoad) swap(ctx context.Context) (time.Duration, error) {
 	if err := l.restore(ctx, keep); err != nil {
 		return 0, err
 	}
-	if err := writeState(ctx, l.conn, name, l.state(rn)); err != nil {
+	if err := writeState(ctx, l.conn, name, st); err != nil {
 		return 0, err
 	}
 	_, err = l.exec(ctx, "COMMIT")
@@ -359,6 +375,7 @@ type keptView struct {
 	owner           string   // quoted role name
 	grants          []string // table- and column-level
 	indexes         []string // of materialized views
+	comment         string
 }
 
 const grantsSQL = `SELECT format('GRANT %s ON %s TO %s%s', a.privilege_type, $2::text,
@@ -407,9 +424,10 @@ func (l *load) dependents(ctx context.Context, spkConstraint string) (*kept, err
 		)
 		SELECT c.oid, format('%I.%I', n.nspname, c.relname), c.relkind::text, pg_get_viewdef(c.oid), max(deps.depth),
 		       coalesce(array_to_string(c.reloptions, ', '), ''), quote_ident(pg_get_userbyid(c.relowner)),
-		       coalesce((SELECT array_agg(pg_get_indexdef(i.indexrelid) ORDER BY i.indexrelid) FROM pg_index i WHERE i.indrelid = c.oid), '{}')
+		       coalesce((SELECT array_agg(pg_get_indexdef(i.indexrelid) ORDER BY i.indexrelid) FROM pg_index i WHERE i.indrelid = c.oid), '{}'),
+		       coalesce(obj_description(c.oid, 'pg_class'), '')
 		FROM deps JOIN pg_class c ON c.oid = deps.oid JOIN pg_namespace n ON n.oid = c.relnamespace
-		GROUP BY 1, 2, 3, 4, 6, 7, 8 ORDER BY 5, 2`, *oid)
+		GROUP BY 1, 2, 3, 4, 6, 7, 8, 9 ORDER BY 5, 2`, *oid)
 	if err != nil {
 		return nil, fmt.Errorf("read dependent views: %w", pgconnect.SafeError(err))
 	}
@@ -418,10 +436,11 @@ func (l *load) dependents(ctx context.Context, spkConstraint string) (*kept, err
 		name, kind, def, options, owner string
 		depth                           int
 		indexes                         []string
+		comment                         string
 	}
 	vs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
 		var x row
-		return x, r.Scan(&x.oid, &x.name, &x.kind, &x.def, &x.depth, &x.options, &x.owner, &x.indexes)
+		return x, r.Scan(&x.oid, &x.name, &x.kind, &x.def, &x.depth, &x.options, &x.owner, &x.indexes, &x.comment)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read dependent views: %w", pgconnect.SafeError(err))
@@ -431,7 +450,7 @@ func (l *load) dependents(ctx context.Context, spkConstraint string) (*kept, err
 		if err != nil {
 			return nil, fmt.Errorf("read grants of %s: %w", v.name, err)
 		}
-		k.views = append(k.views, keptView{name: v.name, kind: v.kind, def: v.def, options: v.options, owner: v.owner, grants: g, indexes: v.indexes})
+		k.views = append(k.views, keptView{name: v.name, kind: v.kind, def: v.def, options: v.options, owner: v.owner, grants: g, indexes: v.indexes, comment: v.comment})
 	}
 	return k, nil
 }
@@ -466,6 +485,11 @@ func (l *load) restore(ctx context.Context, k *kept) error {
 		for _, g := range v.grants {
 			if _, err := l.exec(ctx, g); err != nil {
 				return fmt.Errorf("carry over a grant on %s: %w", v.name, err)
+			}
+		}
+		if v.comment != "" {
+			if _, err := l.exec(ctx, "COMMENT ON "+kind+" "+v.name+" IS "+quoteLiteral(v.comment)); err != nil {
+				return fmt.Errorf("carry over the comment on %s: %w", v.name, err)
 			}
 		}
 		// The view's owner decides whose privileges it runs with: keep it.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -162,19 +161,33 @@ type renames struct {
 	indexes     [][2]string // in the table's schema
 }
 
-// buildObjects builds the constraints and indexes (the source's, then the
-// users' from the old table) on the loaded shadow. One that the rows do not
-// satisfy, or that the twin cannot build, is left out and said: a load
-// never fails on a constraint after its rows moved.
-func (l *load) buildObjects(ctx context.Context, k *kept) (*renames, error) {
-	rn := &renames{}
-	var cons []nopii.Constraint
-	var idxs []nopii.Index
-	if l.faithful() {
-		cons, idxs = l.target.Table.Schema.Constraints, l.target.Table.Schema.Indexes
+// objects are the constraints, indexes and other statements a full copy
+// builds on the shadow.
+type objects struct {
+	constraints []nopii.Constraint
+	indexes     []nopii.Index
+	statements  []string // triggers, policies, row security
+}
+
+// sourceObjects are the source's constraints and indexes (a faithful twin).
+func (l *load) sourceObjects() objects {
+	if !l.faithful() {
+		return objects{}
 	}
-	cons = append(slices.Clone(cons), k.constraints...)
-	idxs = append(slices.Clone(idxs), k.indexes...)
+	return objects{constraints: l.target.Table.Schema.Constraints, indexes: l.target.Table.Schema.Indexes}
+}
+
+// objects are what users made on the old table.
+func (k *kept) objects() objects {
+	return objects{constraints: k.constraints, indexes: k.indexes, statements: k.onShadow}
+}
+
+// buildObjects builds constraints and indexes on the loaded shadow. One
+// that the rows do not satisfy, or that the twin cannot build, is left
+// out and said: a load never fails on a constraint after its rows moved.
+func (l *load) buildObjects(ctx context.Context, o objects) *renames {
+	rn := &renames{}
+	cons, idxs := o.constraints, o.indexes
 	for _, c := range cons {
 		if c.Kind == nopii.ConstraintForeignKey {
 			continue // publish.go
@@ -192,7 +205,7 @@ func (l *load) buildObjects(ctx context.Context, k *kept) (*renames, error) {
 			rn.constraints = append(rn.constraints, [2]string{name, c.Name})
 		}
 	}
-	for _, stmt := range k.onShadow {
+	for _, stmt := range o.statements {
 		if err := l.tryExec(ctx, stmt); err != nil {
 			l.note("an object made in the twin was not carried to the new copy (%s): %v", firstWords(stmt, 4), err)
 		}
@@ -210,7 +223,7 @@ func (l *load) buildObjects(ctx context.Context, k *kept) (*renames, error) {
 		}
 		rn.indexes = append(rn.indexes, [2]string{name, ix.Name})
 	}
-	return rn, nil
+	return rn
 }
 
 // beforeDrop frees what the new table takes over from the old one: the
