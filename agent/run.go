@@ -190,6 +190,7 @@ type inputRun struct {
 	*run
 	in  *config.Input
 	log *slog.Logger
+	pub *publication // what the publish step needs, from the first attempt's snapshot
 }
 
 func (rn *run) input(in *config.Input) *inputRun {
@@ -219,6 +220,12 @@ func (ir *inputRun) execute(ctx context.Context) error {
 		results, _, err := ir.attempt(ctx, only)
 		return results, err
 	})
+	if err == nil && ctx.Err() == nil {
+		// Foreign keys and views, once every table is in.
+		if perr := ir.publish(ctx, results); perr != nil {
+			err = fmt.Errorf("publish: %w", perr)
+		}
+	}
 	ir.rep.Tables = append(ir.rep.Tables, reports(results)...)
 	if err != nil {
 		return fmt.Errorf("input %s: %w", ir.in.Name, err)
@@ -264,15 +271,13 @@ func (ir *inputRun) attempt(ctx context.Context, only map[string]bool) ([]result
 	if ctx.Err() != nil {
 		return results, nil, ctx.Err()
 	}
-	results = append(results, ir.copyAll(ctx, src, ready, ir.par)...)
-	if only == nil && ctx.Err() == nil {
-		// Foreign keys and views, once every table is in; a retry's
-		// tables get theirs on the next run.
-		if err := ir.publish(ctx, src, jobs, results); err != nil {
-			return results, streamed, fmt.Errorf("publish: %w", err)
+	if only == nil {
+		// What the publish step needs of this snapshot (execute).
+		if err := ir.keepForPublish(ctx, src, jobs); err != nil {
+			return results, nil, err
 		}
 	}
-	return results, streamed, nil
+	return append(results, ir.copyAll(ctx, src, ready, ir.par)...), streamed, nil
 }
 
 // prepare has every feed prepare each table, serially (feeds create

@@ -43,19 +43,50 @@ type viewLister interface {
 	Views(ctx context.Context) ([]nopii.View, error)
 }
 
-// publish is the run's last step for an input's tables: each feed that
-// publishes gets the tables (saying which may lack rows: windowed, failed)
-// and the source's views; its notes go to the tables' reports.
-func (ir *inputRun) publish(ctx context.Context, src nopii.Source, jobs []*job, results []result) error {
+// publication is what the publish step needs from the run's first
+// snapshot: the tables and the source's views.
+type publication struct {
+	jobs  []*job
+	views []nopii.View
+}
+
+func (ir *inputRun) publishers() []publisher {
 	var pubs []publisher
 	for _, f := range ir.feeds {
 		if p, ok := f.(publisher); ok {
 			pubs = append(pubs, p)
 		}
 	}
-	if len(pubs) == 0 {
+	return pubs
+}
+
+// keepForPublish keeps the tables and reads the source's views, when a
+// feed publishes.
+func (ir *inputRun) keepForPublish(ctx context.Context, src nopii.Source, jobs []*job) error {
+	if len(ir.publishers()) == 0 {
 		return nil
 	}
+	ir.pub = &publication{jobs: jobs}
+	if vl, ok := src.(viewLister); ok {
+		views, err := vl.Views(ctx)
+		if err != nil {
+			return err
+		}
+		ir.pub.views = views
+	}
+	return nil
+}
+
+// publish is the run's last step for an input's tables, after retries:
+// each feed that publishes gets the tables (saying which may lack rows:
+// windowed, failed) and the source's views; its notes go to the tables'
+// reports.
+func (ir *inputRun) publish(ctx context.Context, results []result) error {
+	pubs := ir.publishers()
+	if len(pubs) == 0 || ir.pub == nil {
+		return nil
+	}
+	jobs := ir.pub.jobs
 	t0 := time.Now()
 	defer logPhase(ir.log, "publish", t0)
 	failed := map[string]bool{}
@@ -78,13 +109,7 @@ func (ir *inputRun) publish(ctx context.Context, src nopii.Source, jobs []*job, 
 		}
 		p.Tables = append(p.Tables, pt)
 	}
-	if vl, ok := src.(viewLister); ok {
-		views, err := vl.Views(ctx)
-		if err != nil {
-			return err
-		}
-		p.Views = views
-	}
+	p.Views = ir.pub.views
 	index := map[string]int{}
 	for i, r := range results {
 		index[r.Table] = i
