@@ -94,6 +94,16 @@ type Column struct {
 	// GeneratedFrom lists the columns a stored generated column is computed
 	// from; its stored value carries theirs.
 	GeneratedFrom []string
+	// Generated is a stored generated column's expression (pg_get_expr),
+	// Default a column default's; the input's schema prefix is applied.
+	Generated, Default string
+	// Identity is 'a' (GENERATED ALWAYS) or 'd' (BY DEFAULT) for an
+	// identity column, else 0; IdentitySequence and IdentityOptions are its
+	// sequence's name and options.
+	Identity         byte
+	IdentitySequence TableName
+	IdentityOptions  string
+	Collation        string // COLLATE's argument when it is not the type's default, e.g. "C", public."de-x-icu"
 }
 
 // scalar looks through domains, an array and its element's domains to the
@@ -145,6 +155,12 @@ type Table struct {
 	Partitioned bool     // a partitioned root: read through it, load as one table
 	View        bool     // a view or materialized view named explicitly
 	EstRows     int64    // pg_class.reltuples, for progress; -1 when unknown
+	// Schema is the rest of the table's schema (keys, indexes, constraints,
+	// partitions …), for a faithful twin; nil when the source did not read it.
+	Schema *Schema
+	// OmitGenerated: Copy sends NULL for stored generated columns, because
+	// every feed computes them from the (redacted) columns they are built from.
+	OmitGenerated bool
 }
 
 // Column returns the column named name.
@@ -342,6 +358,10 @@ type TableState struct {
 	LSN     string    `json:"lsn,omitempty"`
 	LastRun time.Time `json:"last_run"`
 	Rows    int64     `json:"rows"`
+	// Objects names the schema objects a feed built from the source's
+	// schema (a twin's constraints and indexes), so that its next full
+	// copy tells them from the objects users made, which it carries over.
+	Objects []string `json:"objects,omitempty"`
 }
 
 // ColumnShape is what drift detection compares of a column.

@@ -321,7 +321,7 @@ func (s *stream) copy(ctx context.Context, jobs []*job, snapshot string, lsn nop
 	for _, old := range jobs {
 		// Described again in this snapshot: it may be newer than the run's.
 		j := &job{input: old.input, rel: old.rel, entry: old.entry, cdc: &cdcCopy{lsn: lsn, reason: reason}}
-		describe(ctx, src, s.in, j, s.key)
+		describe(ctx, src, s.in, j, s.key, false)
 		if j.err == nil {
 			j.err = s.rp.CheckTable(ctx, j.table)
 		}

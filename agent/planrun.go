@@ -60,7 +60,7 @@ func (ir *inputRun) plan(ctx context.Context) ([]TablePlan, error) {
 		return nil, err
 	}
 	defer src.Close()
-	jobs, err := resolve(ctx, src, ir.in, ir.key)
+	jobs, err := resolve(ctx, src, ir.in, ir.key, computesGenerated(ir.feeds))
 	if err != nil {
 		return nil, err
 	}

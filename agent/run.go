@@ -190,6 +190,7 @@ type inputRun struct {
 	*run
 	in  *config.Input
 	log *slog.Logger
+	pub *publication // what the publish step needs, from the first attempt's snapshot
 }
 
 func (rn *run) input(in *config.Input) *inputRun {
@@ -219,6 +220,12 @@ func (ir *inputRun) execute(ctx context.Context) error {
 		results, _, err := ir.attempt(ctx, only)
 		return results, err
 	})
+	if err == nil && ctx.Err() == nil {
+		// Foreign keys and views, once every table is in.
+		if perr := ir.publish(ctx, results); perr != nil {
+			err = fmt.Errorf("publish: %w", perr)
+		}
+	}
 	ir.rep.Tables = append(ir.rep.Tables, reports(results)...)
 	if err != nil {
 		return fmt.Errorf("input %s: %w", ir.in.Name, err)
@@ -245,7 +252,7 @@ func (ir *inputRun) attempt(ctx context.Context, only map[string]bool) ([]result
 	defer src.Close()
 	logPhase(ir.log, "open source", t0)
 	t0 = time.Now()
-	jobs, err := resolve(ctx, src, ir.in, ir.key)
+	jobs, err := resolve(ctx, src, ir.in, ir.key, computesGenerated(ir.feeds))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -263,6 +270,12 @@ func (ir *inputRun) attempt(ctx context.Context, only map[string]bool) ([]result
 	results, ready := ir.prepare(ctx, jobs)
 	if ctx.Err() != nil {
 		return results, nil, ctx.Err()
+	}
+	if only == nil {
+		// What the publish step needs of this snapshot (execute).
+		if err := ir.keepForPublish(ctx, src, jobs); err != nil {
+			return results, nil, err
+		}
 	}
 	return append(results, ir.copyAll(ctx, src, ready, ir.par)...), streamed, nil
 }
@@ -338,14 +351,17 @@ func joinError(a, b string) string {
 // describes every chosen table, checking that the columns named by rules
 // exist and that each rule fits its column's type. Per-table problems are
 // returned in the jobs; the error is for a catalog that cannot be read.
-func resolve(ctx context.Context, src nopii.Source, in *config.Input, key []byte) ([]*job, error) {
+//
+// With omitGenerated (every feed computes stored generated columns), the
+// source sends no values for them, and they need no rule.
+func resolve(ctx context.Context, src nopii.Source, in *config.Input, key []byte, omitGenerated bool) ([]*job, error) {
 	rels, err := src.Relations(ctx)
 	if err != nil {
 		return nil, err
 	}
 	jobs := selectRelations(in, rels)
 	for _, j := range jobs {
-		describe(ctx, src, in, j, key)
+		describe(ctx, src, in, j, key, omitGenerated)
 	}
 	return jobs, nil
 }
@@ -621,6 +637,9 @@ func (tc *tableCopy) commit(ctx context.Context) error {
 		}
 		if a, ok := l.(appliedCounter); ok {
 			tc.tr.Upserted, tc.tr.Deleted = a.Applied()
+		}
+		if n, ok := l.(schemaNoter); ok {
+			tc.tr.Schema = append(tc.tr.Schema, n.Notes()...)
 		}
 	}
 	return nil

@@ -242,7 +242,7 @@ func (r *Runner) matchInput(ctx context.Context, sr *subjectRun, in *config.Inpu
 	if !ok {
 		return nil, errors.New("the source cannot serve subject requests")
 	}
-	jobs, err := resolve(ctx, src, in, sr.key)
+	jobs, err := resolve(ctx, src, in, sr.key, false)
 	if err != nil {
 		return nil, err
 	}

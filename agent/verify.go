@@ -157,7 +157,7 @@ func (r *Runner) verifyInput(ctx context.Context, in *config.Input, feeds []nopi
 	if !ok {
 		return nil, fmt.Errorf("the source cannot stream column values")
 	}
-	jobs, err := resolve(ctx, src, in, key)
+	jobs, err := resolve(ctx, src, in, key, false)
 	if err != nil {
 		return nil, err
 	}

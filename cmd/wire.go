@@ -31,13 +31,13 @@ func newRunner(log *slog.Logger, obs agent.Observer) *agent.Runner {
 		Observer: obs,
 		Retry:    agent.DefaultRetry(pgconnect.Lost),
 		OpenSource: func(ctx context.Context, in *config.Input, readers int) (nopii.Source, error) {
-			return postgres.Open(ctx, in.DSN.Reveal(), postgres.Options{Name: in.Name, Readers: readers, Logger: log})
+			return postgres.Open(ctx, in.DSN.Reveal(), postgres.Options{Name: in.Name, Readers: readers, Logger: log, SchemaPrefix: in.TargetSchemaPrefix})
 		},
 		OpenFeed: func(ctx context.Context, wf *config.Workflow, f *config.Feed) (nopii.Feed, error) {
 			return openFeed(ctx, wf.Name, f, log)
 		},
 		OpenSnapshot: func(ctx context.Context, in *config.Input, readers int, snapshot string) (nopii.Source, error) {
-			return postgres.Open(ctx, in.DSN.Reveal(), postgres.Options{Name: in.Name, Readers: readers, Logger: log, Snapshot: snapshot})
+			return postgres.Open(ctx, in.DSN.Reveal(), postgres.Options{Name: in.Name, Readers: readers, Logger: log, Snapshot: snapshot, SchemaPrefix: in.TargetSchemaPrefix})
 		},
 		OpenReplication: func(ctx context.Context, wf *config.Workflow, in *config.Input) (agent.Replicator, error) {
 			return postgres.OpenReplication(ctx, in.DSN.Reveal(), postgres.ReplicationOptions{Name: in.Name,
@@ -56,7 +56,7 @@ func openFeed(ctx context.Context, workflow string, f *config.Feed, log *slog.Lo
 		PartSize: f.PartSize, Retain: f.Retain, Logger: log, Kind: f.Type, LeaseTTL: lease}
 	switch f.Type {
 	case config.FeedTwin:
-		return twin.Open(ctx, f.DSN.Reveal(), twin.Options{Logger: log})
+		return twin.Open(ctx, f.DSN.Reveal(), twin.Options{Logger: log, DataOnly: f.Schema == config.SchemaDataOnly})
 	case config.FeedS3:
 		store, err := s3.NewStore(ctx, s3.Options{Bucket: f.Bucket, Prefix: f.Prefix, Region: f.Region, Endpoint: f.Endpoint,
 			SSE: f.SSE, SSEKMSKeyID: f.SSEKMSKeyID, AccessKeyID: f.AccessKeyID, SecretAccessKey: f.SecretAccessKey.Reveal(),

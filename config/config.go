@@ -51,6 +51,15 @@ const (
 	FeedFiles = "files"
 )
 
+// Values of Feed.Schema (twin feeds).
+const (
+	// SchemaFull gives the twin the source's keys, indexes, constraints,
+	// sequences, partitions, comments and views (docs/twin.md).
+	SchemaFull = "full"
+	// SchemaDataOnly gives it the columns and source_primary_key alone.
+	SchemaDataOnly = "data_only"
+)
+
 // Values of Feed.Format.
 const (
 	FormatParquet = "parquet"
@@ -222,7 +231,8 @@ type Feed struct {
 	Type string // FeedTwin, FeedS3 or FeedFiles
 
 	// twin
-	DSN Secret // required
+	DSN    Secret // required
+	Schema string // SchemaFull (default) or SchemaDataOnly
 
 	// s3
 	Bucket      string // required

@@ -320,7 +320,7 @@ func TestSpecExample(t *testing.T) {
 				},
 			}},
 			Feeds: []config.Feed{
-				{Type: "twin", DSN: config.Secret(env["TWIN_DATABASE_URL"])},
+				{Type: "twin", DSN: config.Secret(env["TWIN_DATABASE_URL"]), Schema: "full"},
 				{Type: "s3", Bucket: "lake", Prefix: "nopii/", Region: "us-east-1", Format: "parquet", Compression: "none", PartSize: 128 << 20, Retain: 2},
 				{Type: "files", Path: "./nopii-out", Format: "csv", Compression: "none", PartSize: 128 << 20, Retain: 2},
 			},
@@ -788,4 +788,24 @@ func TestLockWait(t *testing.T) {
 	if got := mustParse(t, fmt.Sprintf(minimal, "x"), nil).Workflows[0].LockWait; got != 0 {
 		t.Errorf("LockWait without lock_wait = %v, want 0 (do not wait)", got)
 	}
+}
+
+func TestTwinSchema(t *testing.T) {
+	withSchema := func(v string) string {
+		return fmt.Sprintf(minimal, "x") + "        schema: " + v + "\n"
+	}
+	for _, tt := range []struct{ text, want string }{
+		{fmt.Sprintf(minimal, "x"), config.SchemaFull},
+		{withSchema("full"), config.SchemaFull},
+		{withSchema("data_only"), config.SchemaDataOnly},
+	} {
+		if got := mustParse(t, tt.text, nil).Workflows[0].Feeds[0].Schema; got != tt.want {
+			t.Errorf("Schema = %q, want %q", got, tt.want)
+		}
+	}
+	_, err := parse(t, withSchema("everything"), nil)
+	assertOneError(t, err, `test.yaml:13:17: workflows[0].feeds[0].schema: "everything" is not a twin schema (expected full or data_only)`)
+	_, err = parse(t, strings.Replace(fmt.Sprintf(minimal, "x"), "      - type: twin\n        dsn: ${TWIN_DATABASE_URL}\n",
+		"      - type: files\n        path: ./out\n        schema: full\n", 1), nil)
+	assertOneError(t, err, `test.yaml:13:9: workflows[0].feeds[0].schema: schema is not a key of a files feed (files feeds take: type, path, format, compression, part_size, retain)`)
 }

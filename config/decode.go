@@ -668,7 +668,7 @@ func (d *decoder) feeds(v *yaml.Node, path string) []Feed {
 func feedKeys(typ string) []string {
 	switch typ {
 	case FeedTwin:
-		return []string{"type", "dsn"}
+		return []string{"type", "dsn", "schema"}
 	case FeedS3:
 		return []string{"type", "bucket", "prefix", "region", "endpoint", "format", "compression", "part_size", "retain", "sse", "sse_kms_key_id", "access_key_id", "secret_access_key"}
 	case FeedFiles:
@@ -686,13 +686,16 @@ func (d *decoder) feed(n *yaml.Node, path string) Feed {
 	if !d.mapping(n, path, "a feed (a mapping with type: twin, s3 or files)") {
 		return f
 	}
-	var typeNode, formatNode, compressionNode, endpointNode *yaml.Node
+	var typeNode, formatNode, compressionNode, endpointNode, schemaNode *yaml.Node
 	var partSizeNode, retainNode *yaml.Node // set when the value is valid
 	keys := []key{
 		{"type", func(v *yaml.Node, p string) {
 			typeNode, f.Type = v, d.enum(v, p, "a feed type", FeedTwin, FeedS3, FeedFiles)
 		}},
 		{"dsn", func(v *yaml.Node, p string) { f.DSN = d.secret(v, p) }},
+		{"schema", func(v *yaml.Node, p string) {
+			schemaNode, f.Schema = v, d.enum(v, p, "a twin schema", SchemaFull, SchemaDataOnly)
+		}},
 		{"bucket", func(v *yaml.Node, p string) { f.Bucket = d.str(v, p) }},
 		{"prefix", func(v *yaml.Node, p string) { f.Prefix = d.str(v, p) }},
 		{"region", func(v *yaml.Node, p string) { f.Region = d.str(v, p) }},
@@ -744,6 +747,9 @@ func (d *decoder) feed(n *yaml.Node, path string) Feed {
 	case FeedTwin:
 		if f.DSN == "" {
 			d.errorf(valueOr(ks, "dsn", n), joinPath(path, "dsn"), "required: the twin database's connection string, e.g. ${TWIN_DATABASE_URL}")
+		}
+		if f.Schema == "" && schemaNode == nil {
+			f.Schema = SchemaFull
 		}
 		return f
 	case FeedS3:

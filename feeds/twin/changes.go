@@ -56,7 +56,7 @@ type changeLoad struct {
 // connection has the stage.
 func (c *changeLoad) WriteRow(values [][]byte) error {
 	if c.stream == nil {
-		if _, err := c.exec(c.ctx, "CREATE TEMP TABLE IF NOT EXISTS "+c.stage+" (LIKE "+c.target.Name.Quoted()+") ON COMMIT DELETE ROWS"); err != nil {
+		if _, err := c.exec(c.ctx, "CREATE TEMP TABLE IF NOT EXISTS "+c.stage+" (LIKE "+c.target.Name.Quoted()+c.likeOptions()+") ON COMMIT DELETE ROWS"); err != nil {
 			return fmt.Errorf("twin: changes to %s: create stage: %w", c.target.Name, err)
 		}
 	}

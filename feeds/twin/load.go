@@ -26,7 +26,12 @@ func (f *Feed) FullCopy(ctx context.Context, t nopii.Target) (nopii.Load, error)
 		l.conn.Close(context.Background())
 		return nil, fmt.Errorf("twin: load %s: %w", t.Name, err)
 	}
-	l.stream = startCopy(ctx, l.conn, "COPY "+l.shadowName()+" ("+l.columnList()+") FROM STDIN (FORMAT binary, FREEZE)")
+	// COPY FREEZE needs a plain table created in the same transaction.
+	freeze := ", FREEZE"
+	if l.partitioned() {
+		freeze = ""
+	}
+	l.stream = startCopy(ctx, l.conn, "COPY "+l.shadowName()+" ("+l.columnList()+") FROM STDIN (FORMAT binary"+freeze+")").skipping(l.skip)
 	return &fullLoad{load: l}, nil
 }
 
@@ -51,6 +56,10 @@ type load struct {
 	patch  []uint32
 	stream *copyStream
 	done   bool
+	skip   []bool // columns whose values are not written (skipped)
+
+	notes   []string        // what the load left out of the source's schema, and why
+	leftOut map[string]bool // names of the constraints and indexes left out
 }
 
 func (f *Feed) begin(ctx context.Context, t nopii.Target) (*load, error) {
@@ -84,8 +93,13 @@ func (f *Feed) begin(ctx context.Context, t nopii.Target) (*load, error) {
 		return nil, fmt.Errorf("twin: load %s: %w", t.Name, pgconnect.SafeError(err))
 	}
 	l.conn = conn
+	l.leftOut = map[string]bool{}
+	l.skip = l.skipped()
 	return l, nil
 }
+
+// partitioned reports whether the twin's table is partitioned.
+func (l *load) partitioned() bool { return l.faithful() && l.target.Table.Schema.PartitionKey != "" }
 
 // tableLockKey is the advisory lock key pair, as SQL, that loads of a twin
 // table take shared and a forget takes exclusive.
@@ -96,7 +110,9 @@ func tableLockKey(name nopii.TableName) string {
 func (l *load) columnList() string {
 	names := make([]string, 0, len(l.target.Table.Columns)+1)
 	for _, c := range l.target.Table.Columns {
-		names = append(names, nopii.QuoteIdent(c.Name))
+		if l.written(c) {
+			names = append(names, nopii.QuoteIdent(c.Name))
+		}
 	}
 	names = append(names, nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn))
 	return strings.Join(names, ", ")
@@ -109,25 +125,42 @@ func (l *load) shadowName() string {
 func (l *load) createShadow(ctx context.Context) error {
 	t := l.target
 	var cols []string
-	for _, c := range t.Table.Columns {
-		def := nopii.QuoteIdent(c.Name) + " " + columnType(c, t.Prefix)
-		if c.NotNull {
-			def += " NOT NULL"
+	if l.faithful() {
+		cols = l.columnDefs()
+	} else {
+		for _, c := range t.Table.Columns {
+			def := nopii.QuoteIdent(c.Name) + " " + columnType(c, t.Prefix)
+			if c.NotNull {
+				def += " NOT NULL"
+			}
+			cols = append(cols, def)
 		}
-		cols = append(cols, def)
 	}
 	// COLLATE "C": the key is compared for equality only, and C sorts fastest
 	// when the unique index is built.
-	cols = append(cols, nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn)+` text COLLATE "C" NOT NULL`)
-	for _, s := range []string{
-		"DROP TABLE IF EXISTS " + l.shadowName(),
-		"CREATE TABLE " + l.shadowName() + " (" + strings.Join(cols, ", ") + ")",
-	} {
+	spk := nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn) + ` text COLLATE "C" NOT NULL`
+	if l.faithful() {
+		// Rows that users insert in the twin get a key of their own, which
+		// no source key text starts with.
+		spk += ` DEFAULT ('twin:' || gen_random_uuid())`
+	}
+	cols = append(cols, spk)
+	create := "CREATE TABLE " + l.shadowName() + " (" + strings.Join(cols, ", ") + ")"
+	if l.partitioned() {
+		create += " PARTITION BY " + t.Table.Schema.PartitionKey
+	}
+	for _, s := range []string{"DROP TABLE IF EXISTS " + l.shadowName(), create} {
 		if _, err := l.conn.Exec(ctx, s); err != nil {
 			return fmt.Errorf("create shadow table: %w", pgconnect.SafeError(err))
 		}
 	}
-	return nil
+	if !l.faithful() {
+		return nil
+	}
+	if err := l.createPartitions(ctx); err != nil {
+		return err
+	}
+	return l.setDefaults(ctx)
 }
 
 // WriteRow implements nopii.Load.
@@ -204,16 +237,54 @@ func (l *fullLoad) swap(ctx context.Context) (time.Duration, error) {
 	if _, err := l.exec(ctx, "SET LOCAL maintenance_work_mem = '256MB'"); err != nil {
 		return 0, err
 	}
-	if _, err := l.exec(ctx, "CREATE UNIQUE INDEX "+nopii.QuoteIdent(idx)+" ON "+l.shadowName()+" ("+nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn)+")"); err != nil {
+	spk := nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn)
+	var spkRename *[2]string
+	if l.partitioned() {
+		// A unique index of a partitioned table holds its partition key,
+		// which the source's key columns hold.
+		tmp := tempName(cons)
+		cols := []string{spk}
+		for _, k := range l.target.Table.PrimaryKey {
+			cols = append(cols, nopii.QuoteIdent(k))
+		}
+		if err := l.tryExec(ctx, "ALTER TABLE "+l.shadowName()+" ADD CONSTRAINT "+nopii.QuoteIdent(tmp)+" UNIQUE ("+strings.Join(cols, ", ")+")"); err != nil {
+			l.note("%s is indexed but not unique: a partitioned table's unique index must hold its partition key (%v)", nopii.SourcePrimaryKeyColumn, err)
+			if _, err := l.exec(ctx, "CREATE INDEX "+nopii.QuoteIdent(tmp)+" ON "+l.shadowName()+" ("+spk+")"); err != nil {
+				return 0, fmt.Errorf("build index on %s: %w", nopii.SourcePrimaryKeyColumn, err)
+			}
+		} else {
+			spkRename = &[2]string{tmp, cons}
+		}
+	} else if _, err := l.exec(ctx, "CREATE UNIQUE INDEX "+nopii.QuoteIdent(idx)+" ON "+l.shadowName()+" ("+spk+")"); err != nil {
 		return 0, fmt.Errorf("build unique index on %s: %w", nopii.SourcePrimaryKeyColumn, err)
 	}
+	rn := l.buildObjects(ctx, l.sourceObjects())
+	if spkRename != nil {
+		rn.constraints = append(rn.constraints, *spkRename)
+	}
 	idxTime := time.Since(start)
-	// Readers of the twin hold the old table; wait for them a bounded time,
-	// a few times, without losing the loaded shadow (savepoint).
-	keep, err := l.dependents(ctx)
+	// One swap at a time in the twin: dropping a table drops the foreign
+	// keys between it and others, which locks them too, and reading the
+	// old table's objects takes it; two swaps at once would take the same
+	// tables in opposite orders. The section is short: the source's
+	// indexes and constraints were built above; only those users made in
+	// the twin are built in it.
+	if _, err := l.exec(ctx, "SELECT pg_advisory_xact_lock(hashtext('nopii swap'))"); err != nil {
+		return 0, err
+	}
+	keep, err := l.dependents(ctx, cons)
 	if err != nil {
 		return 0, err
 	}
+	st := l.state(rn) // names the source's objects alone
+	users := l.buildObjects(ctx, keep.objects())
+	rn.constraints = append(rn.constraints, users.constraints...)
+	rn.indexes = append(rn.indexes, users.indexes...)
+	if err := l.beforeDrop(ctx); err != nil {
+		return 0, err
+	}
+	// Readers of the twin hold the old table; wait for them a bounded time,
+	// a few times, without losing the loaded shadow (savepoint).
 	for attempt := 1; attempt <= 3; attempt++ {
 		if _, err = l.exec(ctx, "SAVEPOINT nopii_swap"); err != nil {
 			return 0, err
@@ -237,23 +308,50 @@ func (l *fullLoad) swap(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, fmt.Errorf("take the previous copy (readers hold it): %w", err)
 	}
-	for _, s := range []string{
+	stmts := []string{
 		"SET LOCAL lock_timeout = 0",
 		"ALTER TABLE " + l.shadowName() + " RENAME TO " + nopii.QuoteIdent(name.Name),
-		"ALTER TABLE " + name.Quoted() + " ADD CONSTRAINT " + nopii.QuoteIdent(cons) + " UNIQUE USING INDEX " + nopii.QuoteIdent(idx),
-	} {
-		if _, err := l.exec(ctx, s); err != nil {
-			return 0, err
-		}
+	}
+	if !l.partitioned() {
+		stmts = append(stmts, "ALTER TABLE "+name.Quoted()+" ADD CONSTRAINT "+nopii.QuoteIdent(cons)+" UNIQUE USING INDEX "+nopii.QuoteIdent(idx))
+	}
+	if _, err := l.exec(ctx, strings.Join(stmts, "; ")); err != nil {
+		return 0, err
+	}
+	if err := l.afterRename(ctx, rn, keep); err != nil {
+		return 0, err
 	}
 	if err := l.restore(ctx, keep); err != nil {
 		return 0, err
 	}
-	if err := writeState(ctx, l.conn, name, l.target.State); err != nil {
+	if err := writeState(ctx, l.conn, name, st); err != nil {
 		return 0, err
 	}
 	_, err = l.exec(ctx, "COMMIT")
 	return idxTime, err
+}
+
+// state is the target's state with the names of the objects the load
+// built from the source's schema.
+func (l *load) state(rn *renames) *nopii.TableState {
+	st := l.target.State
+	if st == nil || !l.faithful() {
+		return st
+	}
+	cp := *st
+	cp.Objects = nil
+	for _, r := range rn.constraints {
+		cp.Objects = append(cp.Objects, r[1])
+	}
+	for _, r := range rn.indexes {
+		cp.Objects = append(cp.Objects, r[1])
+	}
+	for _, c := range l.target.Table.Schema.Constraints {
+		if c.Kind == nopii.ConstraintCheck && !l.leftOut[c.Name] {
+			cp.Objects = append(cp.Objects, c.Name)
+		}
+	}
+	return &cp
 }
 
 // kept is what users built on the old table that the swap must carry over:
@@ -262,6 +360,13 @@ func (l *fullLoad) swap(ctx context.Context) (time.Duration, error) {
 type kept struct {
 	grants []string // table- and column-level
 	views  []keptView
+	// What users made on the old table besides (carry.go): constraints and
+	// indexes, built on the shadow as the source's are; triggers, policies
+	// and row security (onShadow); comments the source does not give.
+	constraints []nopii.Constraint
+	indexes     []nopii.Index
+	onShadow    []string
+	comments    []string // COMMENT ON … with %s for the table's name
 }
 
 type keptView struct {
@@ -270,6 +375,7 @@ type keptView struct {
 	owner           string   // quoted role name
 	grants          []string // table- and column-level
 	indexes         []string // of materialized views
+	comment         string
 }
 
 const grantsSQL = `SELECT format('GRANT %s ON %s TO %s%s', a.privilege_type, $2::text,
@@ -284,7 +390,7 @@ const grantsSQL = `SELECT format('GRANT %s ON %s TO %s%s', a.privilege_type, $2:
 	WHERE c.oid = $1 AND att.attacl IS NOT NULL AND a.grantee <> c.relowner`
 
 // dependents reads what the swap has to carry over from the old table.
-func (l *load) dependents(ctx context.Context) (*kept, error) {
+func (l *load) dependents(ctx context.Context, spkConstraint string) (*kept, error) {
 	var oid *uint32
 	if err := l.conn.QueryRow(ctx, "SELECT to_regclass($1)::oid", l.target.Name.Quoted()).Scan(&oid); err != nil {
 		return nil, pgconnect.SafeError(err)
@@ -304,6 +410,9 @@ func (l *load) dependents(ctx context.Context) (*kept, error) {
 	if k.grants, err = grants(*oid, l.target.Name.Quoted()); err != nil {
 		return nil, fmt.Errorf("read grants: %w", err)
 	}
+	if err := l.userObjects(ctx, *oid, spkConstraint, k); err != nil {
+		return nil, fmt.Errorf("read what users made on the table: %w", err)
+	}
 	rows, err := l.conn.Query(ctx, `
 		WITH RECURSIVE deps(oid, depth) AS (
 			SELECT r.ev_class, 1 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
@@ -315,9 +424,10 @@ func (l *load) dependents(ctx context.Context) (*kept, error) {
 		)
 		SELECT c.oid, format('%I.%I', n.nspname, c.relname), c.relkind::text, pg_get_viewdef(c.oid), max(deps.depth),
 		       coalesce(array_to_string(c.reloptions, ', '), ''), quote_ident(pg_get_userbyid(c.relowner)),
-		       coalesce((SELECT array_agg(pg_get_indexdef(i.indexrelid) ORDER BY i.indexrelid) FROM pg_index i WHERE i.indrelid = c.oid), '{}')
+		       coalesce((SELECT array_agg(pg_get_indexdef(i.indexrelid) ORDER BY i.indexrelid) FROM pg_index i WHERE i.indrelid = c.oid), '{}'),
+		       coalesce(obj_description(c.oid, 'pg_class'), '')
 		FROM deps JOIN pg_class c ON c.oid = deps.oid JOIN pg_namespace n ON n.oid = c.relnamespace
-		GROUP BY 1, 2, 3, 4, 6, 7, 8 ORDER BY 5, 2`, *oid)
+		GROUP BY 1, 2, 3, 4, 6, 7, 8, 9 ORDER BY 5, 2`, *oid)
 	if err != nil {
 		return nil, fmt.Errorf("read dependent views: %w", pgconnect.SafeError(err))
 	}
@@ -326,10 +436,11 @@ func (l *load) dependents(ctx context.Context) (*kept, error) {
 		name, kind, def, options, owner string
 		depth                           int
 		indexes                         []string
+		comment                         string
 	}
 	vs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
 		var x row
-		return x, r.Scan(&x.oid, &x.name, &x.kind, &x.def, &x.depth, &x.options, &x.owner, &x.indexes)
+		return x, r.Scan(&x.oid, &x.name, &x.kind, &x.def, &x.depth, &x.options, &x.owner, &x.indexes, &x.comment)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read dependent views: %w", pgconnect.SafeError(err))
@@ -339,7 +450,7 @@ func (l *load) dependents(ctx context.Context) (*kept, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read grants of %s: %w", v.name, err)
 		}
-		k.views = append(k.views, keptView{name: v.name, kind: v.kind, def: v.def, options: v.options, owner: v.owner, grants: g, indexes: v.indexes})
+		k.views = append(k.views, keptView{name: v.name, kind: v.kind, def: v.def, options: v.options, owner: v.owner, grants: g, indexes: v.indexes, comment: v.comment})
 	}
 	return k, nil
 }
@@ -374,6 +485,11 @@ func (l *load) restore(ctx context.Context, k *kept) error {
 		for _, g := range v.grants {
 			if _, err := l.exec(ctx, g); err != nil {
 				return fmt.Errorf("carry over a grant on %s: %w", v.name, err)
+			}
+		}
+		if v.comment != "" {
+			if _, err := l.exec(ctx, "COMMENT ON "+kind+" "+v.name+" IS "+quoteLiteral(v.comment)); err != nil {
+				return fmt.Errorf("carry over the comment on %s: %w", v.name, err)
 			}
 		}
 		// The view's owner decides whose privileges it runs with: keep it.
@@ -423,14 +539,23 @@ func (d *deltaLoad) WriteRow(values [][]byte) error {
 	}
 	if d.stream == nil {
 		if d.stage == "" {
-			if _, err := d.exec(d.ctx, "CREATE TEMP TABLE _nopii_stage (LIKE "+d.target.Name.Quoted()+") ON COMMIT DROP"); err != nil {
+			if _, err := d.exec(d.ctx, "CREATE TEMP TABLE _nopii_stage (LIKE "+d.target.Name.Quoted()+d.likeOptions()+") ON COMMIT DROP"); err != nil {
 				return fmt.Errorf("twin: delta %s: create stage: %w", d.target.Name, err)
 			}
 		}
-		d.stream = startCopy(d.ctx, d.conn, "COPY "+d.stageName()+" ("+d.columnList()+") FROM STDIN (FORMAT binary)")
+		d.stream = startCopy(d.ctx, d.conn, "COPY "+d.stageName()+" ("+d.columnList()+") FROM STDIN (FORMAT binary)").skipping(d.skip)
 	}
 	d.staged++
 	return d.load.WriteRow(values)
+}
+
+// likeOptions: a faithful twin's stage computes the generated columns as
+// the table does, so that rows compare whole (t *= s).
+func (l *load) likeOptions() string {
+	if l.skip != nil {
+		return " INCLUDING GENERATED"
+	}
+	return ""
 }
 
 func (d *deltaLoad) stageName() string {
@@ -521,6 +646,9 @@ func (d *deltaLoad) apply(ctx context.Context) error {
 		}
 		d.deleted = tag.RowsAffected()
 	}
+	if err := d.advanceSequences(ctx); err != nil {
+		return err
+	}
 	if err := writeState(ctx, d.conn, name, d.target.State); err != nil {
 		return err
 	}
@@ -581,6 +709,9 @@ func (d *deltaLoad) upsert(ctx context.Context) error {
 	sets := make([]string, 0, len(d.target.Table.Columns))
 	vals := make([]string, 0, len(d.target.Table.Columns)+1)
 	for _, c := range d.target.Table.Columns {
+		if !d.written(c) {
+			continue
+		}
 		q := nopii.QuoteIdent(c.Name)
 		sets = append(sets, q+" = s."+q)
 		vals = append(vals, "s."+q)

@@ -61,7 +61,7 @@ func (l *fullLoad) Writers(ctx context.Context, n int) ([]nopii.RowWriter, error
 			conn.Close(context.Background())
 			return nil, fmt.Errorf("twin: load %s: %w", l.target.Name, pgconnect.SafeError(err))
 		}
-		w := &writer{load: l, conn: conn, stream: startCopy(ctx, conn, sql)}
+		w := &writer{load: l, conn: conn, stream: startCopy(ctx, conn, sql).skipping(l.skip)}
 		l.par.writers = append(l.par.writers, w)
 		out[i] = w
 	}

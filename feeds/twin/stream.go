@@ -30,6 +30,21 @@ type copyStream struct {
 	err    error              // of CopyFrom; read after done is closed
 	rows   int64
 	closed bool
+	// skip, when set, leaves out the values of these columns (a faithful
+	// twin's generated columns, which it computes).
+	skip  []bool
+	nskip int
+}
+
+// skipping sets the columns whose values row leaves out.
+func (s *copyStream) skipping(skip []bool) *copyStream {
+	s.skip, s.nskip = skip, 0
+	for _, k := range skip {
+		if k {
+			s.nskip++
+		}
+	}
+	return s
 }
 
 func startCopy(ctx context.Context, conn *pgx.Conn, sql string) *copyStream {
@@ -60,8 +75,11 @@ func (s *copyStream) row(values [][]byte, patch []uint32) error {
 			return err
 		}
 	}
-	b := binary.BigEndian.AppendUint16(s.buf, uint16(len(values)))
+	b := binary.BigEndian.AppendUint16(s.buf, uint16(len(values)-s.nskip))
 	for i, v := range values {
+		if s.nskip > 0 && i < len(s.skip) && s.skip[i] {
+			continue
+		}
 		if v == nil {
 			b = binary.BigEndian.AppendUint32(b, 0xffffffff)
 			continue

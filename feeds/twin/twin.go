@@ -27,6 +27,9 @@ type Options struct {
 	// LockTimeout bounds each attempt to take the old table for the swap
 	// (readers of the twin hold it); default 10s, three attempts.
 	LockTimeout time.Duration
+	// DataOnly gives the twin the columns and source_primary_key alone
+	// (schema: data_only), not the source's schema objects.
+	DataOnly bool
 }
 
 // Feed loads tables into a twin database.
@@ -101,6 +104,10 @@ func (f *Feed) release(conn *pgx.Conn) {
 	conn.Close(context.Background())
 }
 
+// ComputesGenerated reports whether the twin computes stored generated
+// columns itself, from the redacted columns (schema: full).
+func (f *Feed) ComputesGenerated() bool { return !f.opts.DataOnly }
+
 // Kind implements nopii.Feed.
 func (f *Feed) Kind() string { return "twin" }
 
@@ -146,6 +153,11 @@ func (f *Feed) Prepare(ctx context.Context, targets []nopii.Target) error {
 	}
 	for s := range schemas {
 		if err := ensureSchema(ctx, conn, s); err != nil {
+			return err
+		}
+	}
+	for _, t := range targets {
+		if err := f.prepareSchema(ctx, conn, t); err != nil {
 			return err
 		}
 	}

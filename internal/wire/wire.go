@@ -126,13 +126,17 @@ type TableReport struct {
 	Forgotten   int64    `json:"forgotten,omitempty"` // source rows left out: their subject was forgotten (SPEC §7)
 	Refetched   int64    `json:"refetched,omitempty"` // cdc: updated rows whose unchanged large values were read again from the source
 	Warnings    []string `json:"warnings,omitempty"`
-	Bytes       int64    `json:"bytes"`
-	Streams     int      `json:"streams,omitempty"` // connections that read the table at once: page ranges of a large table's full copy
-	Seconds     float64  `json:"seconds"`
-	RowsPerSec  float64  `json:"rows_per_sec"`
-	Redacted    []string `json:"redacted_columns,omitempty"`
-	Feeds       []string `json:"feeds,omitempty"`
-	Error       string   `json:"error,omitempty"`
+	// Schema says what a faithful twin left out of the source's schema
+	// or created NOT VALID (a constraint, an index, a default, a foreign
+	// key, a view), and why.
+	Schema     []string `json:"schema,omitempty"`
+	Bytes      int64    `json:"bytes"`
+	Streams    int      `json:"streams,omitempty"` // connections that read the table at once: page ranges of a large table's full copy
+	Seconds    float64  `json:"seconds"`
+	RowsPerSec float64  `json:"rows_per_sec"`
+	Redacted   []string `json:"redacted_columns,omitempty"`
+	Feeds      []string `json:"feeds,omitempty"`
+	Error      string   `json:"error,omitempty"`
 	// Unclassified are the columns the guard judged PII without a rule;
 	// the agent also posts them to the dashboard as a scan.
 	Unclassified []scanner.ColumnFinding `json:"unclassified,omitempty"`

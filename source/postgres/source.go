@@ -37,6 +37,10 @@ type Options struct {
 	// RangePages is the fewest heap pages a page range of a split full
 	// copy gets (PageRanges); default DefaultRangePages.
 	RangePages uint32
+	// SchemaPrefix is the input's target_schema_prefix: schema references
+	// in the SQL of a table's Schema (defaults, constraints, indexes,
+	// views) are renamed with it.
+	SchemaPrefix string
 }
 
 // Source is a snapshot of one PostgreSQL database. Safe for concurrent Copy.
@@ -49,6 +53,7 @@ type Source struct {
 	snapshot string
 	inFlight time.Time
 	types    map[uint32]*nopii.Type
+	schemas  map[string]bool // the source's own schemas, for PrefixSchemas; read once
 
 	readers chan *pgx.Conn // idle readers
 	slots   chan struct{}  // one token per reader that may exist
@@ -261,6 +266,11 @@ func (s *Source) describe(ctx context.Context, rel nopii.Relation, primaryKey []
 	if err := s.generated(ctx, oid, t); err != nil {
 		return nil, err
 	}
+	if kind == "r" || kind == "p" {
+		if t.Schema, err = s.schema(ctx, oid, t); err != nil {
+			return nil, fmt.Errorf("read schema objects: %w", err)
+		}
+	}
 	if _, ok := t.Column(nopii.SourcePrimaryKeyColumn); ok {
 		return nil, fmt.Errorf("column %q is reserved for the key nopii adds; rename it in the source or exclude the table", nopii.SourcePrimaryKeyColumn)
 	}
@@ -378,22 +388,31 @@ func (s *Source) generated(ctx context.Context, rel uint32, t *nopii.Table) erro
 func (s *Source) columns(ctx context.Context, rel uint32) ([]nopii.Column, error) {
 	rows, err := s.main.Query(ctx, `
 		SELECT a.attname, a.atttypid, a.atttypmod, a.attnotnull, format_type(a.atttypid, a.atttypmod),
-		       coalesce(col_description(a.attrelid, a.attnum), '')
-		FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`, rel)
+		       coalesce(col_description(a.attrelid, a.attnum), ''),
+		       coalesce(pg_get_expr(d.adbin, d.adrelid), ''), a.attgenerated::text, a.attidentity::text,
+		       coalesce((SELECT CASE WHEN cn.nspname = 'pg_catalog' THEN quote_ident(co.collname)
+		                        ELSE quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END
+		                 FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace
+		                 WHERE co.oid = a.attcollation AND a.attcollation <> t.typcollation), '')
+		FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+		LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`, rel)
 	if err != nil {
 		return nil, pgconnect.SafeError(err)
 	}
 	type raw struct {
-		name    string
-		oid     uint32
-		typmod  int32
-		notNull bool
-		sql     string
-		comment string
+		name             string
+		oid              uint32
+		typmod           int32
+		notNull          bool
+		sql              string
+		comment          string
+		expr, gen, ident string
+		collation        string
 	}
 	rs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (raw, error) {
 		var x raw
-		return x, r.Scan(&x.name, &x.oid, &x.typmod, &x.notNull, &x.sql, &x.comment)
+		return x, r.Scan(&x.name, &x.oid, &x.typmod, &x.notNull, &x.sql, &x.comment, &x.expr, &x.gen, &x.ident, &x.collation)
 	})
 	if err != nil {
 		return nil, pgconnect.SafeError(err)
@@ -404,7 +423,21 @@ func (s *Source) columns(ctx context.Context, rel uint32) ([]nopii.Column, error
 		if err != nil {
 			return nil, fmt.Errorf("column %s: %w", r.name, err)
 		}
-		cols[i] = nopii.Column{Name: r.name, Type: t, Typmod: r.typmod, TypeSQL: r.sql, NotNull: r.notNull, Comment: r.comment}
+		cols[i] = nopii.Column{Name: r.name, Type: t, Typmod: r.typmod, TypeSQL: r.sql, NotNull: r.notNull, Comment: r.comment, Collation: r.collation}
+		if r.ident != "" {
+			cols[i].Identity = r.ident[0]
+		}
+		if r.expr != "" {
+			expr, err := s.prefixed(ctx, r.expr)
+			if err != nil {
+				return nil, err
+			}
+			if r.gen == "s" {
+				cols[i].Generated = expr
+			} else {
+				cols[i].Default = expr
+			}
+		}
 	}
 	return cols, nil
 }
@@ -484,6 +517,12 @@ func copySQL(t *nopii.Table, sel nopii.Selection, cond string) string {
 	b.WriteString("COPY (SELECT ")
 	if !sel.KeysOnly {
 		for _, c := range t.Columns {
+			if t.OmitGenerated && c.Generated != "" {
+				// The feeds compute it: its value, built from columns
+				// that may be redacted, does not leave the source.
+				b.WriteString("NULL::" + c.TypeSQL + ", ")
+				continue
+			}
 			b.WriteString(nopii.QuoteIdent(c.Name))
 			b.WriteString(", ")
 		}

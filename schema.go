@@ -1,0 +1,244 @@
+package nopii
+
+import "strings"
+
+// Schema is what a table has beyond its columns' names and types, as the
+// source's catalog defines it: what a faithful twin recreates (SPEC §3, "A
+// faithful twin"; docs/twin.md). SQL text (Def, Bound, PartitionKey) is as
+// PostgreSQL's pg_get_*def functions print it, every schema reference
+// already renamed by the input's target_schema_prefix; names (TableName
+// fields, Name) are the source's, and consumers apply the prefix to them.
+type Schema struct {
+	Comment string // COMMENT ON TABLE
+	// PartitionKey is PARTITION BY's argument (RANGE (created_at)) for a
+	// partitioned root; "" for a plain table.
+	PartitionKey string
+	Partitions   []Partition  // parents before their children
+	Constraints  []Constraint // primary key, unique, exclusion, check, foreign keys
+	Indexes      []Index      // indexes that back no constraint
+	// Sequences are those the column defaults use (serial's, owned by a
+	// column, and standalone ones); identity columns' are in Column.Identity.
+	Sequences []Sequence
+}
+
+// ConstraintKind is a constraint's type, after pg_constraint.contype.
+type ConstraintKind uint8
+
+// Constraint kinds.
+const (
+	ConstraintPrimaryKey ConstraintKind = iota // p
+	ConstraintUnique                           // u
+	ConstraintExclusion                        // x
+	ConstraintCheck                            // c
+	ConstraintForeignKey                       // f
+)
+
+// String returns the kind as SQL names it.
+func (k ConstraintKind) String() string {
+	return [...]string{"primary key", "unique constraint", "exclusion constraint", "check constraint", "foreign key"}[k]
+}
+
+// Constraint is one table constraint.
+type Constraint struct {
+	Name    string
+	Kind    ConstraintKind
+	Def     string   // pg_get_constraintdef: PRIMARY KEY (id), CHECK ((total >= 0)), FOREIGN KEY (user_id) REFERENCES public.users(id)
+	Columns []string // the table's columns it covers or reads
+	// References and RefColumns (a foreign key) name the parent table, as
+	// in the source, and its columns.
+	References TableName
+	RefColumns []string
+	Comment    string
+	Extensions []string // extensions that own what its index uses (an exclusion constraint's operator classes)
+}
+
+// IndexBacked reports whether the constraint builds an index of its own,
+// whose name is schema-wide.
+func (c Constraint) IndexBacked() bool {
+	return c.Kind == ConstraintPrimaryKey || c.Kind == ConstraintUnique || c.Kind == ConstraintExclusion
+}
+
+// Index is one index that backs no constraint.
+type Index struct {
+	Name   string
+	Unique bool
+	// Def is the index after its table: USING btree (lower(email)) INCLUDE
+	// (id) WHERE (deleted_at IS NULL).
+	Def        string
+	Columns    []string // the table's columns it reads: keys, expressions, INCLUDE, predicate
+	Comment    string
+	Extensions []string // extensions that own its access method or operator classes
+}
+
+// Sequence is a sequence a column default draws from.
+type Sequence struct {
+	Name    TableName
+	Options string // INCREMENT BY 1 MINVALUE 1 MAXVALUE … START WITH 1 CACHE 1 [CYCLE]
+	Type    string // AS's type: bigint, integer, smallint
+	OwnedBy string // the column that owns it (serial), or "" for a standalone one
+	// Last is the source's last_value when it was called, else 0: a
+	// standalone sequence starts there in the twin.
+	Last int64
+}
+
+// Partition is one partition of a partitioned table (at any depth).
+type Partition struct {
+	Name         TableName
+	Parent       TableName
+	Bound        string // FOR VALUES FROM ('2024-01-01') TO ('2025-01-01'), DEFAULT
+	PartitionKey string // when the partition is partitioned itself
+	Comment      string
+	// Indexes maps the name of each parent index to the name of the
+	// partition's index attached to it.
+	Indexes map[string]string
+}
+
+// View is a view or materialized view of the source.
+type View struct {
+	Name         TableName
+	Materialized bool
+	Def          string      // pg_get_viewdef, without its ';'
+	Options      string      // reloptions: security_barrier=true, check_option=local
+	Reads        []TableName // the relations (tables and views) it reads, as in the source
+	Comment      string
+	Indexes      []Index // of a materialized view
+}
+
+// Prefixed returns the name in a feed whose schemas carry prefix.
+func (n TableName) Prefixed(prefix string) TableName {
+	return TableName{Schema: prefix + n.Schema, Name: n.Name}
+}
+
+// PrefixSchemas renames, in a SQL text that PostgreSQL printed (a default,
+// a constraint, an index, a view), every reference to one of schemas to
+// prefix+schema: the qualifier of a name (public.users → billing_public.users)
+// and the qualified names of reg* literals ('public.s'::regclass). Quoted
+// identifiers and string literals are read as the SQL lexer reads them, so
+// a string that only looks like a name is left alone.
+func PrefixSchemas(sql, prefix string, schemas map[string]bool) string {
+	if prefix == "" || len(schemas) == 0 {
+		return sql
+	}
+	var b strings.Builder
+	prevDot := false // the last token was a '.', so an identifier now is not a qualifier
+	for i := 0; i < len(sql); {
+		c := sql[i]
+		switch {
+		case c == '\'' || ((c == 'E' || c == 'e') && i+1 < len(sql) && sql[i+1] == '\'' && (i == 0 || !identByte(sql[i-1]))):
+			start := i
+			escapes := c != '\''
+			if escapes {
+				i++
+			}
+			i++
+			for i < len(sql) {
+				if escapes && sql[i] == '\\' {
+					i += 2
+					continue
+				}
+				if sql[i] == '\'' {
+					if i+1 < len(sql) && sql[i+1] == '\'' {
+						i += 2
+						continue
+					}
+					i++
+					break
+				}
+				i++
+			}
+			lit := sql[start:min(i, len(sql))]
+			if !escapes && strings.HasPrefix(sql[i:], "::reg") {
+				lit = prefixRegLiteral(lit, prefix, schemas)
+			}
+			b.WriteString(lit)
+			prevDot = false
+		case c == '"':
+			j := i + 1
+			for j < len(sql) {
+				if sql[j] == '"' {
+					if j+1 < len(sql) && sql[j+1] == '"' {
+						j += 2
+						continue
+					}
+					break
+				}
+				j++
+			}
+			end := min(j+1, len(sql))
+			name := strings.ReplaceAll(sql[i+1:min(j, len(sql))], `""`, `"`)
+			writeIdent(&b, sql[i:end], name, end < len(sql) && sql[end] == '.' && !prevDot, prefix, schemas)
+			i = end
+			prevDot = false
+		case identStart(c):
+			j := i
+			for j < len(sql) && identByte(sql[j]) {
+				j++
+			}
+			word := sql[i:j]
+			writeIdent(&b, word, strings.ToLower(word), j < len(sql) && sql[j] == '.' && !prevDot, prefix, schemas)
+			i = j
+			prevDot = false
+		default:
+			b.WriteByte(c)
+			prevDot = c == '.'
+			i++
+		}
+	}
+	return b.String()
+}
+
+func writeIdent(b *strings.Builder, raw, name string, qualifier bool, prefix string, schemas map[string]bool) {
+	if qualifier && schemas[name] {
+		b.WriteString(QuoteIdent(prefix + name))
+		return
+	}
+	b.WriteString(raw)
+}
+
+// prefixRegLiteral renames the schema of a qualified name in a reg*
+// literal: 'public.orders_id_seq' → 'billing_public.orders_id_seq'.
+func prefixRegLiteral(lit, prefix string, schemas map[string]bool) string {
+	inner := strings.ReplaceAll(lit[1:len(lit)-1], "''", "'")
+	out := PrefixSchemas(inner, prefix, schemas)
+	if out == inner {
+		return lit
+	}
+	return "'" + strings.ReplaceAll(out, "'", "''") + "'"
+}
+
+func identStart(c byte) bool {
+	return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80
+}
+
+func identByte(c byte) bool { return identStart(c) || (c >= '0' && c <= '9') || c == '$' }
+
+// IndexTail cuts what follows the table out of an index definition as
+// pg_get_indexdef prints it: CREATE [UNIQUE] INDEX name ON [ONLY] table
+// USING … → USING …. table is the table's name as the same session prints
+// it (oid::regclass::text).
+func IndexTail(def, table string) (string, bool) {
+	for _, on := range []string{" ON ONLY " + table + " USING ", " ON " + table + " USING "} {
+		if i := strings.Index(def, on); i >= 0 {
+			return def[i+len(on)-len("USING "):], true
+		}
+	}
+	return "", false
+}
+
+// Publication is what a feed completes once every table of an input's run
+// is loaded: the foreign keys among the tables, and the views that read
+// only them.
+type Publication struct {
+	Prefix string // the input's target_schema_prefix
+	Tables []PublishedTable
+	Views  []View // in an order they can be created in
+}
+
+// PublishedTable is one table of an input's run.
+type PublishedTable struct {
+	Name   TableName // in the source
+	Schema *Schema
+	// Incomplete, when set, says why the feed may lack rows of the table
+	// (a window, a copy that failed): foreign keys to it are NOT VALID.
+	Incomplete string
+}
