@@ -24,8 +24,9 @@ import (
 //   - strict: every column of the table needs a rule (`keep` included),
 //     whatever it holds and whether or not the feeds held it before.
 //
-// A column the feeds already held (same name and type, in every feed) is
-// not judged again: it was reviewed, or copied, before. Judging reads at
+// A stored generated column that every feed computes itself (a faithful
+// twin) is not sent by the source and needs no rule. A column the feeds
+// already held (same name and type, in every feed) is not judged again: it was reviewed, or copied, before. Judging reads at
 // most guardSample rows per table (source Sample: TABLESAMPLE, then LIMIT).
 
 // unruledColumn is a column without a rule, as the guard judged it.
@@ -54,8 +55,8 @@ func judgeUnruled(ctx context.Context, src nopii.Source, wf *config.Workflow, j 
 	strict := wf.OnUnclassified == config.OnUnclassifiedStrict
 	judged := map[string]bool{}
 	for _, c := range j.table.Columns {
-		if ruled[c.Name] {
-			continue
+		if ruled[c.Name] || (c.Generated != "" && j.table.OmitGenerated) {
+			continue // a rule decides it, or every feed computes it from what the rules gave
 		}
 		u := unruledColumn{column: c, held: held[c.Name] == c.TypeSQL}
 		d.unruled = append(d.unruled, u)

@@ -75,24 +75,34 @@ func TestNoLeakAroundRules(t *testing.T) {
 		}
 	})
 	t.Run("generated column computed from a redacted column", func(t *testing.T) {
-		prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+		prodDSN := pgtest.MustDatabase(t)
 		mustExec(t, mustConnect(t, prodDSN), `CREATE TABLE public.u (id int PRIMARY KEY, email text,
 			email_lc text GENERATED ALWAYS AS (lower(email)) STORED);
 			INSERT INTO public.u (id, email) VALUES (1, 'Dave@Real.example')`)
-		cfg := oneInputConfig(t, prodDSN, twinDSN, `
+		rules := `
           - name: public.u
             columns:
-              email: { rule: redact_email }`)
-		rep := runJSON(t, cfg, 1)
+              email: { rule: redact_email }`
+		// A faithful twin computes email_lc from the redacted email: the
+		// source does not send it and it needs no rule.
+		twinDSN := pgtest.MustDatabase(t)
+		runJSON(t, oneInputConfig(t, prodDSN, twinDSN, rules), 0)
+		twin := mustConnect(t, twinDSN)
+		if got := queryString(t, twin, "SELECT email_lc FROM public.u"); strings.Contains(got, "real") || got != strings.ToLower(queryString(t, twin, "SELECT email FROM public.u")) {
+			t.Errorf("faithful twin's email_lc = %q: not computed from the redacted email", got)
+		}
+		// A data-only twin stores what the source sends: the raw value, so
+		// the run refuses the table until email_lc has a rule.
+		twinDSN = pgtest.MustDatabase(t)
+		dataOnly := func(tables string) string {
+			return writeConfig(t, workflowYAML("w", prodDSN, tables+"\n", "    feeds:\n      - type: twin\n        dsn: "+twinDSN+"\n        schema: data_only\n"))
+		}
+		rep := runJSON(t, dataOnly(rules), 1)
 		if tr := tableReport(t, rep, "public.u"); !strings.Contains(tr.Error, "generated column email_lc of public.u is computed from redacted column email") {
 			t.Fatalf("generated column not guarded: %+v", tr)
 		}
-		cfg = oneInputConfig(t, prodDSN, twinDSN, `
-          - name: public.u
-            columns:
-              email: { rule: redact_email }
-              email_lc: { rule: redact_email }`)
-		runJSON(t, cfg, 0)
+		runJSON(t, dataOnly(rules+`
+              email_lc: { rule: redact_email }`), 0)
 		if n := queryInt(t, mustConnect(t, twinDSN), "SELECT count(*) FROM public.u WHERE email_lc LIKE '%real%'"); n != 0 {
 			t.Error("generated column leaked")
 		}

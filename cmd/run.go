@@ -129,6 +129,10 @@ func printReport(w io.Writer, r *agent.Report) {
 		for _, warn := range t.Warnings {
 			fmt.Fprintf(w, "warning: %s %s: %s\n", t.Input, t.Table, warn)
 		}
+		for _, s := range t.Schema {
+			// What the faithful twin left out of the source's schema, and why.
+			fmt.Fprintf(w, "schema: %s %s: %s\n", t.Input, t.Table, s)
+		}
 		if t.Error != "" {
 			// A table's problems, one per line (describe reports them all).
 			fmt.Fprintf(w, "%s %s: %s\n", t.Input, t.Table, strings.ReplaceAll(t.Error, "\n", "\n  "))

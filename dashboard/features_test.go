@@ -204,6 +204,7 @@ func TestJobPages(t *testing.T) {
 		}
 		tr := tableReport("public.orders", "delta", int64(100*(i+1)), "")
 		tr["upserted"], tr["deleted"] = 90*(i+1), 10*(i+1)
+		tr["schema"] = []string{"foreign key orders_user_fkey NOT VALID: public.users is windowed"}
 		e.mustStatus(http.StatusOK, "POST", "/api/v1/jobs", tok, jobReport("prod-eu-1", id, "ml", status, t0.Add(time.Duration(i)*time.Hour), tr))
 	}
 	e.mustStatus(http.StatusOK, "POST", "/api/v1/jobs", other, jobReport("prod-us-1", "6f1c2d3e-4b5a-4c7d-8e9f-0000000000ff", "bi", "success", t0))
@@ -233,6 +234,7 @@ func TestJobPages(t *testing.T) {
 
 	job := e.page("/jobs/" + ids[6])
 	mustContain(t, "job page", job, "public.orders", `data-label="Upserted" class="num">630<`, `data-label="Deleted" class="num">70<`,
+		"schema: foreign key orders_user_fkey NOT VALID: public.users is windowed",
 		"The last 7 runs of this workflow, up to this one", `<svg class="chart"`, "Rows per run", "Seconds per run", `class="bar cur"`, `class="bar failed"`)
 	if n := strings.Count(job, "<rect "); n != 14 {
 		t.Errorf("job page charts %d bars, want 2 × 7 runs (up to this one)", n)

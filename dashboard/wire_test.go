@@ -54,7 +54,7 @@ func TestWireRoundTrip(t *testing.T) {
 			Tables: []wire.TableReport{{
 				Input: "prod", Table: "public.customer", Target: "crm.customer", Mode: wire.ModeDelta, Outcome: wire.OutcomeGuarded,
 				Reason: "delta from cursor updated_at", DriftForced: true, Note: "a note", Rows: 1000, Upserted: 900, Deleted: 100,
-				Forgotten: 3, Refetched: 4, Warnings: []string{"no index on updated_at"}, Bytes: 1 << 20, Streams: 2, Seconds: 1.25,
+				Forgotten: 3, Refetched: 4, Warnings: []string{"no index on updated_at"}, Schema: []string{"foreign key orders_user_fkey: NOT VALID (public.users is windowed)"}, Bytes: 1 << 20, Streams: 2, Seconds: 1.25,
 				RowsPerSec: 800, Redacted: []string{"email"}, Feeds: []string{"twin", "lake"}, Error: "guard: profile has no rule",
 				Unclassified: []scanner.ColumnFinding{finding}, KeysStreamed: 17,
 			}},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -320,13 +321,19 @@ func (l *load) comments() []string {
 
 // renamePartitionIndexes gives the partitions' indexes (which PostgreSQL
 // names itself when an index is built on the partitioned shadow) the
-// source's names, level by level.
+// source's names, level by level; the partitions' share of the unique
+// index on source_primary_key gets <partition>_source_primary_key_key.
 func (l *load) renamePartitionIndexes(ctx context.Context) error {
 	prefix := l.target.Prefix
 	for _, p := range l.target.Table.Schema.Partitions {
 		part := p.Name.Prefixed(prefix)
 		parentSchema := p.Parent.Schema
-		for parentIdx, want := range p.Indexes {
+		names := maps.Clone(p.Indexes)
+		if names == nil {
+			names = map[string]string{}
+		}
+		names[shortName(p.Parent.Name, "_source_primary_key_key")] = shortName(p.Name.Name, "_source_primary_key_key")
+		for parentIdx, want := range names {
 			var have *string
 			err := l.conn.QueryRow(ctx, `SELECT c.relname::text FROM pg_inherits h JOIN pg_index x ON x.indexrelid = h.inhrelid
 				JOIN pg_class c ON c.oid = x.indexrelid

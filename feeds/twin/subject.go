@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/nopii/nopii"
 	"github.com/nopii/nopii/internal/pgconnect"
@@ -161,6 +162,7 @@ func (f *Feed) Forget(ctx context.Context, req nopii.Forget) ([][]string, error)
 		}
 	}
 	out := make([][]string, len(req.Tables))
+	var pending []int // the tables to delete from, in the twin
 	for i, t := range req.Tables {
 		if _, err := tx.Exec(ctx, `INSERT INTO nopii.forgotten_keys (workflow, input, source_table, key_hmac, request_id, forgotten_at)
 			SELECT $1, $2, $3, k, $5, $6 FROM unnest($4::text[]) AS k ON CONFLICT DO NOTHING`,
@@ -176,22 +178,60 @@ func (f *Feed) Forget(ctx context.Context, req nopii.Forget) ([][]string, error)
 		if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", t.Target.Quoted()).Scan(&exists); err != nil {
 			return nil, fmt.Errorf("twin: look up %s: %w", t.Target, pgconnect.SafeError(err))
 		}
-		if !exists {
-			continue
+		if exists {
+			pending = append(pending, i)
 		}
-		key := nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn)
-		rows, err := tx.Query(ctx, "DELETE FROM "+t.Target.Quoted()+" WHERE "+key+" = ANY ($1::text[]) RETURNING "+key, t.Keys)
-		if err == nil {
-			out[i], err = pgx.CollectRows(rows, pgx.RowTo[string])
-		}
-		if err != nil {
-			return nil, fmt.Errorf("twin: delete from %s: %w", t.Target, pgconnect.SafeError(err))
-		}
+	}
+	if err := deleteReferencedLast(ctx, tx, req.Tables, pending, out); err != nil {
+		return nil, err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("twin: forget: commit: %w", pgconnect.SafeError(err))
 	}
 	return out, nil
+}
+
+// deleteReferencedLast deletes the keys of each pending table, in an order
+// the twin's foreign keys accept: a table whose rows are still referenced
+// by rows to be deleted from another waits for a later pass (a savepoint
+// undoes its attempt). Deferrable keys (cycles) are checked at commit.
+func deleteReferencedLast(ctx context.Context, tx pgx.Tx, tables []nopii.ForgetTable, pending []int, out [][]string) error {
+	if _, err := tx.Exec(ctx, "SET CONSTRAINTS ALL DEFERRED"); err != nil {
+		return fmt.Errorf("twin: forget: %w", pgconnect.SafeError(err))
+	}
+	key := nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn)
+	for len(pending) > 0 {
+		var later []int
+		var refused error
+		for _, i := range pending {
+			t := tables[i]
+			if _, err := tx.Exec(ctx, "SAVEPOINT nopii_forget"); err != nil {
+				return fmt.Errorf("twin: forget: %w", pgconnect.SafeError(err))
+			}
+			rows, err := tx.Query(ctx, "DELETE FROM "+t.Target.Quoted()+" WHERE "+key+" = ANY ($1::text[]) RETURNING "+key, t.Keys)
+			if err == nil {
+				out[i], err = pgx.CollectRows(rows, pgx.RowTo[string])
+			}
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == "23503" { // foreign_key_violation: referenced still
+				if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT nopii_forget"); err != nil {
+					return fmt.Errorf("twin: forget: %w", pgconnect.SafeError(err))
+				}
+				out[i] = nil
+				later = append(later, i)
+				refused = fmt.Errorf("twin: delete from %s: rows the request does not match reference the subject's rows (add their table to the workflow, or a references: entry, so that the request follows them): %w", t.Target, pgconnect.SafeError(err))
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("twin: delete from %s: %w", t.Target, pgconnect.SafeError(err))
+			}
+		}
+		if len(later) == len(pending) {
+			return refused
+		}
+		pending = later
+	}
+	return nil
 }
 
 // RecordSubjectRequests appends audit records to nopii.subject_requests.
