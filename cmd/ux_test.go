@@ -246,3 +246,56 @@ func TestVerifyLakeCountsVersions(t *testing.T) {
 		t.Errorf("verify does not count or explain the lake's versions:\n%s", out)
 	}
 }
+
+// TestCDCReportOneRowPerTable: a cdc table is one row of a run's report,
+// its first copy folded in (rows copied, then changes streamed), and the
+// header counts each table once.
+func TestCDCReportOneRowPerTable(t *testing.T) {
+	prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	prod := mustConnect(t, prodDSN)
+	mustExec(t, prod, `CREATE TABLE public.orders (id int PRIMARY KEY, email text, total int);
+		INSERT INTO public.orders SELECT i, 'u' || i || '@x.org', i FROM generate_series(1, 40) i;
+		CREATE TABLE public.tag (id int PRIMARY KEY, name text);
+		INSERT INTO public.tag SELECT i, 't' || i FROM generate_series(1, 5) i;`)
+	cfg := oneInputConfig(t, prodDSN, twinDSN, `
+          - name: public.orders
+            mode: cdc
+            columns:
+              email: { rule: redact_email }
+          - name: public.tag`)
+	for _, tc := range []struct {
+		name    string
+		changes string
+		want    []string // regexps, each matching one line
+	}{
+		{"first run", "", []string{
+			`^workflow w: success in [0-9.]+s — 2 tables, 45 rows, `,
+			`^prod\s+public\.orders\s+public\.orders\s+cdc\s+40\s+0\s+0\s`,
+			`^prod\s+public\.tag\s+public\.tag\s+full\s+5\s+-\s+-\s`,
+			`^prod public\.orders: first copy, from the new replication slot's snapshot; 40 rows copied, then 0 changes streamed to [0-9A-F]+/[0-9A-F]+$`,
+		}},
+		{"changes streamed", "UPDATE public.orders SET total = 0 WHERE id <= 3; DELETE FROM public.orders WHERE id = 40", []string{
+			`^workflow w: success in [0-9.]+s — 2 tables, 9 rows, `,
+			`^prod\s+public\.orders\s+public\.orders\s+cdc\s+4\s+3\s+1\s`,
+			`^prod public\.orders: 4 changes streamed to [0-9A-F]+/[0-9A-F]+$`,
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.changes != "" {
+				mustExec(t, prod, tc.changes)
+			}
+			code, out, errOut := runCLI(t, "run", "--config", cfg, "--log-level", "error")
+			if code != 0 {
+				t.Fatalf("run: exit %d\n%s\n%s", code, out, errOut)
+			}
+			for _, want := range tc.want {
+				if n := len(regexp.MustCompile("(?m)" + want).FindAllString(out, -1)); n != 1 {
+					t.Errorf("%d lines match %q, want 1:\n%s", n, want, out)
+				}
+			}
+			if n := strings.Count(out, "\nprod   public.orders "); n != 1 {
+				t.Errorf("public.orders is listed %d times, want once:\n%s", n, out)
+			}
+		})
+	}
+}
