@@ -289,7 +289,7 @@ func TestCDCReportOneRowPerTable(t *testing.T) {
 				t.Fatalf("run: exit %d\n%s\n%s", code, out, errOut)
 			}
 			for _, want := range tc.want {
-				if n := len(regexp.MustCompile("(?m)" + want).FindAllString(out, -1)); n != 1 {
+				if n := len(regexp.MustCompile("(?m)"+want).FindAllString(out, -1)); n != 1 {
 					t.Errorf("%d lines match %q, want 1:\n%s", n, want, out)
 				}
 			}
@@ -297,5 +297,51 @@ func TestCDCReportOneRowPerTable(t *testing.T) {
 				t.Errorf("public.orders is listed %d times, want once:\n%s", n, out)
 			}
 		})
+	}
+}
+
+// TestValidateConnectKeysAndPatterns: validate --connect checks a table
+// whose key is missing or misnamed as far as a table with a key (every
+// problem in one round, each at its place, primary_key and identifies
+// items at their own column), and says which patterns choose no table.
+func TestValidateConnectKeysAndPatterns(t *testing.T) {
+	prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	mustExec(t, mustConnect(t, prodDSN), `
+		CREATE TABLE public.signup (email text NOT NULL, code text NOT NULL, note text);
+		CREATE TABLE public.log (at timestamptz, line text);`)
+	cfg := oneInputConfig(t, prodDSN, twinDSN, `
+          - name: public.signup
+            primary_key: [emial, code]
+            identifies: [email, mail]
+            updated_at: note
+            columns:
+              note: { rule: noise }
+          - name: public.log
+            columns:
+              line: { rule: noise }
+          - name: pubilc.*
+          - name: other.*
+          - name: public.sign*`)
+	code, out, errOut := runCLI(t, "validate", "--config", cfg, "--connect")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s\n%s", code, out, errOut)
+	}
+	for _, tc := range []struct{ what, want string }{
+		{"a primary_key item, at itself", `✗ input prod: public.signup: ` + cfg + `:11:27: primary_key column "emial": not found in table public.signup; did you mean "email"?`},
+		{"an identifies item, at itself", `✗ input prod: public.signup: ` + cfg + `:12:33: identifies column "mail": not found in table public.signup; did you mean "email"?`},
+		{"a cursor of the keyless table", `✗ input prod: public.signup: ` + cfg + `:13:25: updated_at column "note" of public.signup is text`},
+		{"a rule of the keyless table", `✗ input prod: public.signup: ` + cfg + `:15:29: public.signup.note: rule noise: needs an integer`},
+		{"no key", `✗ input prod: public.log: ` + cfg + `:16:13: describe public.log: table has no primary key`},
+		{"a rule of a table without a key", `✗ input prod: public.log: ` + cfg + `:18:29: public.log.line: rule noise: needs an integer`},
+		{"a misspelt schema", `! input prod: ` + cfg + `:19:13: pattern pubilc.* chooses no table in source prod; did you mean schema public?`},
+		{"a schema the source lacks", `! input prod: ` + cfg + `:20:13: pattern other.* chooses no table in source prod (no schema matches other)`},
+		{"the count, warnings apart", "\n6 problems\n"},
+	} {
+		if !strings.Contains(out, tc.want) {
+			t.Errorf("%s: validate --connect lacks %q:\n%s", tc.what, tc.want, out)
+		}
+	}
+	if strings.Contains(out, "public.sign*") || strings.Contains(out, `"code"`) {
+		t.Errorf("a pattern that chooses a table, or a key column that exists, is reported:\n%s", out)
 	}
 }

@@ -61,11 +61,14 @@ table and column exists, and that every rule fits its column's type.`,
 						report("input %s: %v", in.Name, err)
 						continue
 					}
-					tables, err := agent.Check(ctx, src, in, key)
+					tables, warnings, err := agent.Check(ctx, src, in, key)
 					src.Close()
 					if err != nil {
 						report("input %s: %v", in.Name, err)
 						continue
+					}
+					for _, w := range warnings {
+						fmt.Fprintf(g.stdout, "  ! input %s: %s\n", in.Name, w)
 					}
 					for _, t := range tables {
 						if t.Error != "" {

@@ -205,9 +205,7 @@ func (s *Source) Describe(ctx context.Context, rel nopii.Relation, primaryKey []
 	defer s.mu.Unlock()
 	t, err := s.describe(ctx, rel, primaryKey)
 	if err != nil {
-		if !errors.Is(err, nopii.ErrNoPrimaryKey) {
-			t = nil
-		}
+		// t is nil but for a table described without a usable key.
 		return t, fmt.Errorf("describe %s: %w", rel.Name, err)
 	}
 	return t, nil
@@ -267,7 +265,7 @@ func (s *Source) describe(ctx context.Context, rel nopii.Relation, primaryKey []
 	if len(primaryKey) > 0 {
 		for _, k := range primaryKey {
 			if _, ok := t.Column(k); !ok {
-				return nil, fmt.Errorf("primary_key column %q: %w in table %s", k, nopii.ErrNotFound, rel.Name)
+				return t, fmt.Errorf("primary_key column %q: %w in table %s", k, nopii.ErrNotFound, rel.Name)
 			}
 		}
 		t.PrimaryKey = primaryKey
