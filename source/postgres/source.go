@@ -103,12 +103,23 @@ func Open(ctx context.Context, dsn string, o Options) (*Source, error) {
 
 // connectSource fills in the logger and connect options and opens the
 // source's catalog connection.
+// The oldest PostgreSQL a source may run: the catalog reads use
+// pg_partition_tree and pg_attribute.attgenerated (12); mode cdc creates
+// its publication WITH (publish_via_partition_root) (13).
+const (
+	MinServer    = 12
+	MinServerCDC = 13
+)
+
 func connectSource(ctx context.Context, dsn, name string, log **slog.Logger, co *pgconnect.Options) (*pgx.ConnConfig, *pgx.Conn, error) {
 	if *log == nil {
 		*log = slog.Default()
 	}
 	if co.What == "" {
 		co.What = "source " + name
+	}
+	if co.MinServer == 0 {
+		co.MinServer = MinServer
 	}
 	co.Logger = *log
 	cfg, err := pgconnect.ParseConfig(dsn)
