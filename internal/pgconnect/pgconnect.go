@@ -215,15 +215,20 @@ func Describe(err error) string {
 // list every attempt under "failed to connect to …:", one "\n\t"-indented
 // line each: with sslmode prefer (the default) a refused TLS attempt and
 // the plain one that follows fail alike, so each dial error would print
-// twice. A single remaining attempt goes on the same line.
+// twice, and an unknown host is named twice too. A single remaining
+// attempt goes on the same line.
 func oneLinePerAttempt(msg string) string {
 	head, rest, ok := strings.Cut(msg, "\n\t")
 	if !ok {
 		return msg
 	}
 	var lines []string
-	for _, l := range strings.Split(rest, "\n\t") {
-		if !slices.Contains(lines, l) {
+	all := strings.Split(rest, "\n\t")
+	for _, l := range all {
+		// A line that another ends with says nothing more: a failed lookup
+		// is listed as "hostname resolving error: lookup …" and "lookup …".
+		longer := slices.ContainsFunc(all, func(m string) bool { return m != l && strings.HasSuffix(m, l) })
+		if !longer && !slices.Contains(lines, l) {
 			lines = append(lines, l)
 		}
 	}

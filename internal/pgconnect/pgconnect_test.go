@@ -75,6 +75,8 @@ func TestOneLinePerAttempt(t *testing.T) {
 		{"plain error", "plain error"},
 		{"failed to connect to `user=u`:\n\ta: refused\n\ta: refused", "failed to connect to `user=u`: a: refused"},
 		{"failed to connect to `user=u`:\n\ta: refused\n\tb: timeout\n\ta: refused", "failed to connect to `user=u`:\n\ta: refused\n\tb: timeout"},
+		{"failed to connect to `user=postgres database=prod`:\n\thostname resolving error: lookup nohost.invalid on 10.0.0.53:53: no such host\n\tlookup nohost.invalid on 10.0.0.53:53: no such host",
+			"failed to connect to `user=postgres database=prod`: hostname resolving error: lookup nohost.invalid on 10.0.0.53:53: no such host"},
 	} {
 		if got := oneLinePerAttempt(tc.in); got != tc.want {
 			t.Errorf("oneLinePerAttempt(%q) = %q, want %q", tc.in, got, tc.want)
