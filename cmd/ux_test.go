@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nopii/nopii/internal/pgtest"
 )
@@ -350,5 +351,25 @@ func TestValidateConnectKeysAndPatterns(t *testing.T) {
 	}
 	if strings.Contains(out, "public.sign*") || strings.Contains(out, `"code"`) {
 		t.Errorf("a pattern that chooses a table, or a key column that exists, is reported:\n%s", out)
+	}
+}
+
+// TestLogDurations: JSON logs write durations as the text logs do ("30s"),
+// not as nanoseconds.
+func TestLogDurations(t *testing.T) {
+	for _, tc := range []struct{ format, want string }{
+		{"json", `"grace":"30s","wait":"500ms"`},
+		{"text", `grace=30s wait=500ms`},
+	} {
+		var stderr strings.Builder
+		g := &globals{stderr: &stderr, logFormat: tc.format}
+		log, err := g.logger(false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		log.Info("stopping", "grace", 30*time.Second, "wait", 500*time.Millisecond)
+		if !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("--log-format %s: %q lacks %q", tc.format, stderr.String(), tc.want)
+		}
 	}
 }
