@@ -46,7 +46,7 @@ of it (an agent's, another nopii run) held its feeds' run lock for longer than
 			var locked []*nopii.LockedError
 			var reports []*agent.Report
 			for _, wf := range wfs {
-				bars := newProgressBars(g.stderr, tty, log)
+				bars := newProgressBars(g.stderr, tty, log.With(agent.LogKeyWorkflow, wf.Name))
 				runner := newRunner(log, bars)
 				runner.LockWait = wait
 				var held *nopii.LockedError

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"encoding/json"
 	"regexp"
 	"strings"
 	"testing"
@@ -370,6 +371,48 @@ func TestLogDurations(t *testing.T) {
 		log.Info("stopping", "grace", 30*time.Second, "wait", 500*time.Millisecond)
 		if !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("--log-format %s: %q lacks %q", tc.format, stderr.String(), tc.want)
+		}
+	}
+}
+
+// TestRunLogsNameWorkflow: with several workflows in one nopii run, every
+// log line about a table says which workflow it belongs to, once.
+func TestRunLogsNameWorkflow(t *testing.T) {
+	prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	mustExec(t, mustConnect(t, prodDSN), `CREATE TABLE public.tag (id int PRIMARY KEY, name text); INSERT INTO public.tag VALUES (1, 'a')`)
+	feeds := "    feeds:\n      - type: twin\n        dsn: " + twinDSN + "\n"
+	// beta's tables go under b_public in the twin, apart from alpha's.
+	cfg := writeConfig(t, workflowYAML("alpha", prodDSN, "          - name: public.tag\n", feeds)+`  - name: beta
+    inputs:
+      - name: prod
+        dsn: `+prodDSN+`
+        target_schema_prefix: b_
+        tables: [{ name: public.tag }]
+`+feeds)
+	code, out, errOut := runCLI(t, "run", "--config", cfg, "--log-format", "json", "--log-level", "info")
+	if code != 0 {
+		t.Fatalf("run: exit %d\n%s\n%s", code, out, errOut)
+	}
+	seen := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(errOut), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("not a JSON line: %q", line)
+		}
+		if dup := duplicateKeys(line); len(dup) > 0 {
+			t.Errorf("keys %v repeated: %s", dup, line)
+		}
+		if _, ok := rec["table"]; ok {
+			wf, _ := rec["workflow"].(string)
+			seen[rec["msg"].(string)+" "+wf]++
+			if wf == "" {
+				t.Errorf("a table's line without its workflow: %s", line)
+			}
+		}
+	}
+	for _, want := range []string{"copying table alpha", "table copied alpha", "copying table beta", "table copied beta"} {
+		if seen[want] != 1 {
+			t.Errorf("%q logged %d times, want once (%v)", want, seen[want], seen)
 		}
 	}
 }
