@@ -394,19 +394,15 @@ func compile(j *job, key []byte) (*compiled, error) {
 // not fit its column, no primary key), and a warning for each pattern that
 // chooses no table (a misspelt schema copies nothing, silently).
 func Check(ctx context.Context, src nopii.Source, in *config.Input, key []byte) (tables []TableReport, warnings []string, err error) {
-	rels, err := src.Relations(ctx)
+	jobs, warnings, err := resolveAll(ctx, src, in, key)
 	if err != nil {
 		return nil, nil, err
-	}
-	jobs := selectRelations(in, rels)
-	for _, j := range jobs {
-		describe(ctx, src, in, j, key)
 	}
 	tables = make([]TableReport, len(jobs))
 	for i, j := range jobs {
 		tables[i] = j.report(nil)
 	}
-	return tables, unmatchedPatterns(in, rels), nil
+	return tables, warnings, nil
 }
 
 // unmatchedPatterns says which of an input's patterns choose no table.

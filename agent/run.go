@@ -245,9 +245,12 @@ func (ir *inputRun) attempt(ctx context.Context, only map[string]bool) ([]result
 	defer src.Close()
 	logPhase(ir.log, "open source", t0)
 	t0 = time.Now()
-	jobs, err := resolve(ctx, src, ir.in, ir.key)
+	jobs, unmatched, err := resolveAll(ctx, src, ir.in, ir.key)
 	if err != nil {
 		return nil, nil, err
+	}
+	if only == nil {
+		ir.warnUnmatched(unmatched)
 	}
 	logPhase(ir.log, "resolve", t0)
 	jobs, streamed := splitCDC(jobs)
@@ -339,15 +342,29 @@ func joinError(a, b string) string {
 // exist and that each rule fits its column's type. Per-table problems are
 // returned in the jobs; the error is for a catalog that cannot be read.
 func resolve(ctx context.Context, src nopii.Source, in *config.Input, key []byte) ([]*job, error) {
+	jobs, _, err := resolveAll(ctx, src, in, key)
+	return jobs, err
+}
+
+// resolveAll is resolve that also says which of the input's patterns
+// choose no table (a misspelt schema would copy nothing, silently).
+func resolveAll(ctx context.Context, src nopii.Source, in *config.Input, key []byte) (jobs []*job, unmatched []string, err error) {
 	rels, err := src.Relations(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	jobs := selectRelations(in, rels)
+	jobs = selectRelations(in, rels)
 	for _, j := range jobs {
 		describe(ctx, src, in, j, key)
 	}
-	return jobs, nil
+	return jobs, unmatchedPatterns(in, rels), nil
+}
+
+// warnUnmatched logs the patterns that choose no table.
+func (ir *inputRun) warnUnmatched(unmatched []string) {
+	for _, u := range unmatched {
+		ir.log.Warn("pattern chooses no table", "detail", u)
+	}
 }
 
 // report is the job's line of the report before it is copied: what

@@ -357,6 +357,13 @@ func TestValidateConnectKeysAndPatterns(t *testing.T) {
 	if strings.Contains(out, "public.sign*") || strings.Contains(out, `"code"`) {
 		t.Errorf("a pattern that chooses a table, or a key column that exists, is reported:\n%s", out)
 	}
+	// A run and a plan warn of the patterns too.
+	for _, cmd := range []string{"run", "plan"} {
+		_, _, errOut := runCLI(t, cmd, "--config", cfg, "--log-format", "text")
+		if want := `detail="` + cfg + `:19:13: pattern pubilc.* chooses no table in source prod; did you mean schema public?"`; !strings.Contains(errOut, `level=WARN msg="pattern chooses no table"`) || !strings.Contains(errOut, want) {
+			t.Errorf("%s does not warn %q:\n%s", cmd, want, errOut)
+		}
+	}
 }
 
 // TestLogDurations: JSON logs write durations as the text logs do ("30s"),
