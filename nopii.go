@@ -278,8 +278,9 @@ type Source interface {
 	// snapshot and returns its columns, types and primary key. primaryKey,
 	// when set, overrides the catalog's key. Returns ErrNotFound for a missing
 	// relation or key column and ErrNoPrimaryKey for a table without a key;
-	// with ErrNoPrimaryKey the table is returned too, described but keyless
-	// (the scanner samples such tables; a copy needs a key).
+	// with ErrNoPrimaryKey or a missing primaryKey column the table is
+	// returned too, described but keyless (the scanner samples such tables;
+	// validation goes on to check its columns; a copy needs a key).
 	Describe(ctx context.Context, rel Relation, primaryKey []string) (*Table, error)
 	// Copy streams every row of t: the values of t.Columns in order followed
 	// by the row's source primary key as text. Values are valid only during

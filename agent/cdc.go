@@ -10,6 +10,7 @@ import (
 
 	"github.com/nopii/nopii"
 	"github.com/nopii/nopii/config"
+	"github.com/nopii/nopii/internal/human"
 )
 
 // Replicator is a logical replication stream of one input's cdc tables
@@ -119,6 +120,9 @@ type streamTable struct {
 	truncate bool
 	partial  bool // some ops wait for refetch
 	tr       TableReport
+	// copiedRows are the rows of this run's copy of the table, in tr.Rows
+	// with the changes streamed after it.
+	copiedRows int64
 
 	// The table's suppression list (SPEC §7), read again every
 	// forgottenRefresh by the goroutine that applies batches.
@@ -178,7 +182,10 @@ func (ir *inputRun) runCDC(ctx context.Context, jobs []*job, follow bool) error 
 	s.log.Info("streaming", "slot_from", from.String(), "until", until.String(), "follow", follow)
 	err = s.run(ctx, until, follow)
 	for _, t := range s.tables {
-		t.tr.Note = fmt.Sprintf("streamed to %s", s.applied)
+		t.tr.Note = fmt.Sprintf("%s streamed to %s", human.Count(int(t.tr.Rows-t.copiedRows), "change"), s.applied)
+		if t.copiedRows > 0 || t.tr.Reason != "" {
+			t.tr.Note = fmt.Sprintf("%s copied, then %s", human.Count(int(t.copiedRows), "row"), t.tr.Note)
+		}
 		if err != nil {
 			t.tr.Error, t.tr.Outcome = err.Error(), OutcomeFailed
 		}
@@ -241,6 +248,7 @@ func (s *stream) start(ctx context.Context, ok []*job) (nopii.LSN, error) {
 	if err != nil {
 		return 0, err
 	}
+	var first *Report
 	if len(copies) > 0 {
 		lsn, reason := start.LSN, "cdc: first copy, from the new replication slot's snapshot"
 		if !start.Created {
@@ -251,7 +259,11 @@ func (s *stream) start(ctx context.Context, ok []*job) (nopii.LSN, error) {
 			}
 			reason = "cdc: full copy before streaming (new table, schema change, or no stream position)"
 		}
-		copied, err := s.copy(ctx, copies, start.Snapshot, lsn, reason, s.par, s.rep)
+		// The copies' rows go into the rows of the tables they start
+		// streaming (firstCopy): one row a table in the report.
+		first = &Report{}
+		defer func() { s.rep.Tables = append(s.rep.Tables, first.Tables...) }()
+		copied, err := s.copy(ctx, copies, start.Snapshot, lsn, reason, s.par, first)
 		if err != nil {
 			return 0, err
 		}
@@ -272,7 +284,28 @@ func (s *stream) start(ctx context.Context, ok []*job) (nopii.LSN, error) {
 			s.tables[j.table.Name].copied = j.cdc.lsn
 		}
 	}
+	if first != nil {
+		first.Tables = slices.DeleteFunc(first.Tables, func(tr TableReport) bool {
+			for _, t := range s.tables {
+				if t.tr.Table == tr.Table && tr.Error == "" {
+					t.firstCopy(tr)
+					return true
+				}
+			}
+			return false
+		})
+	}
 	return from, nil
+}
+
+// firstCopy folds the report of the full copy that started a table's
+// stream into the table's row: what it copied, and why.
+func (t *streamTable) firstCopy(c TableReport) {
+	t.tr.Reason, t.tr.DriftForced, t.tr.Outcome = c.Reason, c.DriftForced, c.Outcome
+	t.tr.Rows, t.tr.Bytes, t.tr.Seconds, t.tr.RowsPerSec, t.tr.Streams = c.Rows, c.Bytes, c.Seconds, c.RowsPerSec, c.Streams
+	t.tr.Forgotten, t.tr.Unclassified = c.Forgotten, c.Unclassified
+	t.tr.Warnings = append(c.Warnings, t.tr.Warnings...)
+	t.copiedRows = c.Rows
 }
 
 // plan reads the feeds' states: where the stream resumes, and the tables
@@ -848,9 +881,10 @@ func (s *stream) drift(ctx context.Context, name nopii.TableName) error {
 		return err
 	}
 	nt := s.tables[name]
-	nt.copied = s.applied
-	nt.tr.Rows, nt.tr.Upserted, nt.tr.Deleted, nt.tr.Refetched, nt.tr.Warnings = tr.Rows, tr.Upserted, tr.Deleted, tr.Refetched, tr.Warnings
-	nt.tr.DriftForced = true
+	nt.copied, nt.copiedRows = s.applied, t.copiedRows
+	// The row goes on: this run's counts so far, its columns' rules now.
+	tr.Redacted, tr.DriftForced = nt.tr.Redacted, true
+	nt.tr = tr
 	return nil
 }
 

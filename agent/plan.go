@@ -118,20 +118,47 @@ func fullReason(e *config.Table, t *nopii.Table) string {
 		return "mode full (set in the file): every run is a full copy"
 	}
 	var stamps []string
+	var updated, created string // by their names, the likely cursors
 	for _, c := range t.Columns {
 		switch c.Type.Underlying().Name {
 		case "date", "timestamp", "timestamptz":
 			stamps = append(stamps, c.Name)
+			name := strings.ToLower(c.Name)
+			switch {
+			case updated == "" && containsAny(name, "updated", "modified", "changed", "mtime"):
+				updated = c.Name
+			case created == "" && containsAny(name, "created", "inserted", "ctime"):
+				created = c.Name
+			}
 		}
 	}
-	how := "the table has no date or timestamp column to set them to"
-	if len(stamps) > 0 {
-		how = "set updated_at (and created_at) to one of " + strings.Join(stamps, ", ") + " for a delta"
-		if e == nil {
-			how += ", in an entry naming the table"
-		}
+	var how string
+	switch {
+	case len(stamps) == 0:
+		how = "the table has no date or timestamp column to set them to"
+	case updated != "" && created != "":
+		how = fmt.Sprintf("for a delta, set updated_at: %s and created_at: %s", updated, created)
+	case updated != "":
+		how = fmt.Sprintf("for a delta, set updated_at: %s", updated)
+	case created != "":
+		how = fmt.Sprintf("for a delta of new rows, set created_at: %s (rows changed later need an updated_at column that every write sets)", created)
+	default:
+		how = "for a delta, set updated_at to a column that every write of a row sets (and created_at to one set on insert), if one of " +
+			strings.Join(stamps, ", ") + " is"
+	}
+	if e == nil && len(stamps) > 0 {
+		how += ", in an entry naming the table"
 	}
 	return "full copy every run: no updated_at or created_at is set; " + how
+}
+
+func containsAny(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
 }
 
 // describeDrift says what changed between the saved and the current shape.

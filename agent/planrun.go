@@ -60,10 +60,11 @@ func (ir *inputRun) plan(ctx context.Context) ([]TablePlan, error) {
 		return nil, err
 	}
 	defer src.Close()
-	jobs, err := resolve(ctx, src, ir.in, ir.key, computesGenerated(ir.feeds))
+	jobs, unmatched, err := resolveAll(ctx, src, ir.in, ir.key, computesGenerated(ir.feeds))
 	if err != nil {
 		return nil, err
 	}
+	ir.warnUnmatched(unmatched)
 	feeds, wf := ir.feeds, ir.wf
 	var out []TablePlan
 	for _, j := range jobs {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -51,10 +52,7 @@ func selectRelations(in *config.Input, rels []nopii.Relation) []*job {
 			continue
 		}
 		for _, r := range rels {
-			if r.Partition || (r.Kind != nopii.RelTable && r.Kind != nopii.RelPartitioned) {
-				continue
-			}
-			if !globMatch(e.Schema, r.Name.Schema) || !globMatch(e.Table, r.Name.Name) {
+			if !chooses(e, r) {
 				continue
 			}
 			if e.Exclude {
@@ -111,6 +109,13 @@ func selectRelations(in *config.Input, rels []nopii.Relation) []*job {
 	out = append(out, missing...)
 	sort.Slice(out, func(a, b int) bool { return out[a].rel.Name.String() < out[b].rel.Name.String() })
 	return out
+}
+
+// chooses reports whether a pattern entry chooses a relation: tables and
+// partitioned roots it matches, never partitions, views or foreign tables.
+func chooses(e *config.Table, r nopii.Relation) bool {
+	return !r.Partition && (r.Kind == nopii.RelTable || r.Kind == nopii.RelPartitioned) &&
+		globMatch(e.Schema, r.Name.Schema) && globMatch(e.Table, r.Name.Name)
 }
 
 func hasPattern(in *config.Input) bool {
@@ -215,11 +220,11 @@ func describe(ctx context.Context, src nopii.Source, in *config.Input, j *job, k
 		pk = j.entry.PrimaryKey
 	}
 	t, err := src.Describe(ctx, j.rel, pk)
-	if err != nil {
-		if errors.Is(err, nopii.ErrNoPrimaryKey) {
-			// The source says what the table has to stand in for a key.
-			err = fmt.Errorf("%w; set it under table %s", err, j.rel.Name)
-		}
+	if err != nil && errors.Is(err, nopii.ErrNoPrimaryKey) {
+		// The source says what the table has to stand in for a key.
+		err = fmt.Errorf("%w; set it under table %s", err, j.rel.Name)
+	}
+	if err != nil && (t == nil || j.entry == nil) {
 		if j.entry != nil {
 			err = fmt.Errorf("%s: %w", j.entry.Pos, err)
 		}
@@ -241,12 +246,30 @@ func describe(ctx context.Context, src nopii.Source, in *config.Input, j *job, k
 	problem := func(pos config.Pos, format string, a ...any) {
 		problems = append(problems, fmt.Errorf("%s: %w", pos, fmt.Errorf(format, a...)))
 	}
-	keyPos := func(k string) config.Pos {
-		if p, ok := j.entry.KeyPos[k]; ok {
-			return p
+	keyPos := func(keys ...string) config.Pos {
+		for _, k := range keys {
+			if p, ok := j.entry.KeyPos[k]; ok {
+				return p
+			}
 		}
 		return j.entry.Pos
 	}
+	missingColumns := func(key string, names []string) (n int) {
+		for i, c := range names {
+			if _, ok := t.Column(c); !ok {
+				n++
+				problem(keyPos(fmt.Sprintf("%s[%d]", key, i), key), "%s column %q: %w in table %s%s", key, c, nopii.ErrNotFound, t.Name, columnHint(t, c))
+			}
+		}
+		return n
+	}
+	// A table described without a usable key is still checked whole: one
+	// round of fixes for all of its problems.
+	if err != nil && missingColumns("primary_key", pk) == 0 {
+		problems = append(problems, fmt.Errorf("%s: %w", j.entry.Pos, err))
+	}
+	// A subject forgotten by a column not found would still be copied.
+	missingColumns("identifies", j.entry.Identifies)
 	for _, cc := range []struct{ key, col string }{{"updated_at", j.entry.UpdatedAt}, {"created_at", j.entry.CreatedAt}} {
 		if cc.col == "" {
 			continue
@@ -375,15 +398,48 @@ func compile(j *job, key []byte) (*compiled, error) {
 
 // Check resolves an input without copying: one TableReport per table, with
 // the error that a run would meet (missing table or column, a rule that does
-// not fit its column, no primary key).
-func Check(ctx context.Context, src nopii.Source, in *config.Input, key []byte) ([]TableReport, error) {
-	jobs, err := resolve(ctx, src, in, key, false)
+// not fit its column, no primary key), and a warning for each pattern that
+// chooses no table (a misspelt schema copies nothing, silently).
+func Check(ctx context.Context, src nopii.Source, in *config.Input, key []byte) (tables []TableReport, warnings []string, err error) {
+	jobs, warnings, err := resolveAll(ctx, src, in, key, false)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := make([]TableReport, len(jobs))
+	tables = make([]TableReport, len(jobs))
 	for i, j := range jobs {
-		out[i] = j.report(nil)
+		tables[i] = j.report(nil)
 	}
-	return out, nil
+	return tables, warnings, nil
+}
+
+// unmatchedPatterns says which of an input's patterns choose no table.
+func unmatchedPatterns(in *config.Input, rels []nopii.Relation) []string {
+	var out []string
+	for _, e := range in.Tables {
+		if !e.Pattern || e.Exclude {
+			continue
+		}
+		if !slices.ContainsFunc(rels, func(r nopii.Relation) bool { return chooses(&e, r) }) {
+			out = append(out, fmt.Sprintf("%s: pattern %s chooses no table in source %s%s", e.Pos, e.Name, in.Name, schemaHint(e.Schema, rels)))
+		}
+	}
+	return out
+}
+
+// schemaHint is "; did you mean x?" for a pattern's schema that the source
+// lacks, with the schema closest to it.
+func schemaHint(schema string, rels []nopii.Relation) string {
+	var schemas []string
+	for _, r := range rels {
+		if globMatch(schema, r.Name.Schema) {
+			return ""
+		}
+		if !slices.Contains(schemas, r.Name.Schema) {
+			schemas = append(schemas, r.Name.Schema)
+		}
+	}
+	if s := didyoumean.Closest(schema, schemas); s != "" {
+		return fmt.Sprintf("; did you mean schema %s?", s)
+	}
+	return fmt.Sprintf(" (no schema matches %s)", schema)
 }

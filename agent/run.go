@@ -252,9 +252,12 @@ func (ir *inputRun) attempt(ctx context.Context, only map[string]bool) ([]result
 	defer src.Close()
 	logPhase(ir.log, "open source", t0)
 	t0 = time.Now()
-	jobs, err := resolve(ctx, src, ir.in, ir.key, computesGenerated(ir.feeds))
+	jobs, unmatched, err := resolveAll(ctx, src, ir.in, ir.key, computesGenerated(ir.feeds))
 	if err != nil {
 		return nil, nil, err
+	}
+	if only == nil {
+		ir.warnUnmatched(unmatched)
 	}
 	logPhase(ir.log, "resolve", t0)
 	jobs, streamed := splitCDC(jobs)
@@ -355,15 +358,29 @@ func joinError(a, b string) string {
 // With omitGenerated (every feed computes stored generated columns), the
 // source sends no values for them, and they need no rule.
 func resolve(ctx context.Context, src nopii.Source, in *config.Input, key []byte, omitGenerated bool) ([]*job, error) {
+	jobs, _, err := resolveAll(ctx, src, in, key, omitGenerated)
+	return jobs, err
+}
+
+// resolveAll is resolve that also says which of the input's patterns
+// choose no table (a misspelt schema would copy nothing, silently).
+func resolveAll(ctx context.Context, src nopii.Source, in *config.Input, key []byte, omitGenerated bool) (jobs []*job, unmatched []string, err error) {
 	rels, err := src.Relations(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	jobs := selectRelations(in, rels)
+	jobs = selectRelations(in, rels)
 	for _, j := range jobs {
 		describe(ctx, src, in, j, key, omitGenerated)
 	}
-	return jobs, nil
+	return jobs, unmatchedPatterns(in, rels), nil
+}
+
+// warnUnmatched logs the patterns that choose no table.
+func (ir *inputRun) warnUnmatched(unmatched []string) {
+	for _, u := range unmatched {
+		ir.log.Warn("pattern chooses no table", "detail", u)
+	}
 }
 
 // report is the job's line of the report before it is copied: what

@@ -150,6 +150,14 @@ func (g *globals) logger(quietOnTTY bool) (*slog.Logger, error) {
 	case "text":
 		return slog.New(slog.NewTextHandler(g.stderr, opts)), nil
 	case "json":
+		// Durations as people and log queries read them ("500ms", "30s"),
+		// as the text handler writes them, not in nanoseconds.
+		opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+			if a.Value.Kind() == slog.KindDuration {
+				return slog.String(a.Key, a.Value.Duration().String())
+			}
+			return a
+		}
 		return slog.New(slog.NewJSONHandler(g.stderr, opts)), nil
 	}
 	return nil, usageError{fmt.Errorf("--log-format %q", g.logFormat), "use text or json"}

@@ -3,6 +3,7 @@ package cmd
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -45,7 +46,7 @@ of it (an agent's, another nopii run) held its feeds' run lock for longer than
 			var locked []*nopii.LockedError
 			var reports []*agent.Report
 			for _, wf := range wfs {
-				bars := newProgressBars(g.stderr, tty, log)
+				bars := newProgressBars(g.stderr, tty, log.With(agent.LogKeyWorkflow, wf.Name))
 				runner := newRunner(log, bars)
 				runner.LockWait = wait
 				var held *nopii.LockedError
@@ -110,7 +111,7 @@ func printReport(w io.Writer, r *agent.Report) {
 			status = "FAILED"
 		}
 		up, del := "-", "-"
-		if t.Mode == agent.ModeDelta {
+		if t.Mode == agent.ModeDelta || t.Mode == agent.ModeCDC {
 			up, del = fmt.Sprint(t.Upserted), fmt.Sprint(t.Deleted)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%.2f\t%.0f\t%s\t%s\n", t.Input, t.Table, t.Target, t.Mode, t.Rows, up, del,
@@ -118,7 +119,11 @@ func printReport(w io.Writer, r *agent.Report) {
 	}
 	tw.Flush()
 	for _, t := range r.Tables {
-		if t.Error == "" && (t.DriftForced || t.Mode == agent.ModeDelta) {
+		switch {
+		case t.Error == "" && t.Mode == agent.ModeCDC:
+			// What the run did: a first copy (and why), the changes streamed.
+			fmt.Fprintf(w, "%s %s: %s\n", t.Input, t.Table, strings.TrimPrefix(joinNonEmpty("; ", t.Reason, t.Note), "cdc: "))
+		case t.Error == "" && (t.DriftForced || t.Mode == agent.ModeDelta):
 			fmt.Fprintf(w, "%s %s: %s\n", t.Input, t.Table, t.Reason)
 		}
 		if t.Forgotten > 0 {
@@ -138,4 +143,9 @@ func printReport(w io.Writer, r *agent.Report) {
 			fmt.Fprintf(w, "%s %s: %s\n", t.Input, t.Table, strings.ReplaceAll(t.Error, "\n", "\n  "))
 		}
 	}
+}
+
+// joinNonEmpty joins the parts that are not empty.
+func joinNonEmpty(sep string, parts ...string) string {
+	return strings.Join(slices.DeleteFunc(parts, func(p string) bool { return p == "" }), sep)
 }

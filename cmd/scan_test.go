@@ -159,3 +159,73 @@ agent:
 		t.Fatalf("posted findings %v, want only person.profile: %s", got, want)
 	}
 }
+
+// TestScanConfigInputs: nopii scan --config, without --dsn, scans each
+// database the file's inputs read (its DSN from the file, so from the
+// environment), once, against the rules of the inputs that read it.
+func TestScanConfigInputs(t *testing.T) {
+	prodDSN, crmDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	mustExec(t, mustConnect(t, prodDSN), `CREATE TABLE public.customer (id int PRIMARY KEY, email text, phone text);
+		INSERT INTO public.customer SELECT i, 'c' || i || '@shop.example', '+4915112345' || lpad(i::text, 3, '0') FROM generate_series(1, 50) i`)
+	mustExec(t, mustConnect(t, crmDSN), `CREATE TABLE public.contact (id int PRIMARY KEY, mail text);
+		INSERT INTO public.contact SELECT i, 'k' || i || '@crm.example' FROM generate_series(1, 50) i`)
+	t.Setenv("SCAN_PROD_URL", prodDSN)
+	t.Setenv("SCAN_CRM_URL", crmDSN)
+	cfg := writeConfig(t, workflowYAML("shop", "${SCAN_PROD_URL}", `          - name: public.customer
+            columns:
+              email: { rule: redact_email }
+`, `      - name: crm
+        dsn: ${SCAN_CRM_URL}
+        tables:
+          - name: public.contact
+    feeds:
+      - type: twin
+        dsn: `+twinDSN+`
+  - name: phones
+    inputs:
+      - name: prod_again
+        dsn: ${SCAN_PROD_URL}
+        tables:
+          - name: public.customer
+            columns:
+              phone: { rule: mask }
+    feeds:
+      - type: twin
+        dsn: `+twinDSN+`
+`))
+	for _, tc := range []struct {
+		format string
+		want   []string // in this order
+		not    []string
+	}{
+		{"table", []string{"# workflow shop, input prod\n", "0 columns look like personal data\n", "\n# workflow shop, input crm\n", "contact  mail", "1 column looks like personal data\n"},
+			[]string{"customer  email", "customer  phone", "prod_again"}},
+		{"yaml", []string{"# workflow shop, input prod\n", "# workflow shop, input crm\n", "# public.contact has an entry already: add to its columns:\n", "mail: { rule: redact_email }"},
+			[]string{"email: {", "phone: {"}},
+		{"json", []string{`"table": "contact"`, `"column": "mail"`}, []string{"# workflow", `"column": "email"`, `"column": "phone"`}},
+	} {
+		t.Run(tc.format, func(t *testing.T) {
+			code, out, errOut := runCLI(t, "scan", "--config", cfg, "--format", tc.format, "--log-level", "warn")
+			if code != 0 {
+				t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+			}
+			rest := out
+			for _, w := range tc.want {
+				i := strings.Index(rest, w)
+				if i < 0 {
+					t.Fatalf("lacks %q (in this order):\n%s", w, out)
+				}
+				rest = rest[i+len(w):]
+			}
+			for _, n := range tc.not {
+				if strings.Contains(out, n) {
+					t.Errorf("has %q:\n%s", n, out)
+				}
+			}
+		})
+	}
+	code, _, errOut := runCLI(t, "scan")
+	if want := "Error: --dsn or --config is required\n"; code != 1 || !strings.HasPrefix(errOut, want) {
+		t.Errorf("scan without a database: exit %d, stderr %q, want 1 and %q", code, errOut, want)
+	}
+}

@@ -1,7 +1,9 @@
 package cmd
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -61,20 +63,36 @@ table and column exists, and that every rule fits its column's type.`,
 						report("input %s: %v", in.Name, err)
 						continue
 					}
-					tables, err := agent.Check(ctx, src, in, key)
+					tables, warnings, err := agent.Check(ctx, src, in, key)
 					src.Close()
 					if err != nil {
 						report("input %s: %v", in.Name, err)
 						continue
 					}
+					// The tables that pass, then the warnings and problems in
+					// the order of the file, as a compiler lists them.
+					var found []finding
+					for _, w := range warnings {
+						found = append(found, newFinding("!", w, cfg.File, "input "+in.Name))
+					}
 					for _, t := range tables {
-						if t.Error != "" {
-							// One line per problem: describe reports them all.
-							for _, p := range strings.Split(t.Error, "\n") {
-								report("input %s: %s: %s", in.Name, t.Table, p)
-							}
-						} else {
+						if t.Error == "" {
 							fmt.Fprintf(g.stdout, "  ✓ input %s: %s (%s)\n", in.Name, t.Table, human.Count(len(t.Redacted), "rule"))
+							continue
+						}
+						// One line per problem: describe reports them all.
+						for _, p := range strings.Split(t.Error, "\n") {
+							found = append(found, newFinding("✗", p, cfg.File, fmt.Sprintf("input %s: %s", in.Name, t.Table)))
+						}
+					}
+					slices.SortStableFunc(found, func(a, b finding) int {
+						return cmp.Or(cmp.Compare(a.line, b.line), cmp.Compare(a.col, b.col))
+					})
+					for _, f := range found {
+						if f.mark == "✗" {
+							report("%s", f.text)
+						} else {
+							fmt.Fprintf(g.stdout, "  %s %s\n", f.mark, f.text)
 						}
 					}
 				}
@@ -90,4 +108,23 @@ table and column exists, and that every rule fits its column's type.`,
 	c.Flags().StringVarP(&cfgPath, "config", "c", "", "workflow file (YAML)")
 	c.Flags().BoolVar(&connect, "connect", false, "also connect and check tables, columns and rule types")
 	return c
+}
+
+// finding is one line of validate --connect about a table or a pattern, at
+// its place in the file when it has one (line 0: none).
+type finding struct {
+	mark, text string
+	line, col  int
+}
+
+// newFinding places a message that starts with file:line:col; one without a
+// place says what it is about (context).
+func newFinding(mark, msg, file, context string) finding {
+	if rest, ok := strings.CutPrefix(msg, file+":"); ok {
+		var line, col int
+		if n, _ := fmt.Sscanf(rest, "%d:%d:", &line, &col); n == 2 {
+			return finding{mark: mark, text: msg, line: line, col: col}
+		}
+	}
+	return finding{mark: mark, text: context + ": " + msg}
 }

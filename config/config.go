@@ -196,7 +196,7 @@ type Table struct {
 
 	Columns []ColumnRule // in file order
 	Pos     Pos
-	KeyPos  map[string]Pos // of the value of each key the entry sets (updated_at, primary_key …)
+	KeyPos  map[string]Pos // of the value of each key the entry sets (updated_at, primary_key …), and of each item of a list ("primary_key[1]")
 }
 
 // EffectiveMode returns Mode, or the mode SPEC §1 implies when it is not

@@ -442,7 +442,7 @@ func TestExpansion(t *testing.T) {
 		// Only the expansion error, not also "expected an integer".
 		text := strings.Replace(fmt.Sprintf(minimal, "x"), "${PAR:-0}", "${PAR}", 1)
 		_, err := parse(t, text, nil)
-		assertOneError(t, err, "test.yaml:4:18: workflows[0].parallelism: environment variable PAR is not set (write ${PAR:-} if it may be empty)")
+		assertOneError(t, err, "test.yaml:4:18: workflows[0].parallelism: environment variable PAR is not set: export it, or write ${PAR:-default} for a default")
 	})
 }
 

@@ -463,6 +463,12 @@ func (d *decoder) table(n *yaml.Node, path string) (Table, *yaml.Node) {
 			t.KeyPos = map[string]Pos{}
 		}
 		t.KeyPos[name] = nodePos(d.file, p.val)
+		if v := d.deref(p.val); v.Kind == yaml.SequenceNode {
+			// Each item of a list (primary_key: [a, b]) at its own place.
+			for i, item := range v.Content {
+				t.KeyPos[fmt.Sprintf("%s[%d]", name, i)] = nodePos(d.file, item)
+			}
+		}
 	}
 
 	switch {

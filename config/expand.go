@@ -100,7 +100,7 @@ func expandString(s string, getenv func(string) (string, bool)) (string, error) 
 		case hasDef && v == "":
 			v = def
 		case !ok:
-			return "", fmt.Errorf("environment variable %s is not set (write ${%s:-} if it may be empty)", name, name)
+			return "", fmt.Errorf("environment variable %s is not set: export it, or write ${%s:-default} for a default", name, name)
 		}
 		b.WriteString(v)
 	}

@@ -762,17 +762,7 @@ func (d *deltaLoad) upsert(ctx context.Context) error {
 
 // serverMajor returns the major version of the server conn is connected
 // to, 0 when it cannot tell.
-func serverMajor(conn *pgx.Conn) int {
-	v := conn.PgConn().ParameterStatus("server_version") // "15.8 (Debian 15.8-1)", "9.6.24"
-	n := 0
-	for _, r := range v {
-		if r < '0' || r > '9' {
-			break
-		}
-		n = n*10 + int(r-'0')
-	}
-	return n
-}
+func serverMajor(conn *pgx.Conn) int { return pgconnect.ServerMajor(conn.PgConn()) }
 
 // Applied returns the rows upserted (inserted, or updated because they
 // changed) and deleted by Commit.

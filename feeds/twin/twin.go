@@ -58,6 +58,11 @@ func Open(ctx context.Context, dsn string, o Options) (*Feed, error) {
 	if o.Connect.What == "" {
 		o.Connect.What = "twin"
 	}
+	if o.Connect.MinServer == 0 {
+		// Types, DDL and key digests as on a source of 12 (docs: README,
+		// PostgreSQL versions); MERGE from 15, UPDATE and INSERT before.
+		o.Connect.MinServer = 12
+	}
 	o.Connect.Logger = o.Logger
 	if o.LockTimeout <= 0 {
 		o.LockTimeout = 10 * time.Second

@@ -25,6 +25,45 @@ type Options struct {
 	Backoff  time.Duration // first wait, doubled each time; default 500ms
 	Logger   *slog.Logger
 	What     string // "source prod" / "twin": named in errors and logs
+	// MinServer, when set, refuses a server of an older major version, and
+	// NeededFor says what needs it ("mode cdc"; default nopii).
+	MinServer int
+	NeededFor string
+}
+
+// ServerMajor returns the major version of the server conn is connected
+// to, 0 when it cannot tell.
+func ServerMajor(conn *pgconn.PgConn) int {
+	return major(conn.ParameterStatus("server_version"))
+}
+
+// major reads the major version of a server_version such as
+// "15.8 (Debian 15.8-1)", "9.6.24" (9) or "17devel".
+func major(v string) int {
+	n := 0
+	for _, r := range v {
+		if r < '0' || r > '9' {
+			break
+		}
+		n = n*10 + int(r-'0')
+	}
+	return n
+}
+
+// checkServer refuses a server older than o.MinServer, saying which it is
+// and what it needs; a version it cannot read passes.
+func checkServer(version string, o Options) error {
+	if m := major(version); o.MinServer == 0 || m == 0 || m >= o.MinServer {
+		return nil
+	}
+	needs := o.NeededFor
+	if needs == "" {
+		needs = "nopii"
+	}
+	if v, _, ok := strings.Cut(version, " "); ok {
+		version = v
+	}
+	return fmt.Errorf("%s runs PostgreSQL %s: %s needs PostgreSQL %d or later", o.What, version, needs, o.MinServer)
 }
 
 // SessionSettings pins what nopii's output depends on and turns off the
@@ -75,6 +114,10 @@ func ConnectConfig(ctx context.Context, cfg *pgx.ConnConfig, o Options) (*pgx.Co
 	for ; attempt <= o.Attempts; attempt++ {
 		conn, err := pgx.ConnectConfig(ctx, cfg)
 		if err == nil {
+			if err := checkServer(conn.PgConn().ParameterStatus("server_version"), o); err != nil {
+				conn.Close(context.Background())
+				return nil, err
+			}
 			return conn, nil
 		}
 		last = err
@@ -172,15 +215,20 @@ func Describe(err error) string {
 // list every attempt under "failed to connect to …:", one "\n\t"-indented
 // line each: with sslmode prefer (the default) a refused TLS attempt and
 // the plain one that follows fail alike, so each dial error would print
-// twice. A single remaining attempt goes on the same line.
+// twice, and an unknown host is named twice too. A single remaining
+// attempt goes on the same line.
 func oneLinePerAttempt(msg string) string {
 	head, rest, ok := strings.Cut(msg, "\n\t")
 	if !ok {
 		return msg
 	}
 	var lines []string
-	for _, l := range strings.Split(rest, "\n\t") {
-		if !slices.Contains(lines, l) {
+	all := strings.Split(rest, "\n\t")
+	for _, l := range all {
+		// A line that another ends with says nothing more: a failed lookup
+		// is listed as "hostname resolving error: lookup …" and "lookup …".
+		longer := slices.ContainsFunc(all, func(m string) bool { return m != l && strings.HasSuffix(m, l) })
+		if !longer && !slices.Contains(lines, l) {
 			lines = append(lines, l)
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/nopii/nopii/internal/pgtest"
 )
 
 func TestLost(t *testing.T) {
@@ -73,9 +75,52 @@ func TestOneLinePerAttempt(t *testing.T) {
 		{"plain error", "plain error"},
 		{"failed to connect to `user=u`:\n\ta: refused\n\ta: refused", "failed to connect to `user=u`: a: refused"},
 		{"failed to connect to `user=u`:\n\ta: refused\n\tb: timeout\n\ta: refused", "failed to connect to `user=u`:\n\ta: refused\n\tb: timeout"},
+		{"failed to connect to `user=postgres database=prod`:\n\thostname resolving error: lookup nohost.invalid on 10.0.0.53:53: no such host\n\tlookup nohost.invalid on 10.0.0.53:53: no such host",
+			"failed to connect to `user=postgres database=prod`: hostname resolving error: lookup nohost.invalid on 10.0.0.53:53: no such host"},
 	} {
 		if got := oneLinePerAttempt(tc.in); got != tc.want {
 			t.Errorf("oneLinePerAttempt(%q) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestCheckServer: a server older than nopii supports is refused with its
+// version and what needs a newer one.
+func TestCheckServer(t *testing.T) {
+	for _, tc := range []struct {
+		version string
+		o       Options
+		want    string // "" passes
+	}{
+		{"15.8 (Debian 15.8-1.pgdg120+1)", Options{What: "source prod", MinServer: 12}, ""},
+		{"12.0", Options{What: "source prod", MinServer: 12}, ""},
+		{"17devel", Options{What: "twin", MinServer: 12}, ""},
+		{"11.22 (Debian 11.22-0+deb10u1)", Options{What: "source prod", MinServer: 12}, "source prod runs PostgreSQL 11.22: nopii needs PostgreSQL 12 or later"},
+		{"9.6.24", Options{What: "twin", MinServer: 12}, "twin runs PostgreSQL 9.6.24: nopii needs PostgreSQL 12 or later"},
+		{"12.17", Options{What: "source prod", MinServer: 13, NeededFor: "mode cdc"}, "source prod runs PostgreSQL 12.17: mode cdc needs PostgreSQL 13 or later"},
+		{"9.6.24", Options{What: "source prod"}, ""},          // no minimum
+		{"", Options{What: "source prod", MinServer: 12}, ""}, // cannot tell: let the queries speak
+	} {
+		err := checkServer(tc.version, tc.o)
+		if got := fmt.Sprint(err); (tc.want == "" && err != nil) || (tc.want != "" && got != tc.want) {
+			t.Errorf("checkServer(%q, %+v) = %v, want %q", tc.version, tc.o, err, tc.want)
+		}
+	}
+}
+
+// TestConnectRefusesOldServer: the check runs on a real connection, once,
+// without retries.
+func TestConnectRefusesOldServer(t *testing.T) {
+	dsn := pgtest.MustDatabase(t)
+	conn, err := Connect(context.Background(), dsn, Options{What: "source prod", MinServer: 12})
+	if err != nil {
+		t.Fatalf("PostgreSQL 12 or later refused: %v", err)
+	}
+	v := conn.PgConn().ParameterStatus("server_version")
+	conn.Close(context.Background())
+	_, err = Connect(context.Background(), dsn, Options{What: "source prod", MinServer: 99, NeededFor: "a feature from the future"})
+	want := fmt.Sprintf("source prod runs PostgreSQL %s: a feature from the future needs PostgreSQL 99 or later", strings.Fields(v)[0])
+	if err == nil || err.Error() != want {
+		t.Errorf("connect to PostgreSQL %s with MinServer 99: %v, want %q", v, err, want)
 	}
 }

@@ -337,17 +337,18 @@ func TestDescribeKeys(t *testing.T) {
 		wantColumns []string
 		partitioned bool
 		view        bool
+		keyless     bool // the error comes with the table, described but without a key
 	}{
 		{name: "single key", rel: rel("public", "single"), wantKey: []string{"id"}, wantColumns: []string{"id", "v"}},
 		{name: "composite key in index order", rel: rel("public", "composite"), wantKey: []string{"c", "a"}, wantColumns: []string{"a", "b", "c", "v"}},
 		{name: "override replaces the catalog key", rel: rel("public", "composite"), primaryKey: []string{"b"}, wantKey: []string{"b"}},
 		{name: "override on a table without key", rel: rel("public", "nokey"), primaryKey: []string{"y", "x"}, wantKey: []string{"y", "x"}},
-		{name: "override names a missing column", rel: rel("public", "nokey"), primaryKey: []string{"x", "nope"}, wantErr: nopii.ErrNotFound, wantErrText: `"nope"`},
-		{name: "no key", rel: rel("public", "nokey"), wantErr: nopii.ErrNoPrimaryKey},
+		{name: "override names a missing column", rel: rel("public", "nokey"), primaryKey: []string{"x", "nope"}, wantErr: nopii.ErrNotFound, wantErrText: `"nope"`, keyless: true},
+		{name: "no key", rel: rel("public", "nokey"), wantErr: nopii.ErrNoPrimaryKey, keyless: true},
 		{name: "missing table", rel: rel("public", "nope"), wantErr: nopii.ErrNotFound},
 		{name: "missing schema", rel: rel("nope", "single"), wantErr: nopii.ErrNotFound},
 		{name: "reserved column", rel: rel("public", "reserved"), wantErrText: "source_primary_key"},
-		{name: "view without override", rel: rel("public", "single_view"), wantErr: nopii.ErrNoPrimaryKey},
+		{name: "view without override", rel: rel("public", "single_view"), wantErr: nopii.ErrNoPrimaryKey, keyless: true},
 		{name: "view with override", rel: rel("public", "single_view"), primaryKey: []string{"id"}, wantKey: []string{"id"}, view: true},
 		{name: "partitioned root", rel: rel("public", "events"), wantKey: []string{"id", "day"}, wantColumns: []string{"id", "day"}, partitioned: true},
 		{name: "partition on its own", rel: rel("public", "events_2024"), wantKey: []string{"id", "day"}},
@@ -369,6 +370,12 @@ func TestDescribeKeys(t *testing.T) {
 				}
 				if !strings.Contains(err.Error(), tt.rel.Name.String()) {
 					t.Errorf("describe %s: error %q does not name the table", tt.rel.Name, err)
+				}
+				switch {
+				case tt.keyless && (tbl == nil || len(tbl.Columns) == 0 || len(tbl.PrimaryKey) != 0):
+					t.Errorf("describe %s: table %+v with the error, want it described without a key", tt.rel.Name, tbl)
+				case !tt.keyless && tbl != nil:
+					t.Errorf("describe %s: a table with the error %q, want none", tt.rel.Name, err)
 				}
 				return
 			}

@@ -95,6 +95,7 @@ func OpenReplication(ctx context.Context, dsn string, o ReplicationOptions) (*Re
 	if o.SlotWait <= 0 {
 		o.SlotWait = 30 * time.Second
 	}
+	o.Connect.MinServer, o.Connect.NeededFor = MinServerCDC, "mode cdc"
 	cfg, conn, err := connectSource(ctx, dsn, o.Name, &o.Logger, &o.Connect)
 	if err != nil {
 		return nil, err

@@ -108,12 +108,23 @@ func Open(ctx context.Context, dsn string, o Options) (*Source, error) {
 
 // connectSource fills in the logger and connect options and opens the
 // source's catalog connection.
+// The oldest PostgreSQL a source may run: the catalog reads use
+// pg_partition_tree and pg_attribute.attgenerated (12); mode cdc creates
+// its publication WITH (publish_via_partition_root) (13).
+const (
+	MinServer    = 12
+	MinServerCDC = 13
+)
+
 func connectSource(ctx context.Context, dsn, name string, log **slog.Logger, co *pgconnect.Options) (*pgx.ConnConfig, *pgx.Conn, error) {
 	if *log == nil {
 		*log = slog.Default()
 	}
 	if co.What == "" {
 		co.What = "source " + name
+	}
+	if co.MinServer == 0 {
+		co.MinServer = MinServer
 	}
 	co.Logger = *log
 	cfg, err := pgconnect.ParseConfig(dsn)
@@ -210,9 +221,7 @@ func (s *Source) Describe(ctx context.Context, rel nopii.Relation, primaryKey []
 	defer s.mu.Unlock()
 	t, err := s.describe(ctx, rel, primaryKey)
 	if err != nil {
-		if !errors.Is(err, nopii.ErrNoPrimaryKey) {
-			t = nil
-		}
+		// t is nil but for a table described without a usable key.
 		return t, fmt.Errorf("describe %s: %w", rel.Name, err)
 	}
 	return t, nil
@@ -277,7 +286,7 @@ func (s *Source) describe(ctx context.Context, rel nopii.Relation, primaryKey []
 	if len(primaryKey) > 0 {
 		for _, k := range primaryKey {
 			if _, ok := t.Column(k); !ok {
-				return nil, fmt.Errorf("primary_key column %q: %w in table %s", k, nopii.ErrNotFound, rel.Name)
+				return t, fmt.Errorf("primary_key column %q: %w in table %s", k, nopii.ErrNotFound, rel.Name)
 			}
 		}
 		t.PrimaryKey = primaryKey
