@@ -347,6 +347,9 @@ func resolve(ctx context.Context, src nopii.Source, in *config.Input, key []byte
 	for _, j := range jobs {
 		describe(ctx, src, in, j, key)
 	}
+	if _, err := linkSubset(ctx, src, jobs, rels, key, time.Now()); err != nil {
+		return nil, err
+	}
 	return jobs, nil
 }
 
@@ -569,6 +572,9 @@ func (tc *tableCopy) copy(ctx context.Context) error {
 	dels := startDeletes(ctx, tc.src, j.table, d, tc.c, tc.deltas, tc.log)
 	defer dels.close()
 	sel := nopii.Selection{Since: d.since, WindowSince: d.window, WindowBy: d.windowBy}
+	if err := tc.selectSubset(ctx, &sel); err != nil {
+		return err
+	}
 	fork := func() (*rowPath, error) {
 		c, err := compile(j, tc.key)
 		p := newRowPath(c, j.table, tc.forgotten.fork(), tc.loads)

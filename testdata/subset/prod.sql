@@ -3,7 +3,7 @@
 -- a cycle (customer.default_address_id ↔ address.customer_id), a nullable
 -- reference, a relation the catalog lacks (customer.referrer_id, declared
 -- with references: in the tests), and a user_id column with no foreign key
--- (events).
+-- (events, page_views).
 CREATE TABLE region (id int PRIMARY KEY, name text NOT NULL);
 CREATE TABLE customer (
   id int PRIMARY KEY,
@@ -41,6 +41,7 @@ CREATE TABLE order_item (
   FOREIGN KEY (sku, variant) REFERENCES product
 );
 CREATE TABLE events (id int PRIMARY KEY, user_id int, kind text NOT NULL);
+CREATE TABLE page_views (id int PRIMARY KEY, customer_id int, url text NOT NULL);
 
 BEGIN;
 INSERT INTO region SELECT i, 'region ' || i FROM generate_series(1, 5) i;
@@ -56,5 +57,6 @@ INSERT INTO product SELECT 'sku-' || (i % 20), i / 20, 'product ' || i FROM gene
 INSERT INTO orders SELECT i, (i * 17) % 200 + 1, CASE WHEN i % 3 = 0 THEN NULL ELSE i % 30 + 1 END FROM generate_series(1, 600) i;
 INSERT INTO order_item SELECT o, l, 'sku-' || ((o * l) % 20), (o + l) % 3, l FROM generate_series(1, 600) o, generate_series(1, 3) l WHERE (o + l) % 4 <> 0;
 INSERT INTO events SELECT i, (i * 11) % 200 + 1, 'view' FROM generate_series(1, 400) i;
+INSERT INTO page_views SELECT i, (i * 3) % 200 + 1, '/p/' || i FROM generate_series(1, 300) i;
 COMMIT;
 ANALYZE;
