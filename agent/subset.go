@@ -133,6 +133,9 @@ func linkSubset(ctx context.Context, src nopii.Source, jobs []*job, rels []nopii
 	}
 	rl, ok := src.(referenceLister)
 	if !ok {
+		for _, j := range jobs {
+			j.refs = refs
+		}
 		if roots {
 			return refs, errors.New("the source cannot compute referential subsets")
 		}
@@ -143,6 +146,9 @@ func linkSubset(ctx context.Context, src nopii.Source, jobs []*job, rels []nopii
 		return nil, err
 	}
 	refs = append(catalog, refs...)
+	for _, j := range jobs {
+		j.refs = refs
+	}
 	if !roots {
 		return refs, nil
 	}

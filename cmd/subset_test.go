@@ -207,3 +207,51 @@ func TestSubsetRunAndDelta(t *testing.T) {
 		}
 	}
 }
+
+// TestSubsetSubject: subject requests follow a virtual foreign key
+// (events.user_id) as they follow foreign keys, in the subset's twin; a
+// user_id-like column without one (page_views.customer_id) is named by
+// find and forget --dry-run with the references: entry to add.
+func TestSubsetSubject(t *testing.T) {
+	prod, twin := pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	mustExec(t, mustConnect(t, prod), string(mustRead(t, "../testdata/subset/prod.sql")))
+	cfg := writeConfig(t, subsetYAML(prod, twin))
+	runJSON(t, cfg, 0)
+	tw := mustConnect(t, twin)
+	id := queryString(t, tw, "SELECT min(user_id)::text FROM events")
+	email := queryString(t, mustConnect(t, prod), "SELECT email FROM customer WHERE id = "+id)
+	events := queryInt(t, tw, "SELECT count(*) FROM events WHERE user_id = "+id)
+	if events == 0 {
+		t.Fatal("the twin holds no events of a customer in the subset")
+	}
+
+	rep := subjectReport(t, 0, "subject", "find", "--config", cfg, "--match", "email="+email)
+	ev := subjectTable(t, rep, "prod", "public.events")
+	if ev.SourceRows != events || len(ev.Feeds) != 1 || ev.Feeds[0].Rows != events {
+		t.Errorf("find: events %+v, want %d rows in source and twin", ev, events)
+	}
+	if want := "public.events(user_id) → public.customer(email)"; !slices.Contains(ev.Via, want) {
+		t.Errorf("find: events via %v, want %q", ev.Via, want)
+	}
+	wantUnfollowed := []agent.UnfollowedColumn{{Input: "prod", Table: "public.page_views", Column: "customer_id", Type: "integer",
+		References: "public.customer", Add: "references:\n  - { columns: [customer_id], table: public.customer, to: [id] }"}}
+	if !slices.Equal(rep.Unfollowed, wantUnfollowed) {
+		t.Errorf("find: unfollowed %+v\nwant %+v", rep.Unfollowed, wantUnfollowed)
+	}
+	for _, args := range [][]string{{"find"}, {"forget", "--dry-run"}} {
+		code, out, errOut := runCLI(t, append([]string{"subject"}, append(args, "--config", cfg, "--match", "email="+email)...)...)
+		want := "not followed: prod public.page_views.customer_id (integer) looks like a reference to public.customer but has no foreign key; to follow it, add under table public.page_views:\n" +
+			"    references:\n      - { columns: [customer_id], table: public.customer, to: [id] }\n"
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("subject %s exited %d, want 0 and\n%s\ngot:\n%s\n%s", strings.Join(args, " "), code, want, out, errOut)
+		}
+	}
+
+	rep = subjectReport(t, 0, "subject", "forget", "--config", cfg, "--match", "email="+email)
+	if ev := subjectTable(t, rep, "prod", "public.events"); ev.Feeds[0].Deleted != events {
+		t.Errorf("forget: events %+v, want %d deleted from the twin", ev, events)
+	}
+	if n := queryInt(t, tw, "SELECT count(*) FROM events WHERE user_id = "+id); n != 0 {
+		t.Errorf("forget left %d events of the subject in the twin", n)
+	}
+}
