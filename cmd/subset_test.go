@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -161,7 +162,41 @@ func TestSubsetRunAndDelta(t *testing.T) {
 	prod, twin := pgtest.MustDatabase(t), pgtest.MustDatabase(t)
 	mustExec(t, mustConnect(t, prod), string(mustRead(t, "../testdata/subset/prod.sql")))
 	cfg := writeConfig(t, subsetYAML(prod, twin))
+	code, out, errOut := runCLI(t, "plan", "--config", cfg, "--format", "json")
+	var plan struct{ Tables []agent.TablePlan }
+	if code != 0 || json.Unmarshal([]byte(out), &plan) != nil {
+		t.Fatalf("plan exited %d\n%s\n%s", code, out, errOut)
+	}
 	rep := runJSON(t, cfg, 0)
+	for _, p := range plan.Tables {
+		switch {
+		case p.Table == "public.page_views" && p.Subset != nil:
+			t.Errorf("plan: page_views in the subset: %+v", p.Subset)
+		case p.Table == "public.page_views":
+		case p.Subset == nil:
+			t.Errorf("plan: %s not in the subset", p.Table)
+		default:
+			if n := int64(len(twinKeys(t, twin, p.Table))); p.Subset.Rows != n {
+				t.Errorf("plan: %s subset rows %d, the run copied %d", p.Table, p.Subset.Rows, n)
+			}
+		}
+	}
+	for table, via := range map[string]string{
+		"public.customer":   "root: where email NOT LIKE 'gone%' and 10% by keyed hash",
+		"public.order_item": "children: public.order_item(order_id) → public.orders(id)",
+		"public.events":     "children: public.events(user_id) → public.customer(id)",
+		"public.product":    "referenced: public.order_item(sku, variant) → public.product(sku, variant)",
+		"public.staff":      "referenced: public.staff(manager_id) → public.staff(id)",
+	} {
+		for _, p := range plan.Tables {
+			if p.Table == table && (p.Subset == nil || !slices.Contains(p.Subset.Via, via)) {
+				t.Errorf("plan: %s not brought by %q: %+v", table, via, p.Subset)
+			}
+		}
+	}
+	if !strings.Contains(runText(t, "plan", "--config", cfg), "subset of prod public.orders: ") {
+		t.Errorf("plan's text has no subset line for orders")
+	}
 	for _, tr := range rep.Tables {
 		if tr.Outcome != agent.OutcomeCopied {
 			t.Fatalf("%s: %s %s", tr.Table, tr.Outcome, tr.Error)
@@ -254,4 +289,14 @@ func TestSubsetSubject(t *testing.T) {
 	if n := queryInt(t, tw, "SELECT count(*) FROM events WHERE user_id = "+id); n != 0 {
 		t.Errorf("forget left %d events of the subject in the twin", n)
 	}
+}
+
+// runText runs a command that must succeed and returns its stdout.
+func runText(t *testing.T, args ...string) string {
+	t.Helper()
+	code, out, errOut := runCLI(t, args...)
+	if code != 0 {
+		t.Fatalf("nopii %s exited %d\n%s\n%s", args[0], code, out, errOut)
+	}
+	return out
 }
