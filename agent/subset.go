@@ -129,7 +129,23 @@ func linkSubset(ctx context.Context, src nopii.Source, jobs []*job, rels []nopii
 	refs := virtualReferences(jobs, rels)
 	roots := false
 	for _, j := range jobs {
-		roots = roots || (j.err == nil && j.entry != nil && j.entry.Subset != nil)
+		if j.entry == nil || j.entry.Subset == nil {
+			continue
+		}
+		if j.err == nil && j.entry.Subset.Percent > 0 && len(key) == 0 {
+			j.err = fmt.Errorf("%s: subset percent of %s needs hmac_key: the share is chosen by a keyed hash of each row's key", j.entry.Subset.Pos, j.rel.Name)
+		}
+		if j.err != nil {
+			// Without its root, the subset's other tables would be copied
+			// whole: more than the file's author meant. Copy nothing.
+			for _, o := range jobs {
+				if o != j && o.err == nil {
+					o.err = fmt.Errorf("not copied: the subset's root %s cannot be copied, and without it this table could be copied whole; fix %s first", j.rel.Name, j.rel.Name)
+				}
+			}
+			return refs, nil
+		}
+		roots = true
 	}
 	rl, ok := src.(referenceLister)
 	if !ok {
@@ -163,10 +179,6 @@ func linkSubset(ctx context.Context, src nopii.Source, jobs []*job, rels []nopii
 		if e := j.entry; e != nil && e.Subset != nil {
 			st.Root = &nopii.SubsetRoot{Where: e.Subset.Where, Percent: e.Subset.Percent, WithChildren: e.Subset.WithChildren}
 			if e.Subset.Percent > 0 {
-				if len(key) == 0 {
-					j.err = fmt.Errorf("%s: subset percent of %s needs hmac_key: the share is chosen by a keyed hash of each row's key", e.Subset.Pos, j.table.Name)
-					continue
-				}
 				st.Root.Seed = SubsetSeed(key, j.table.Name)
 			}
 		}
