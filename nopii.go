@@ -326,6 +326,16 @@ type Selection struct {
 	// 1<<BucketBits (see KeyDigests), is one of Buckets.
 	BucketBits int
 	Buckets    []uint32
+	// Subset, when set and reaching the table, keeps only the table's rows
+	// in the referential subset, computed by the source in its snapshot;
+	// the table's window is then the subset's (SubsetTable.WindowSince),
+	// and WindowSince above does not apply.
+	Subset *Subset
+	// Resync, with Subset and BucketBits > 0 (not KeysOnly), also selects
+	// the subset's rows whose key falls in one of these buckets, whether a
+	// cursor selects them or not: the buckets whose rows entered or left
+	// the subset since the last run.
+	Resync []uint32
 }
 
 // KeyDigests digest a table's key texts per bucket: a delta with
@@ -356,9 +366,15 @@ type TableState struct {
 	Cursors     map[string]string `json:"cursors,omitempty"` // column → high-water mark (source text)
 	// LSN (mode cdc) is where the table's stream resumes: every source
 	// transaction that ended at or before it is in the feed's copy.
-	LSN     string    `json:"lsn,omitempty"`
-	LastRun time.Time `json:"last_run"`
-	Rows    int64     `json:"rows"`
+	LSN string `json:"lsn,omitempty"`
+	// Subset (a table in a referential subset, mode delta): the digests,
+	// per bucket of 1<<SubsetBits, of the keys the subset held when the
+	// state was saved; the next delta re-reads the buckets whose digests
+	// changed (rows that entered or left the subset).
+	SubsetBits    int                  `json:"subset_bits,omitempty"`
+	SubsetDigests map[uint32]KeyDigest `json:"subset_digests,omitempty"`
+	LastRun       time.Time            `json:"last_run"`
+	Rows          int64                `json:"rows"`
 	// Objects names the schema objects a feed built from the source's
 	// schema (a twin's constraints and indexes), so that its next full
 	// copy tells them from the objects users made, which it carries over.

@@ -48,6 +48,9 @@ type SubjectQuery struct {
 	Seeds  []SubjectSeed
 	Values []string
 	Tables []*Table
+	// References are virtual foreign keys (the configuration's
+	// references:), followed as the catalog's are.
+	References []Reference
 }
 
 // SubjectRows are the rows of one source table that belong to a subject.

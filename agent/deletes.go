@@ -64,7 +64,7 @@ func startDeletes(ctx context.Context, src nopii.Source, t *nopii.Table, d *deci
 		return nil
 	}
 	dd := &deleteDetection{src: src, table: t, deltas: deltas, log: log,
-		sel: nopii.Selection{KeysOnly: true, WindowSince: d.window, WindowBy: d.windowBy}}
+		sel: nopii.Selection{KeysOnly: true, WindowSince: d.window, WindowBy: d.windowBy, Subset: d.subset}}
 	kd, ok := src.(keyDigester)
 	if !ok || c.keyFn != nil {
 		return dd

@@ -26,7 +26,9 @@ type decision struct {
 	since    []nopii.Cursor
 	window   time.Time
 	windowBy []string
-	deletes  bool // stream keys for the anti-join (detect_deletes or window)
+	deletes  bool              // stream keys for the anti-join (detect_deletes, window or subset)
+	prev     *nopii.TableState // the oldest feed state, nil on a first run
+	subset   *nopii.Subset     // the input's subset, when it reaches the table
 	// unruled are the table's columns without a rule, as the guard judged
 	// them (guard.go).
 	unruled []unruledColumn
@@ -40,16 +42,10 @@ func decide(ctx context.Context, src nopii.Source, feeds []nopii.Feed, wf *confi
 	if e != nil {
 		mode = e.EffectiveMode()
 	}
-	if e != nil && e.Window > 0 {
-		d.window = now.Add(-e.Window)
-		switch e.WindowBy {
-		case config.WindowByUpdatedAt:
-			d.windowBy = []string{e.UpdatedAt}
-		case config.WindowByBoth:
-			d.windowBy = []string{e.CreatedAt, e.UpdatedAt}
-		default:
-			d.windowBy = []string{e.CreatedAt}
-		}
+	if j.subsetTable() == nil {
+		// In a subset, the window is the subset's: it limits the table's
+		// root and child rows, not the rows that others reference.
+		d.window, d.windowBy = windowOf(e, now)
 	}
 	var prev *nopii.TableState
 	var states []*nopii.TableState // one per feed; nil where a feed has none
@@ -104,6 +100,14 @@ func decide(ctx context.Context, src nopii.Source, feeds []nopii.Feed, wf *confi
 	}
 	if e != nil && d.mode == ModeDelta {
 		d.deletes = e.DetectDeletes || e.Window > 0
+	}
+	d.prev, d.subset = prev, j.subset
+	if d.mode == ModeDelta && j.subsetTable() != nil {
+		// Rows leave a subset without being deleted (a predicate no longer
+		// matched, a parent no longer referenced): remove them, as
+		// detect_deletes does.
+		d.deletes = true
+		d.reason += "; rows that left the subset are removed"
 	}
 	if err := judgeUnruled(ctx, src, wf, j, states, d); err != nil {
 		return nil, err

@@ -23,7 +23,18 @@ type TablePlan struct {
 	// with each.
 	Unruled  []UnruledPlan `json:"unruled_columns,omitempty"`
 	Warnings []string      `json:"warnings,omitempty"`
-	Error    string        `json:"error,omitempty"`
+	// Subset is the table's share of the input's referential subset.
+	Subset *SubsetPlan `json:"subset,omitempty"`
+	Error  string      `json:"error,omitempty"`
+}
+
+// SubsetPlan is a table's place in a referential subset: how many of its
+// rows the subset holds in the source now, and how the subset reaches it
+// (the root's selection, the foreign keys that bring its rows).
+type SubsetPlan struct {
+	Rows      int64    `json:"rows"`
+	TableRows int64    `json:"table_rows_estimate"`
+	Via       []string `json:"via"`
 }
 
 // UnruledPlan is a column without a rule in a plan.
@@ -82,6 +93,14 @@ func (ir *inputRun) plan(ctx context.Context) ([]TablePlan, error) {
 			continue
 		}
 		p.Mode, p.Reason, p.Drift = d.mode, d.reason, d.drift
+		if st := j.subsetTable(); st != nil {
+			p.Subset = &SubsetPlan{Rows: -1, TableRows: j.table.EstRows, Via: st.Via}
+			if sc, ok := src.(subsetCounter); ok {
+				if p.Subset.Rows, err = sc.SubsetRows(ctx, j.table, j.subset); err != nil {
+					p.Error = err.Error()
+				}
+			}
+		}
 		for _, u := range d.flagged(false) {
 			p.Unclassified = append(p.Unclassified, fmt.Sprintf("%s: %s → add %s", u.column.Name, u.finding.Kind, u.suggestion()))
 		}

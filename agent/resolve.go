@@ -26,10 +26,12 @@ type job struct {
 	mode      Mode
 	note      string
 	redacted  []string
-	inherited nopii.TableName // the parent whose rules an inheritance child took
-	cdc       *cdcCopy        // mode cdc: a full copy that starts the table's stream
-	streams   streams         // the copy streams of the run's copyAll
-	split     int             // most streams that may read this table at once (page ranges)
+	inherited nopii.TableName   // the parent whose rules an inheritance child took
+	cdc       *cdcCopy          // mode cdc: a full copy that starts the table's stream
+	subset    *nopii.Subset     // the input's subset, when it reaches the table
+	refs      []nopii.Reference // the input's foreign keys, catalog and virtual (shared by its jobs)
+	streams   streams           // the copy streams of the run's copyAll
+	split     int               // most streams that may read this table at once (page ranges)
 	err       error
 }
 

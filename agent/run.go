@@ -373,6 +373,9 @@ func resolveAll(ctx context.Context, src nopii.Source, in *config.Input, key []b
 	for _, j := range jobs {
 		describe(ctx, src, in, j, key, omitGenerated)
 	}
+	if _, err := linkSubset(ctx, src, jobs, rels, key, time.Now()); err != nil {
+		return nil, nil, err
+	}
 	return jobs, unmatchedPatterns(in, rels), nil
 }
 
@@ -602,6 +605,9 @@ func (tc *tableCopy) copy(ctx context.Context) error {
 	dels := startDeletes(ctx, tc.src, j.table, d, tc.c, tc.deltas, tc.log)
 	defer dels.close()
 	sel := nopii.Selection{Since: d.since, WindowSince: d.window, WindowBy: d.windowBy}
+	if err := tc.selectSubset(ctx, &sel); err != nil {
+		return err
+	}
 	fork := func() (*rowPath, error) {
 		c, err := compile(j, tc.key)
 		p := newRowPath(c, j.table, tc.forgotten.fork(), tc.loads)

@@ -58,8 +58,12 @@ type SubjectReport struct {
 	DryRun    bool           `json:"dry_run,omitempty"`
 	Subjects  []string       `json:"subjects"` // keyed hashes, one per request
 	Tables    []SubjectTable `json:"tables"`
-	Status    string         `json:"status"` // success, failed
-	Error     string         `json:"error,omitempty"`
+	// Unfollowed are columns that look like references to a subject's
+	// table and that nothing declares (no foreign key, no references:
+	// entry): the request did not look there.
+	Unfollowed []UnfollowedColumn `json:"unfollowed,omitempty"`
+	Status     string             `json:"status"` // success, failed
+	Error      string             `json:"error,omitempty"`
 }
 
 // SubjectTable is one source table's line of a SubjectReport.
@@ -101,6 +105,9 @@ type subjectInput struct {
 	all    []nopii.SubjectQuery   // every request's queries, OR'ed
 	per    [][]nopii.SubjectQuery // per request; nil when the request has no identifying column here
 	tables []*subjectTableRun
+	// unfollowed are the columns that look like references to a seed
+	// table but that no reference declares.
+	unfollowed []UnfollowedColumn
 }
 
 type subjectTableRun struct {
@@ -270,11 +277,27 @@ func (r *Runner) matchInput(ctx context.Context, sr *subjectRun, in *config.Inpu
 		}
 	}
 	si := &subjectInput{in: in, ss: ss}
+	var refs, virtual []nopii.Reference
+	if len(jobs) > 0 {
+		refs = jobs[0].refs
+	}
+	for _, r := range refs {
+		if r.Virtual {
+			virtual = append(virtual, r)
+		}
+	}
+	var seedTables []*nopii.Table
+	for _, j := range jobs {
+		if j.table != nil && j.err == nil && j.entry != nil && len(j.entry.Identifies) > 0 {
+			seedTables = append(seedTables, j.table)
+		}
+	}
+	si.unfollowed = unfollowed(in.Name, seedTables, described, refs)
 	for _, req := range sr.reqs {
 		var qs []nopii.SubjectQuery
 		for _, m := range req.Matches {
 			if len(byColumn[m.Column]) > 0 {
-				qs = append(qs, nopii.SubjectQuery{Seeds: byColumn[m.Column], Values: []string{m.Value}, Tables: described})
+				qs = append(qs, nopii.SubjectQuery{Seeds: byColumn[m.Column], Values: []string{m.Value}, Tables: described, References: virtual})
 			}
 		}
 		si.per = append(si.per, qs)
@@ -358,6 +381,7 @@ func feedKeys(j *job, key []byte, keys []string) ([]string, error) {
 func (sr *subjectRun) report(ctx context.Context, action string, count bool) (*SubjectReport, error) {
 	rep := &SubjectReport{Workflow: sr.wf.Name, Action: action, Subjects: sr.subjects, Tables: []SubjectTable{}}
 	for _, si := range sr.inputs {
+		rep.Unfollowed = append(rep.Unfollowed, si.unfollowed...)
 		for _, t := range si.tables {
 			st := SubjectTable{Input: si.in.Name, Table: t.rows.Table.String(), Via: t.rows.Via, SourceRows: t.rows.Rows,
 				TableRows: t.rows.TableRows, Proportion: t.rows.Proportion(), Feeds: []SubjectFeedRows{}}

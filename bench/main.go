@@ -13,6 +13,7 @@
 //
 //	go run ./bench -rows 1000000 -runs 3
 //	go run ./bench -delta -recent -deletes   # the delta runs alone, and their variants
+//	go run ./bench -subset                   # 10% of 1M users and their orders against the full copy (bench/subset.go)
 package main
 
 import (
@@ -51,7 +52,15 @@ func main() {
 	deletes := flag.Bool("deletes", false, "-delta: also with detect_deletes, without deletes and with 0.01% of the rows deleted before each delta")
 	flag.BoolVar(&noRules, "norules", false, "nopii without column rules (every column as it is): the pipeline's cost apart from the redaction's")
 	recent := flag.Bool("recent", false, "-delta: also with the newest 1% of the rows changed instead of every 100th")
+	subset := flag.Bool("subset", false, "benchmark a referential subset: 10% of -rows users with their orders (twice as many rows) against the full copy")
 	flag.Parse()
+	if *subset {
+		if err := subsetBench(context.Background(), *rows, *runs); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *deltaOnly {
 		if err := deltaBench(context.Background(), *rows, *runs, *deletes, *recent); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)

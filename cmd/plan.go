@@ -79,6 +79,12 @@ func printPlan(g *globals, wf string, plans []agent.TablePlan) {
 				fmt.Fprintf(g.stdout, "  %s (%s): %s\n", u.Column, u.Type, u.Guard)
 			}
 		}
+		if s := p.Subset; s != nil {
+			fmt.Fprintf(g.stdout, "subset of %s %s: %d of about %d rows, brought by:\n", p.Input, p.Table, s.Rows, max(s.TableRows, s.Rows))
+			for _, v := range s.Via {
+				fmt.Fprintf(g.stdout, "  %s\n", v)
+			}
+		}
 		for _, w := range p.Warnings {
 			fmt.Fprintf(g.stdout, "warning: %s %s: %s\n", p.Input, p.Table, w)
 		}

@@ -328,6 +328,13 @@ func printSubjectReport(w io.Writer, format string, rep *agent.SubjectReport) er
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	for _, u := range rep.Unfollowed {
+		fmt.Fprintf(w, "not followed: %s %s.%s (%s) looks like a reference to %s but has no foreign key; to follow it, add under table %s:\n",
+			u.Input, u.Table, u.Column, u.Type, u.References, u.Table)
+		for _, l := range strings.Split(u.Add, "\n") {
+			fmt.Fprintf(w, "    %s\n", l)
+		}
+	}
 	switch {
 	case rep.Error != "":
 		fmt.Fprintf(w, "failed: %s\n", rep.Error)

@@ -194,6 +194,16 @@ type Table struct {
 	DetectDeletes bool // delta: remove feed rows whose key left the source
 	Exclude       bool // leave this table out, typically one a pattern selected
 
+	// Subset, when set, makes the table a root of a referential subset
+	// (docs/subsets.md): only its rows that Subset selects, and the rows
+	// they need, are copied.
+	Subset *Subset
+
+	// References are virtual foreign keys: relations of this table's
+	// columns to another table's that the catalog lacks. Subsets and
+	// subject requests follow them as they follow foreign keys.
+	References []Reference
+
 	Columns []ColumnRule // in file order
 	Pos     Pos
 	KeyPos  map[string]Pos // of the value of each key the entry sets (updated_at, primary_key …), and of each item of a list ("primary_key[1]")
@@ -210,6 +220,43 @@ func (t *Table) EffectiveMode() string {
 	default:
 		return ModeFull
 	}
+}
+
+// Subset selects the root rows of a referential subset. Where and Percent
+// may both be set: a row is a root row when it matches Where and falls in
+// the share.
+type Subset struct {
+	// Where is a SQL condition on the table's columns, e.g.
+	// "customer_id % 10 = 0" or "country = 'DE'". It runs on the source as
+	// written, inside the read-only snapshot.
+	Where string
+
+	// Percent, in (0, 100], keeps that share of the rows, chosen by a
+	// keyed hash of each row's key: the same rows every run, and not
+	// guessable without hmac_key. 0 when not set.
+	Percent float64
+
+	// WithChildren (default true) brings along the rows that reference
+	// the root rows, transitively (a customer's orders and their items).
+	// Rows that included rows reference always come along.
+	WithChildren bool
+
+	Pos Pos
+}
+
+// Reference is a virtual foreign key: Columns of the entry's table
+// reference To of Table.
+type Reference struct {
+	Columns []string
+	// Table is the referenced table as written; Schema and Name are its
+	// parts, as SplitTableName reads them. It is looked up in the source
+	// at run time.
+	Table        string
+	Schema, Name string
+	// To are the referenced columns, as many as Columns; empty means the
+	// referenced table's primary key.
+	To  []string
+	Pos Pos
 }
 
 // ColumnRule is the redaction rule of one column.

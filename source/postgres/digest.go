@@ -16,12 +16,17 @@ import (
 // copy of the changed rows on a reader; a failure (a server before
 // PostgreSQL 11 has no hashtextextended) leaves the snapshot usable.
 func (s *Source) KeyDigests(ctx context.Context, t *nopii.Table, sel nopii.Selection, bits int) (nopii.KeyDigests, error) {
-	sel = nopii.Selection{WindowSince: sel.WindowSince, WindowBy: sel.WindowBy}
+	sel = nopii.Selection{WindowSince: sel.WindowSince, WindowBy: sel.WindowBy, Subset: sel.Subset}
 	q := keydigest.SQL(keyExpr(t), from(t), where(t, sel), bits)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var d nopii.KeyDigests
 	err := s.guarded(ctx, func() error {
+		if sel.Subset.Table(t.Name) != nil {
+			if _, err := s.main.Exec(ctx, subsetSettings); err != nil {
+				return err
+			}
+		}
 		var err error
 		d, err = keydigest.Read(ctx, s.main, q)
 		return err

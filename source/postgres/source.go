@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/nopii/nopii"
+	"github.com/nopii/nopii/internal/keydigest"
 	"github.com/nopii/nopii/internal/pgconnect"
 	"github.com/nopii/nopii/internal/pgcopy"
 )
@@ -562,14 +563,21 @@ func from(t *nopii.Table) string {
 // parameters), quoted, and cast to the column's own type.
 func where(t *nopii.Table, sel nopii.Selection) string {
 	var conds []string
+	sub := sel.Subset.Table(t.Name) != nil
 	if len(sel.Since) > 0 {
 		var or []string
 		for _, c := range sel.Since {
 			or = append(or, cursorCond(t, c))
 		}
+		if sub && !sel.KeysOnly && sel.BucketBits > 0 && len(sel.Resync) > 0 {
+			or = append(or, keydigest.InBuckets(keyExpr(t), sel.BucketBits, sel.Resync))
+		}
 		conds = append(conds, "("+strings.Join(or, " OR ")+")")
 	}
-	if len(sel.WindowBy) > 0 && !sel.WindowSince.IsZero() {
+	if sub {
+		conds = append(conds, SubsetCond(sel.Subset, t, t.Name.Quoted()))
+	}
+	if len(sel.WindowBy) > 0 && !sel.WindowSince.IsZero() && !sub {
 		var or []string
 		lit := quoteLiteral(sel.WindowSince.UTC().Format("2006-01-02 15:04:05.999999Z07:00")) + "::timestamptz"
 		for _, col := range sel.WindowBy {
@@ -624,14 +632,29 @@ func (s *Source) CopySelect(ctx context.Context, t *nopii.Table, sel nopii.Selec
 	if sel.KeysOnly {
 		ncols = 1
 	}
+	if sel.Subset.Table(t.Name) != nil {
+		return s.copyWith(ctx, t, ncols, subsetSettings, CopySQL(t, sel), row)
+	}
 	return s.copy(ctx, t, ncols, CopySQL(t, sel), row)
 }
 
 // copy runs one COPY … TO STDOUT of t on a reader in the snapshot.
 func (s *Source) copy(ctx context.Context, t *nopii.Table, ncols int, sql string, row func(values [][]byte) error) (nopii.CopyStats, error) {
+	return s.copyWith(ctx, t, ncols, "", sql, row)
+}
+
+// copyWith is copy after a statement (a setting) on the reader, if any.
+func (s *Source) copyWith(ctx context.Context, t *nopii.Table, ncols int, before, sql string, row func(values [][]byte) error) (nopii.CopyStats, error) {
 	conn, err := s.reader(ctx)
 	if err != nil {
 		return nopii.CopyStats{}, err
+	}
+	if before != "" {
+		if _, err := conn.Exec(ctx, before); err != nil {
+			conn.Close(context.Background())
+			<-s.slots
+			return nopii.CopyStats{}, fmt.Errorf("copy %s: %w", t.Name, pgconnect.SafeError(err))
+		}
 	}
 	var rows int64
 	dec := pgcopy.NewDecoder(ncols, func(v [][]byte) error {

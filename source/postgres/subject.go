@@ -273,6 +273,15 @@ func (s *Source) plan(ctx context.Context, conn *pgx.Conn, qs []nopii.SubjectQue
 	if err != nil {
 		return nil, err
 	}
+	seen := map[string]bool{}
+	for _, q := range qs {
+		for _, r := range q.References {
+			if k := r.String(); !seen[k] {
+				seen[k] = true
+				edges = append(edges, fkEdge{name: "virtual", child: r.From, parent: r.To, childCols: r.Columns, parentCols: r.ToColumns})
+			}
+		}
+	}
 	return planSubject(qs, edges, info)
 }
 

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/nopii/nopii"
+	"github.com/nopii/nopii/agent"
+)
+
+// subsetBench times, runs times in the same cluster, a full copy of users
+// (the rows of -rows) and their orders (twice as many) and a referential
+// subset of 10% of the users (a keyed share) with their orders, each into
+// a new twin; it checks that the subset's twin holds exactly the share's
+// users and their orders, and prints the subset's time as a share of the
+// full copy's (target ≤ 0.15) and nopii's peak RSS.
+func subsetBench(ctx context.Context, users, runs int) error {
+	tmp, bin, cl, err := prepare(ctx, benchCluster())
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	defer cl.Stop()
+	src, err := cl.CreateDatabase(ctx, "src")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("loading %d users and %d orders …\n", users, 2*users)
+	if err := execSQL(ctx, src, fmt.Sprintf(`
+		CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL, full_name text NOT NULL, created_at timestamptz NOT NULL);
+		CREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint NOT NULL REFERENCES users, amount numeric(10,2) NOT NULL,
+		                     status text NOT NULL, created_at timestamptz NOT NULL);
+		INSERT INTO users SELECT i, 'user' || i || '@example.org', 'First' || (i %% 1000) || ' Last' || (i %% 777),
+		       timestamptz '2024-01-01' + i * interval '1 second' FROM generate_series(1, %d) i;
+		INSERT INTO orders SELECT i, (i::bigint * 7919) %% %d + 1, (i %% 10000) / 100.0, 'paid', timestamptz '2024-06-01' + i * interval '1 second'
+		FROM generate_series(1, %d) i;
+		CREATE INDEX ON orders (user_id)`, users, users, 2*users)); err != nil {
+		return err
+	}
+	if err := execSQL(ctx, src, "VACUUM ANALYZE"); err != nil {
+		return err
+	}
+	workflow := func(path, name, subset, twin string) error {
+		body := fmt.Sprintf(`version: 1
+hmac_key: %s
+workflows:
+  - name: %s
+    parallelism: 2
+    on_unclassified: warn
+    inputs:
+      - name: src
+        dsn: %s
+        tables:
+          - name: public.users%s
+            columns:
+              email:     { rule: redact_email }
+              full_name: { rule: fake, kind: full_name }
+          - name: public.orders
+    feeds:
+      - type: twin
+        dsn: %s
+`, key, name, src, subset, twin)
+		return os.WriteFile(path, []byte(body), 0o600)
+	}
+	seed := agent.SubsetSeed([]byte(key), nopii.TableName{Schema: "public", Name: "users"})
+	share := fmt.Sprintf("((hashtextextended(id::text, %d) %% 1000000 + 1000000) %% 1000000) < 100000", seed)
+	var wantUsers, wantOrders int64
+	if err := queryRow(ctx, src, "SELECT count(*), (SELECT count(*) FROM orders WHERE user_id IN (SELECT id FROM users WHERE "+share+")) FROM users WHERE "+share,
+		&wantUsers, &wantOrders); err != nil {
+		return err
+	}
+	var full, sub []time.Duration
+	var rss int64
+	var ratios []float64
+	for i := 0; i < runs; i++ {
+		for _, v := range []struct {
+			name, subset string
+		}{{"full", ""}, {"subset", "\n            subset: { percent: 10 }"}} {
+			db := fmt.Sprintf("twin_%s%d", v.name, i)
+			twin, err := cl.CreateDatabase(ctx, db)
+			if err != nil {
+				return err
+			}
+			cfg := filepath.Join(tmp, db+".yaml")
+			if err := workflow(cfg, "bench_"+v.name, v.subset, twin); err != nil {
+				return err
+			}
+			if err := execSQL(ctx, src, "CHECKPOINT"); err != nil {
+				return err
+			}
+			d, peak, err := timed(exec.Command(bin, "run", "--config", cfg, "--log-level", "warn"))
+			if err != nil {
+				return fmt.Errorf("nopii run (%s): %w", v.name, err)
+			}
+			var u, o, orphans int64
+			if err := queryRow(ctx, twin, "SELECT (SELECT count(*) FROM users), count(*), count(*) FILTER (WHERE user_id NOT IN (SELECT id FROM users)) FROM orders", &u, &o, &orphans); err != nil {
+				return err
+			}
+			if v.name == "full" {
+				full = append(full, d)
+				if u != int64(users) || o != 2*int64(users) {
+					return fmt.Errorf("full copy: the twin has %d users and %d orders", u, o)
+				}
+			} else {
+				sub, rss = append(sub, d), max(rss, peak)
+				if u != wantUsers || o != wantOrders || orphans != 0 {
+					return fmt.Errorf("subset: the twin has %d users and %d orders (%d orphans), want %d and %d", u, o, orphans, wantUsers, wantOrders)
+				}
+				ratios = append(ratios, sub[i].Seconds()/full[i].Seconds())
+				fmt.Printf("run %d: full copy %.2fs, subset of %d users and %d orders %.2fs: %.3f× (peak RSS %d MB)\n",
+					i+1, full[i].Seconds(), u, o, d.Seconds(), ratios[i], peak/1024)
+			}
+		}
+	}
+	fmt.Printf("subset of 10%% of %d users with their orders: median %.2fs against the full copy's %.2fs: %.3f× (target ≤ 0.15×); peak RSS %d MB\n",
+		users, median(sub).Seconds(), median(full).Seconds(), median(sub).Seconds()/median(full).Seconds(), rss/1024)
+	return nil
+}

@@ -1,0 +1,136 @@
+package postgres_test
+
+import (
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nopii/nopii"
+	"github.com/nopii/nopii/internal/pgtest"
+	"github.com/nopii/nopii/internal/subsetref"
+	"github.com/nopii/nopii/source/postgres"
+)
+
+var subsetTables = []string{"region", "customer", "address", "staff", "orders", "product", "order_item", "events"}
+
+// subsetSchema loads testdata/subset/prod.sql into a new database and
+// opens a snapshot of it with every table described.
+func subsetSchema(t *testing.T) (string, *postgres.Source, map[string]*nopii.Table, []subsetref.Table) {
+	t.Helper()
+	dsn := pgtest.MustDatabase(t)
+	schema, err := os.ReadFile("../../testdata/subset/prod.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, mustConnect(t, dsn), string(schema))
+	src := mustOpen(t, dsn, 2)
+	tables := map[string]*nopii.Table{}
+	var ref []subsetref.Table
+	for _, n := range subsetTables {
+		tb := mustDescribe(t, src, "public", n)
+		tables[n] = tb
+		ref = append(ref, subsetref.Table{Name: tb.Name.String(), Key: tb.PrimaryKey})
+	}
+	return dsn, src, tables, ref
+}
+
+func refsOf(rs []nopii.Reference) []subsetref.Ref {
+	out := make([]subsetref.Ref, len(rs))
+	for i, r := range rs {
+		out[i] = subsetref.Ref{From: r.From.String(), Cols: r.Columns, To: r.To.String(), ToCols: r.ToColumns}
+	}
+	return out
+}
+
+// The subset that CopySelect streams is, table by table, the closure that
+// subsetref computes in Go from every row: FK chains, a composite key, a
+// self-reference, a cycle, nullable references, a virtual reference.
+func TestSubsetCopyIsTheClosure(t *testing.T) {
+	dsn, src, tables, refTables := subsetSchema(t)
+	ctx := testContext(t)
+	catalog, err := src.References(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(catalog) != 8 {
+		t.Fatalf("References = %d foreign keys, want 8: %v", len(catalog), catalog)
+	}
+	referrer := nopii.Reference{From: tables["customer"].Name, Columns: []string{"referrer_id"}, To: tables["customer"].Name, ToColumns: []string{"id"}, Virtual: true}
+	tests := []struct {
+		name     string
+		root     string
+		sroot    nopii.SubsetRoot
+		virtual  bool
+		children bool
+	}{
+		{name: "where with children", root: "customer", sroot: nopii.SubsetRoot{Where: "id % 10 = 0", WithChildren: true}},
+		{name: "percent with children and a virtual reference", root: "customer", sroot: nopii.SubsetRoot{Percent: 10, Seed: 42, WithChildren: true}, virtual: true},
+		{name: "percent without children", root: "customer", sroot: nopii.SubsetRoot{Percent: 10, Seed: 7}},
+		{name: "self-reference root", root: "staff", sroot: nopii.SubsetRoot{Where: "id IN (2, 9)", WithChildren: true}},
+		{name: "composite root", root: "order_item", sroot: nopii.SubsetRoot{Where: "quantity = 2 AND order_id < 50", WithChildren: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			refs := slices.Clone(catalog)
+			if tt.virtual {
+				refs = append(refs, referrer)
+			}
+			var cands []*nopii.SubsetTable
+			rt := slices.Clone(refTables)
+			for i, n := range subsetTables {
+				st := &nopii.SubsetTable{Table: tables[n]}
+				if n == tt.root {
+					r := tt.sroot
+					st.Root = &r
+					rt[i].Root, rt[i].WithChildren = tt.sroot.Where, tt.sroot.WithChildren
+					if tt.sroot.Percent > 0 {
+						// The share is the SQL's own: subsetref checks the closure.
+						rt[i].Root = shareSQL(tables[n], tt.sroot)
+					}
+				}
+				cands = append(cands, st)
+			}
+			sub := nopii.NewSubset(cands, refs)
+			want, err := subsetref.Closure(ctx, mustConnect(t, dsn), rt, refsOf(refs))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range subsetTables {
+				tb := tables[n]
+				var got []string
+				t0 := time.Now()
+				if sub.Table(tb.Name) != nil {
+					if _, err := src.CopySelect(ctx, tb, nopii.Selection{Subset: sub, KeysOnly: true}, func(v [][]byte) error {
+						got = append(got, string(v[0]))
+						return nil
+					}); err != nil {
+						t.Fatalf("copy %s: %v\n%s", n, err, postgres.CopySQL(tb, nopii.Selection{Subset: sub}))
+					}
+				}
+				slices.Sort(got)
+				t.Logf("%s: %d rows in %s", n, len(got), time.Since(t0).Round(time.Millisecond))
+				if w := want[tb.Name.String()]; !slices.Equal(got, w) {
+					t.Errorf("%s: %d rows %s\nwant %d rows %s", n, len(got), abbrev(got), len(w), abbrev(w))
+				}
+			}
+			if len(want["public.events"]) > 0 {
+				t.Errorf("events, which nothing links to the subset, has rows in it")
+			}
+		})
+	}
+}
+
+// shareSQL is the root condition of a percent, as the source renders it.
+func shareSQL(t *nopii.Table, r nopii.SubsetRoot) string {
+	sub := nopii.NewSubset([]*nopii.SubsetTable{{Table: t, Root: &r}}, nil)
+	return postgres.SubsetCond(sub, t, nopii.QuoteIdent(t.Name.Name))
+}
+
+func abbrev(keys []string) string {
+	if len(keys) > 12 {
+		return strings.Join(keys[:12], " ") + " …"
+	}
+	return strings.Join(keys, " ")
+}
