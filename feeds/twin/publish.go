@@ -98,8 +98,9 @@ func lockFailure(err error) bool {
 // hold row values.
 func holders(ctx context.Context, conn *pgx.Conn, rels []string) (string, error) {
 	rows, err := conn.Query(ctx, `SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''), a.xact_start,
-		       coalesce(a.state, ''), string_agg(DISTINCT l.relation::regclass::text, ', ')
+		       coalesce(a.state, ''), string_agg(DISTINCT format('%I.%I', n.nspname, c.relname), ', ')
 		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE l.granted AND l.locktype = 'relation' AND l.pid <> pg_backend_pid()
 		  AND l.relation IN (SELECT to_regclass(x) FROM unnest($1::text[]) x)
 		GROUP BY 1, 2, 3, 4, 5 ORDER BY 4 NULLS LAST, 1`, rels)
@@ -222,7 +223,7 @@ func (pr *publishRun) run(ctx context.Context, ready []*deferred) error {
 	if err := pr.merge(ctx, early); err != nil {
 		return err
 	}
-	if err := pr.lock(ctx, fulls, late); err != nil {
+	if err := pr.lock(ctx, fulls, deltas); err != nil {
 		return err
 	}
 	for _, d := range fulls {
@@ -374,24 +375,38 @@ func (pr *publishRun) merge(ctx context.Context, ds []*deferred) error {
 	return nil
 }
 
-// lock takes the tables the swaps replace, the late deltas and their
-// neighbours by foreign key (whose keys the swaps drop) ACCESS EXCLUSIVE,
-// waiting for readers at most the lock timeout, lockAttempts times; then
-// it fails, naming the sessions that hold them.
-func (pr *publishRun) lock(ctx context.Context, fulls, late []*deferred) error {
+// lock takes, when the publish swaps a table in, the tables it replaces,
+// their neighbours by foreign key (whose keys the swaps drop) and the
+// tables its deltas change ACCESS EXCLUSIVE, waiting for readers at most
+// the lock timeout, lockAttempts times; then it fails, naming the sessions
+// that hold them.
+//
+// The deltas' tables are taken too because a swap is not MVCC-safe (as
+// TRUNCATE is not): a transaction that read a delta's table before the
+// publish, and reads a swapped table after it, would see the new rows of
+// the one and the old rows of the other. Holding its lock on the first,
+// it makes the publish wait for it instead. A run of deltas alone takes
+// no such lock: its merges are MVCC-safe, in one transaction.
+func (pr *publishRun) lock(ctx context.Context, fulls, deltas []*deferred) error {
 	if len(fulls) == 0 {
 		return nil
 	}
-	var names []string
-	for _, d := range append(append([]*deferred{}, fulls...), late...) {
-		names = append(names, d.load().target.Name.Quoted())
+	var names, swapped []string
+	for _, d := range fulls {
+		swapped = append(swapped, d.load().target.Name.Quoted())
+	}
+	for _, d := range deltas {
+		if d.delta.staged > 0 || d.delta.deleting() {
+			names = append(names, d.load().target.Name.Quoted())
+		}
 	}
 	rows, err := pr.conn.Query(ctx, `WITH t AS (SELECT to_regclass(x) AS oid FROM unnest($1::text[]) x WHERE to_regclass(x) IS NOT NULL)
 		SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.oid IN (SELECT oid FROM t
 			UNION SELECT conrelid FROM pg_constraint WHERE contype = 'f' AND confrelid IN (SELECT oid FROM t)
-			UNION SELECT confrelid FROM pg_constraint WHERE contype = 'f' AND conrelid IN (SELECT oid FROM t))
-		ORDER BY 1`, names)
+			UNION SELECT confrelid FROM pg_constraint WHERE contype = 'f' AND conrelid IN (SELECT oid FROM t)
+			UNION SELECT to_regclass(x) FROM unnest($2::text[]) x)
+		ORDER BY 1`, swapped, names)
 	if err != nil {
 		return fmt.Errorf("read the tables to lock: %w", pgconnect.SafeError(err))
 	}
@@ -399,19 +414,45 @@ func (pr *publishRun) lock(ctx context.Context, fulls, late []*deferred) error {
 	if err != nil {
 		return fmt.Errorf("read the tables to lock: %w", pgconnect.SafeError(err))
 	}
-	stmt := "SELECT pg_advisory_xact_lock(hashtext('nopii swap'))"
-	if len(rels) > 0 {
-		stmt += "; LOCK TABLE " + strings.Join(rels, ", ") + " IN ACCESS EXCLUSIVE MODE"
+	if _, err := pr.l.exec(ctx, "SELECT pg_advisory_xact_lock(hashtext('nopii swap'))"); err != nil {
+		return fmt.Errorf("wait for another swap: %w", err)
 	}
-	for attempt := 1; ; attempt++ {
+	if len(rels) == 0 {
+		return nil
+	}
+	// Waiting for one table while holding another would deadlock with a
+	// reader that holds the second and wants the first (PostgreSQL would
+	// cancel the longer wait: the publish's). So the publish waits for one
+	// table at a time holding none of them (a wait that readers coming
+	// later queue behind), then takes the others without waiting; when
+	// one is busy it lets go of all and waits for that one. It gives up
+	// after lockAttempts times the lock timeout in all.
+	deadline := time.Now().Add(lockAttempts * pr.feed.opts.LockTimeout)
+	t0 := time.Now()
+	next := rels[0]
+	for waits := 1; ; waits++ {
 		if _, err := pr.l.exec(ctx, "SAVEPOINT nopii_lock"); err != nil {
 			return err
 		}
-		t0 := time.Now()
-		_, err := pr.l.exec(ctx, stmt)
+		_, err := pr.l.exec(ctx, "LOCK TABLE "+next+" IN ACCESS EXCLUSIVE MODE")
 		if err == nil {
-			pr.feed.log.Debug("twin tables taken for the publish", "tables", len(rels), "seconds", time.Since(t0).Seconds())
-			return nil
+			busy := ""
+			for _, r := range rels {
+				if r == next {
+					continue
+				}
+				if _, err = pr.l.exec(ctx, "LOCK TABLE "+r+" IN ACCESS EXCLUSIVE MODE NOWAIT"); err != nil {
+					busy = r
+					break
+				}
+			}
+			if err == nil {
+				pr.feed.log.Debug("twin tables taken for the publish", "tables", len(rels), "waits", waits, "seconds", time.Since(t0).Seconds())
+				return nil
+			}
+			if lockFailure(err) {
+				next = busy
+			}
 		}
 		if !lockFailure(err) {
 			return fmt.Errorf("take the tables it replaces: %w", err)
@@ -419,15 +460,18 @@ func (pr *publishRun) lock(ctx context.Context, fulls, late []*deferred) error {
 		if _, rerr := pr.l.exec(ctx, "ROLLBACK TO SAVEPOINT nopii_lock"); rerr != nil {
 			return errors.Join(err, rerr)
 		}
-		who, herr := holders(ctx, pr.conn, rels)
-		if herr != nil {
-			return errors.Join(err, herr)
-		}
-		if attempt == lockAttempts {
-			return fmt.Errorf("readers of the twin held the tables it replaces past %d waits of %s%s; the twin keeps the previous run: %w",
+		if time.Now().After(deadline) {
+			who, herr := holders(ctx, pr.conn, rels)
+			if herr != nil {
+				return errors.Join(err, herr)
+			}
+			return fmt.Errorf("readers of the twin held the tables it replaces for longer than it waits (%d × %s)%s; the twin keeps the previous run: %w",
 				lockAttempts, pr.feed.opts.LockTimeout, who, err)
 		}
-		pr.feed.log.Warn("twin tables are busy, waiting again to publish", "attempt", attempt, "of", lockAttempts, "holders", strings.TrimPrefix(who, "; held by "))
+		if waits%10 == 0 {
+			who, _ := holders(ctx, pr.conn, rels)
+			pr.feed.log.Warn("twin tables are busy, still waiting to publish", "seconds", time.Since(t0).Seconds(), "holders", strings.TrimPrefix(who, "; held by "))
+		}
 	}
 }
 
