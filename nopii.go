@@ -220,6 +220,12 @@ type Target struct {
 	Name   TableName   // the name in the feed (schema prefix applied)
 	Prefix string      // the input's target_schema_prefix, applied to user types too
 	State  *TableState // committed with the rows, in the same transaction where the feed can
+	// Deferred asks a feed that publishes (a twin) to make the load visible
+	// only at its Publish, with the input's other tables in one
+	// transaction: Commit then readies the rows (a committed shadow table,
+	// a committed stage) without touching what readers see. Feeds without
+	// a publish step ignore it and publish at Commit.
+	Deferred bool
 }
 
 // Feed is a destination for redacted tables.

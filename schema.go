@@ -234,6 +234,21 @@ type Publication struct {
 	Views  []View // in an order they can be created in
 }
 
+// Published is what a feed's publish step did with one table: the loads
+// it made visible (with Target.Deferred), what it left out of the schema.
+type Published struct {
+	// Notes say what was left out of the schema or made NOT VALID, and why.
+	Notes []string
+	// Err, when set, says why the table's deferred load was not published
+	// (its delta broke a constraint of the twin): the table keeps its
+	// previous version and state.
+	Err error
+	// Applied reports a deferred delta applied at publish, with the rows
+	// it upserted (inserted, or updated because they changed) and deleted.
+	Applied           bool
+	Upserted, Deleted int64
+}
+
 // PublishedTable is one table of an input's run.
 type PublishedTable struct {
 	Name   TableName // in the source
@@ -241,4 +256,7 @@ type PublishedTable struct {
 	// Incomplete, when set, says why the feed may lack rows of the table
 	// (a window, a copy that failed): foreign keys to it are NOT VALID.
 	Incomplete string
+	// Failed: the table's copy failed in this run; a load of it that the
+	// feed holds for publishing (another feed failed) is dropped.
+	Failed bool
 }

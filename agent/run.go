@@ -221,10 +221,13 @@ func (ir *inputRun) execute(ctx context.Context) error {
 		return results, err
 	})
 	if err == nil && ctx.Err() == nil {
-		// Foreign keys and views, once every table is in.
+		// The run's tables become visible together, with their foreign
+		// keys and views, once every table is in.
 		if perr := ir.publish(ctx, results); perr != nil {
 			err = fmt.Errorf("publish: %w", perr)
 		}
+	} else {
+		ir.discard(ctx)
 	}
 	ir.rep.Tables = append(ir.rep.Tables, reports(results)...)
 	if err != nil {
@@ -555,6 +558,7 @@ func (tc *tableCopy) open(ctx context.Context) error {
 	if j.cdc != nil {
 		tc.target.State.LSN = j.cdc.lsn.String()
 	}
+	tc.target.Deferred = tc.deferred(j)
 	// Before the loads take the feeds' idle connections: the twin reads the
 	// list on the connection its load then uses, instead of opening another.
 	if tc.forgotten, err = loadForgotten(ctx, tc.feeds, tc.stateKey(), tc.key); err != nil {

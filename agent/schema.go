@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -31,11 +32,16 @@ type schemaNoter interface {
 	Notes() []string
 }
 
-// publisher is a feed that completes a run's schema once every table of an
-// input is loaded (a faithful twin: foreign keys among the tables, views).
-// The notes say, per source table, what it left out or made NOT VALID.
+// publisher is a feed that publishes an input's run once every table is
+// loaded (a twin): the loads of deferred targets (nopii.Target.Deferred)
+// become visible together, in one transaction, with the foreign keys among
+// the tables and the views (a faithful twin). The result says per source
+// table what it left out or made NOT VALID, whether a deferred delta was
+// applied and what it changed, or why the table kept its previous version.
+// Discard drops the deferred loads of a run that will not publish.
 type publisher interface {
-	Publish(ctx context.Context, p nopii.Publication) (map[nopii.TableName][]string, error)
+	Publish(ctx context.Context, p nopii.Publication) (map[nopii.TableName]nopii.Published, error)
+	Discard(ctx context.Context)
 }
 
 // viewLister is a source that lists its views, for the feeds to publish.
@@ -103,7 +109,7 @@ func (ir *inputRun) publish(ctx context.Context, results []result) error {
 		pt := nopii.PublishedTable{Name: j.table.Name, Schema: j.table.Schema}
 		switch {
 		case failed[j.rel.Name.String()]:
-			pt.Incomplete = "failed to copy in this run"
+			pt.Incomplete, pt.Failed = "failed to copy in this run", true
 		case j.entry != nil && j.entry.Window > 0:
 			pt.Incomplete = fmt.Sprintf("is windowed (window: %s): the twin holds only its newer rows", j.entry.Window)
 		}
@@ -114,16 +120,49 @@ func (ir *inputRun) publish(ctx context.Context, results []result) error {
 	for i, r := range results {
 		index[r.Table] = i
 	}
+	var errs []error
 	for _, pub := range pubs {
-		notes, err := pub.Publish(ctx, p)
+		out, err := pub.Publish(ctx, p)
 		if err != nil {
-			return err
+			// Nothing of the run is visible in that feed.
+			for i := range results {
+				if results[i].err == nil && results[i].Outcome == OutcomeCopied {
+					results[i].fail(fmt.Errorf("not published: %w", err))
+				}
+			}
+			errs = append(errs, err)
+			continue
 		}
-		for t, ns := range notes {
-			if i, ok := index[t.String()]; ok {
-				results[i].Schema = append(results[i].Schema, ns...)
+		for t, r := range out {
+			i, ok := index[t.String()]
+			if !ok {
+				continue
+			}
+			results[i].Schema = append(results[i].Schema, r.Notes...)
+			if r.Applied {
+				results[i].Upserted, results[i].Deleted = r.Upserted, r.Deleted
+			}
+			if r.Err != nil {
+				results[i].fail(fmt.Errorf("not published: %w", r.Err))
 			}
 		}
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+// discard drops what the feeds hold for a publish that will not come.
+func (ir *inputRun) discard(ctx context.Context) {
+	for _, pub := range ir.publishers() {
+		pub.Discard(ctx)
+	}
+}
+
+// deferred reports whether a table's loads wait for the publish step: in a
+// run that publishes, every table but the first copies of cdc tables
+// (whose stream takes them over at once).
+func (ir *inputRun) deferred(j *job) bool { return ir.pub != nil && j.cdc == nil }
+
+// fail marks a table failed after its copy.
+func (r *result) fail(err error) {
+	r.err, r.Error, r.Outcome = err, joinError(r.Error, err.Error()), OutcomeFailed
 }

@@ -56,7 +56,7 @@ func openFeed(ctx context.Context, workflow string, f *config.Feed, log *slog.Lo
 		PartSize: f.PartSize, Retain: f.Retain, Logger: log, Kind: f.Type, LeaseTTL: lease}
 	switch f.Type {
 	case config.FeedTwin:
-		return twin.Open(ctx, f.DSN.Reveal(), twin.Options{Logger: log, DataOnly: f.Schema == config.SchemaDataOnly})
+		return twin.Open(ctx, f.DSN.Reveal(), twin.Options{Logger: log, DataOnly: f.Schema == config.SchemaDataOnly, LockTimeout: f.LockTimeout})
 	case config.FeedS3:
 		store, err := s3.NewStore(ctx, s3.Options{Bucket: f.Bucket, Prefix: f.Prefix, Region: f.Region, Endpoint: f.Endpoint,
 			SSE: f.SSE, SSEKMSKeyID: f.SSEKMSKeyID, AccessKeyID: f.AccessKeyID, SecretAccessKey: f.SecretAccessKey.Reveal(),

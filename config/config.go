@@ -280,6 +280,9 @@ type Feed struct {
 	// twin
 	DSN    Secret // required
 	Schema string // SchemaFull (default) or SchemaDataOnly
+	// LockTimeout bounds each of the publish's three waits for readers
+	// that hold the tables it replaces; 0: the feed's default (10s).
+	LockTimeout time.Duration
 
 	// s3
 	Bucket      string // required

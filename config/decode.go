@@ -679,7 +679,7 @@ func (d *decoder) feeds(v *yaml.Node, path string) []Feed {
 func feedKeys(typ string) []string {
 	switch typ {
 	case FeedTwin:
-		return []string{"type", "dsn", "schema"}
+		return []string{"type", "dsn", "schema", "lock_timeout"}
 	case FeedS3:
 		return []string{"type", "bucket", "prefix", "region", "endpoint", "format", "compression", "part_size", "retain", "sse", "sse_kms_key_id", "access_key_id", "secret_access_key"}
 	case FeedFiles:
@@ -706,6 +706,13 @@ func (d *decoder) feed(n *yaml.Node, path string) Feed {
 		{"dsn", func(v *yaml.Node, p string) { f.DSN = d.secret(v, p) }},
 		{"schema", func(v *yaml.Node, p string) {
 			schemaNode, f.Schema = v, d.enum(v, p, "a twin schema", SchemaFull, SchemaDataOnly)
+		}},
+		{"lock_timeout", func(v *yaml.Node, p string) {
+			if dur, ok := d.duration(v, p); ok && dur <= 0 {
+				d.errorf(v, p, "must be more than 0")
+			} else {
+				f.LockTimeout = dur
+			}
 		}},
 		{"bucket", func(v *yaml.Node, p string) { f.Bucket = d.str(v, p) }},
 		{"prefix", func(v *yaml.Node, p string) { f.Prefix = d.str(v, p) }},

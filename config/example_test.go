@@ -30,5 +30,5 @@ workflows:
 	// nopii.yaml:8:19: workflows[0].inputs[0].tables[0].name: table name must be schema-qualified, e.g. public.customer
 	// nopii.yaml:9:19: workflows[0].inputs[0].tables[0].mode: "incremental" is not a mode (expected full, delta or cdc)
 	// nopii.yaml:11:9: workflows[0].feeds[0].dsn: required: the twin database's connection string, e.g. ${TWIN_DATABASE_URL}
-	// nopii.yaml:12:9: workflows[0].feeds[0].bucket: bucket is not a key of a twin feed (twin feeds take: type, dsn, schema)
+	// nopii.yaml:12:9: workflows[0].feeds[0].bucket: bucket is not a key of a twin feed (twin feeds take: type, dsn, schema, lock_timeout)
 }

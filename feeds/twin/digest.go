@@ -10,8 +10,8 @@ import (
 	"github.com/nopii/nopii/internal/pgconnect"
 )
 
-// KeyDigests applies the staged rows now, inside the load's transaction,
-// and digests the table's source_primary_key values per bucket of
+// KeyDigests applies the staged rows now, inside the load's transaction
+// (a deferred delta's stage joins the table's keys instead), and digests the table's source_primary_key values per bucket of
 // 1<<bits, for the agent to compare with the source's. A twin before
 // PostgreSQL 11 returns no Hasher (and no digests): nothing to compare.
 func (d *deltaLoad) KeyDigests(ctx context.Context, bits int) (nopii.KeyDigests, error) {
@@ -21,13 +21,23 @@ func (d *deltaLoad) KeyDigests(ctx context.Context, bits int) (nopii.KeyDigests,
 	if err := d.endStream(); err != nil {
 		return nopii.KeyDigests{}, err
 	}
-	if err := d.applyRows(ctx); err != nil {
-		return nopii.KeyDigests{}, fmt.Errorf("twin: delta %s: %w", d.target.Name, err)
+	spk := nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn)
+	from := "ONLY " + d.target.Name.Quoted()
+	switch {
+	case !d.target.Deferred:
+		if err := d.applyRows(ctx); err != nil {
+			return nopii.KeyDigests{}, fmt.Errorf("twin: delta %s: %w", d.target.Name, err)
+		}
+	case d.staged > 0:
+		// The upsert waits for Publish: the keys the table will hold are
+		// its own and the stage's new ones.
+		from = "(SELECT " + spk + " FROM " + from + " UNION ALL SELECT s." + spk + " FROM " + d.stageName() + " s WHERE NOT EXISTS (SELECT 1 FROM " +
+			from + " t WHERE t." + spk + " = s." + spk + ")) u"
 	}
 	if serverMajor(d.conn) < keydigest.MinServer {
 		return nopii.KeyDigests{}, nil
 	}
-	q := keydigest.SQL(nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn), "ONLY "+d.target.Name.Quoted(), "", bits)
+	q := keydigest.SQL(spk, from, "", bits)
 	g, err := keydigest.Read(ctx, d.conn, q)
 	if err != nil {
 		return g, fmt.Errorf("twin: digest keys of %s: %w", d.target.Name, pgconnect.SafeError(err))

@@ -60,6 +60,8 @@ type load struct {
 
 	notes   []string        // what the load left out of the source's schema, and why
 	leftOut map[string]bool // names of the constraints and indexes left out
+
+	registered bool // it committed relations named in nopii.pending (register)
 }
 
 func (f *Feed) begin(ctx context.Context, t nopii.Target) (*load, error) {
@@ -200,10 +202,17 @@ func (l *load) finishCopy() error {
 type fullLoad struct {
 	*load
 	par *parallel // set by Writers: the rows go through several connections (parallel.go)
+
+	// What build made on the shadow, for the swap.
+	spkIndex, spkCons string            // source_primary_key's unique index and constraint
+	rn                *renames          // temporary → final names
+	st                *nopii.TableState // the state to save, naming the source's objects
+	carried           map[string]bool   // users' constraints and indexes already built
 }
 
-// Commit implements nopii.Load: finish the COPY, index, swap, save state,
-// commit — one transaction.
+// Commit implements nopii.Load: finish the COPY, build the indexes and
+// constraints on the shadow, then swap it in, with the state, in the same
+// transaction; or, for a deferred target, commit the shadow for Publish.
 func (l *fullLoad) Commit(ctx context.Context) error {
 	if l.done {
 		return errors.New("twin: load already finished")
@@ -217,22 +226,51 @@ func (l *fullLoad) Commit(ctx context.Context) error {
 		return err
 	}
 	t1 := time.Now()
-	idx, err := l.swap(ctx)
+	idx, err := l.build(ctx)
+	if err == nil {
+		err = l.finish(ctx)
+	}
 	if err != nil {
 		l.Abort()
 		return fmt.Errorf("twin: swap in %s: %w", l.target.Name, err)
 	}
-	l.done = true
 	l.feed.release(l.conn)
-	l.feed.log.Debug("twin table swapped in", "table", l.target.Name.String(), "rows", l.stream.rows,
+	l.feed.log.Debug("twin table loaded", "table", l.target.Name.String(), "rows", l.stream.rows, "deferred", l.target.Deferred,
 		"copy_tail_seconds", t1.Sub(t0).Seconds(), "index_seconds", idx.Seconds(), "swap_seconds", time.Since(t1).Seconds()-idx.Seconds())
 	return nil
 }
 
-func (l *fullLoad) swap(ctx context.Context) (time.Duration, error) {
+// finish ends the load's transaction: the shadow swapped in, or committed
+// and held for Publish (named in nopii.pending).
+func (l *fullLoad) finish(ctx context.Context) error {
+	if l.target.Deferred {
+		if err := l.register(ctx, l.shadowName(), pendingShadow); err != nil {
+			return err
+		}
+		if _, err := l.exec(ctx, "COMMIT"); err != nil {
+			return err
+		}
+		l.done = true
+		l.feed.hold(&deferred{full: l})
+		return nil
+	}
+	if err := l.swapIn(ctx, false); err != nil {
+		return err
+	}
+	if _, err := l.exec(ctx, "COMMIT"); err != nil {
+		return err
+	}
+	l.done = true
+	return nil
+}
+
+// build builds, on the loaded shadow, source_primary_key's unique index,
+// the source's constraints and indexes (a faithful twin), and those users
+// made on the old table: everything slow, where no reader looks.
+func (l *fullLoad) build(ctx context.Context) (time.Duration, error) {
 	name := l.target.Name
-	idx := shortName(l.shadow, "_spk")
-	cons := shortName(name.Name, "_source_primary_key_key")
+	l.spkIndex = shortName(l.shadow, "_spk")
+	l.spkCons = shortName(name.Name, "_source_primary_key_key")
 	start := time.Now()
 	if _, err := l.exec(ctx, "SET LOCAL maintenance_work_mem = '256MB'"); err != nil {
 		return 0, err
@@ -242,7 +280,7 @@ func (l *fullLoad) swap(ctx context.Context) (time.Duration, error) {
 	if l.partitioned() {
 		// A unique index of a partitioned table holds its partition key,
 		// which the source's key columns hold.
-		tmp := tempName(cons)
+		tmp := tempName(l.spkCons)
 		cols := []string{spk}
 		for _, k := range l.target.Table.PrimaryKey {
 			cols = append(cols, nopii.QuoteIdent(k))
@@ -253,82 +291,138 @@ func (l *fullLoad) swap(ctx context.Context) (time.Duration, error) {
 				return 0, fmt.Errorf("build index on %s: %w", nopii.SourcePrimaryKeyColumn, err)
 			}
 		} else {
-			spkRename = &[2]string{tmp, cons}
+			spkRename = &[2]string{tmp, l.spkCons}
 		}
-	} else if _, err := l.exec(ctx, "CREATE UNIQUE INDEX "+nopii.QuoteIdent(idx)+" ON "+l.shadowName()+" ("+spk+")"); err != nil {
+	} else if _, err := l.exec(ctx, "CREATE UNIQUE INDEX "+nopii.QuoteIdent(l.spkIndex)+" ON "+l.shadowName()+" ("+spk+")"); err != nil {
 		return 0, fmt.Errorf("build unique index on %s: %w", nopii.SourcePrimaryKeyColumn, err)
 	}
 	rn := l.buildObjects(ctx, l.sourceObjects())
 	if spkRename != nil {
 		rn.constraints = append(rn.constraints, *spkRename)
 	}
-	idxTime := time.Since(start)
-	// One swap at a time in the twin: dropping a table drops the foreign
-	// keys between it and others, which locks them too, and reading the
-	// old table's objects takes it; two swaps at once would take the same
-	// tables in opposite orders. The section is short: the source's
-	// indexes and constraints were built above; only those users made in
-	// the twin are built in it.
-	if _, err := l.exec(ctx, "SELECT pg_advisory_xact_lock(hashtext('nopii swap'))"); err != nil {
-		return 0, err
-	}
-	keep, err := l.dependents(ctx, cons)
+	l.st = l.state(rn) // names the source's objects alone
+	// What users made on the old table: read from the catalog (no lock on
+	// the table), built here; the swap builds what they make meanwhile.
+	l.carried = map[string]bool{}
+	oid, err := l.oldTable(ctx)
 	if err != nil {
 		return 0, err
 	}
-	st := l.state(rn) // names the source's objects alone
-	users := l.buildObjects(ctx, keep.objects())
+	if oid != nil {
+		k := &kept{}
+		if err := l.userObjects(ctx, *oid, l.spkCons, k); err != nil {
+			return 0, fmt.Errorf("read what users made on the table: %w", err)
+		}
+		users := l.buildObjects(ctx, objects{constraints: k.constraints, indexes: k.indexes})
+		rn.constraints = append(rn.constraints, users.constraints...)
+		rn.indexes = append(rn.indexes, users.indexes...)
+		for _, c := range k.constraints {
+			l.carried[c.Name] = true
+		}
+		for _, ix := range k.indexes {
+			l.carried[ix.Name] = true
+		}
+	}
+	l.rn = rn
+	return time.Since(start), nil
+}
+
+// swapIn puts the built shadow in the old table's place, inside the
+// transaction on l.conn: what users made since build (and their triggers,
+// policies, views and grants) carried over, the old table dropped, the
+// shadow and its objects renamed, sequences set, the state saved. In a
+// publish (locked), the caller holds the tables already; otherwise the old
+// table is waited for a bounded time, a few times.
+func (l *fullLoad) swapIn(ctx context.Context, locked bool) error {
+	name := l.target.Name
+	// One swap at a time in the twin: dropping a table drops the foreign
+	// keys between it and others, which locks them too; two swaps at once
+	// would take the same tables in opposite orders.
+	if _, err := l.exec(ctx, "SELECT pg_advisory_xact_lock(hashtext('nopii swap'))"); err != nil {
+		return err
+	}
+	keep, err := l.dependents(ctx, l.spkCons)
+	if err != nil {
+		return err
+	}
+	late := objects{statements: keep.onShadow}
+	for _, c := range keep.constraints {
+		if !l.carried[c.Name] {
+			late.constraints = append(late.constraints, c)
+		}
+	}
+	for _, ix := range keep.indexes {
+		if !l.carried[ix.Name] {
+			late.indexes = append(late.indexes, ix)
+		}
+	}
+	rn := *l.rn
+	users := l.buildObjects(ctx, late)
 	rn.constraints = append(rn.constraints, users.constraints...)
 	rn.indexes = append(rn.indexes, users.indexes...)
 	if err := l.beforeDrop(ctx); err != nil {
-		return 0, err
+		return err
 	}
-	// Readers of the twin hold the old table; wait for them a bounded time,
-	// a few times, without losing the loaded shadow (savepoint).
-	for attempt := 1; attempt <= 3; attempt++ {
-		if _, err = l.exec(ctx, "SAVEPOINT nopii_swap"); err != nil {
-			return 0, err
-		}
-		if _, err = l.exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = '%dms'", l.feed.opts.LockTimeout.Milliseconds())); err != nil {
-			return 0, err
-		}
-		_, err = l.exec(ctx, "DROP TABLE IF EXISTS "+name.Quoted()+" CASCADE")
-		if err == nil {
-			break
-		}
-		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) || pgErr.Code != "55P03" { // lock_not_available
-			return 0, fmt.Errorf("drop the previous copy: %w", err)
-		}
-		l.feed.log.Warn("twin table is busy, retrying the swap", "table", name.String(), "attempt", attempt)
-		if _, err := l.exec(ctx, "ROLLBACK TO SAVEPOINT nopii_swap"); err != nil {
-			return 0, err
-		}
+	if err := l.dropOld(ctx, locked); err != nil {
+		return err
 	}
-	if err != nil {
-		return 0, fmt.Errorf("take the previous copy (readers hold it): %w", err)
-	}
-	stmts := []string{
-		"SET LOCAL lock_timeout = 0",
-		"ALTER TABLE " + l.shadowName() + " RENAME TO " + nopii.QuoteIdent(name.Name),
-	}
+	stmts := []string{"ALTER TABLE " + l.shadowName() + " RENAME TO " + nopii.QuoteIdent(name.Name)}
 	if !l.partitioned() {
-		stmts = append(stmts, "ALTER TABLE "+name.Quoted()+" ADD CONSTRAINT "+nopii.QuoteIdent(cons)+" UNIQUE USING INDEX "+nopii.QuoteIdent(idx))
+		stmts = append(stmts, "ALTER TABLE "+name.Quoted()+" ADD CONSTRAINT "+nopii.QuoteIdent(l.spkCons)+" UNIQUE USING INDEX "+nopii.QuoteIdent(l.spkIndex))
 	}
 	if _, err := l.exec(ctx, strings.Join(stmts, "; ")); err != nil {
-		return 0, err
+		return err
 	}
-	if err := l.afterRename(ctx, rn, keep); err != nil {
-		return 0, err
+	if err := l.afterRename(ctx, &rn, keep); err != nil {
+		return err
 	}
 	if err := l.restore(ctx, keep); err != nil {
-		return 0, err
+		return err
 	}
-	if err := writeState(ctx, l.conn, name, st); err != nil {
-		return 0, err
+	if err := writeState(ctx, l.conn, name, l.st); err != nil {
+		return err
 	}
-	_, err = l.exec(ctx, "COMMIT")
-	return idxTime, err
+	if !l.registered {
+		return nil
+	}
+	// A shadow committed before (parallel writers, a deferred load) is
+	// named in nopii.pending: no longer.
+	return unregister(ctx, l.conn, l.shadowName())
+}
+
+// dropOld drops the previous copy. Readers of the twin hold it: unless the
+// caller holds it already (locked), it is waited for at most the feed's
+// lock timeout, three times, without losing the loaded shadow (savepoint).
+func (l *fullLoad) dropOld(ctx context.Context, locked bool) error {
+	drop := "DROP TABLE IF EXISTS " + l.target.Name.Quoted() + " CASCADE"
+	if locked {
+		if _, err := l.exec(ctx, drop); err != nil {
+			return fmt.Errorf("drop the previous copy: %w", err)
+		}
+		return nil
+	}
+	var err error
+	for attempt := 1; attempt <= lockAttempts; attempt++ {
+		if _, err = l.exec(ctx, "SAVEPOINT nopii_swap; "+l.feed.lockTimeout()); err != nil {
+			return err
+		}
+		if _, err = l.exec(ctx, drop); err == nil {
+			break
+		}
+		if !lockFailure(err) {
+			return fmt.Errorf("drop the previous copy: %w", err)
+		}
+		l.feed.log.Warn("twin table is busy, retrying the swap", "table", l.target.Name.String(), "attempt", attempt)
+		if _, rerr := l.exec(ctx, "ROLLBACK TO SAVEPOINT nopii_swap"); rerr != nil {
+			return rerr
+		}
+		if attempt == lockAttempts {
+			who, _ := holders(ctx, l.conn, []string{l.target.Name.Quoted()})
+			return fmt.Errorf("take the previous copy (readers hold it past %d waits of %s%s): %w", lockAttempts, l.feed.opts.LockTimeout, who, err)
+		}
+	}
+	_, err = l.exec(ctx, "SET LOCAL lock_timeout = 0")
+	return err
 }
 
 // state is the target's state with the names of the objects the load
@@ -389,11 +483,20 @@ const grantsSQL = `SELECT format('GRANT %s ON %s TO %s%s', a.privilege_type, $2:
 	FROM pg_class c JOIN pg_attribute att ON att.attrelid = c.oid, aclexplode(att.attacl) a
 	WHERE c.oid = $1 AND att.attacl IS NOT NULL AND a.grantee <> c.relowner`
 
-// dependents reads what the swap has to carry over from the old table.
-func (l *load) dependents(ctx context.Context, spkConstraint string) (*kept, error) {
+// oldTable returns the OID of the table's previous copy, nil when none.
+func (l *load) oldTable(ctx context.Context) (*uint32, error) {
 	var oid *uint32
 	if err := l.conn.QueryRow(ctx, "SELECT to_regclass($1)::oid", l.target.Name.Quoted()).Scan(&oid); err != nil {
 		return nil, pgconnect.SafeError(err)
+	}
+	return oid, nil
+}
+
+// dependents reads what the swap has to carry over from the old table.
+func (l *load) dependents(ctx context.Context, spkConstraint string) (*kept, error) {
+	oid, err := l.oldTable(ctx)
+	if err != nil {
+		return nil, err
 	}
 	k := &kept{}
 	if oid == nil {
@@ -406,7 +509,6 @@ func (l *load) dependents(ctx context.Context, spkConstraint string) (*kept, err
 		}
 		return pgx.CollectRows(rows, pgx.RowTo[string])
 	}
-	var err error
 	if k.grants, err = grants(*oid, l.target.Name.Quoted()); err != nil {
 		return nil, fmt.Errorf("read grants: %w", err)
 	}
@@ -524,8 +626,12 @@ type deltaLoad struct {
 	beforeUpsert func(ctx context.Context) error
 	// stage, when set, names a stage that exists, empty, on the connection
 	// (a change load's, kept between loads: changes.go); otherwise the
-	// first row creates _nopii_stage, dropped at commit.
+	// first row creates _nopii_stage, dropped at commit, or for a deferred
+	// target a committed stage in schema nopii (committed).
 	stage string
+	// committed are a deferred delta's stage and keys, named in
+	// nopii.pending (pending.go).
+	committed []string
 	// Upserted and Deleted count what Commit applied.
 	upserted, deleted int64
 }
@@ -533,20 +639,43 @@ type deltaLoad struct {
 // WriteRow implements nopii.Load: the row goes to the stage, created with
 // the first row. The stage is a temporary table (no WAL), LIKE the target,
 // dropped at commit; the connection is this load's alone, so no name clash.
+// A deferred delta's stage is an unlogged table that its Commit commits.
 func (d *deltaLoad) WriteRow(values [][]byte) error {
 	if d.keys || d.merged {
 		return errors.New("twin: WriteRow after WriteKey or KeyDigests")
 	}
 	if d.stream == nil {
-		if d.stage == "" {
-			if _, err := d.exec(d.ctx, "CREATE TEMP TABLE _nopii_stage (LIKE "+d.target.Name.Quoted()+d.likeOptions()+") ON COMMIT DROP"); err != nil {
-				return fmt.Errorf("twin: delta %s: create stage: %w", d.target.Name, err)
-			}
+		like := "(LIKE " + d.target.Name.Quoted() + d.likeOptions() + ")"
+		var err error
+		switch {
+		case d.stage != "":
+		case d.target.Deferred:
+			err = d.createStaged(d.ctx, pendingStage, like)
+		default:
+			_, err = d.exec(d.ctx, "CREATE TEMP TABLE _nopii_stage "+like+" ON COMMIT DROP")
+		}
+		if err != nil {
+			return fmt.Errorf("twin: delta %s: create stage: %w", d.target.Name, err)
 		}
 		d.stream = startCopy(d.ctx, d.conn, "COPY "+d.stageName()+" ("+d.columnList()+") FROM STDIN (FORMAT binary)").skipping(d.skip)
 	}
 	d.staged++
 	return d.load.WriteRow(values)
+}
+
+// createStaged creates, for a deferred delta, its stage or its keys as an
+// unlogged table in schema nopii, named in nopii.pending: no WAL, and a
+// crash of the twin loses them with the run that made them.
+func (d *deltaLoad) createStaged(ctx context.Context, kind, def string) error {
+	rel := stagedName(kind, d.target.State, d.target.Name)
+	if _, err := d.exec(ctx, "DROP TABLE IF EXISTS "+rel+"; CREATE UNLOGGED TABLE "+rel+" "+def); err != nil {
+		return err
+	}
+	if err := d.register(ctx, rel, kind); err != nil {
+		return err
+	}
+	d.committed = append(d.committed, rel)
+	return nil
 }
 
 // likeOptions: a faithful twin's stage computes the generated columns as
@@ -559,10 +688,20 @@ func (l *load) likeOptions() string {
 }
 
 func (d *deltaLoad) stageName() string {
-	if d.stage == "" {
-		return "_nopii_stage"
+	switch {
+	case d.stage != "":
+		return d.stage
+	case d.target.Deferred:
+		return stagedName(pendingStage, d.target.State, d.target.Name)
 	}
-	return d.stage
+	return "_nopii_stage"
+}
+
+func (d *deltaLoad) keysName() string {
+	if d.target.Deferred {
+		return stagedName(pendingKeys, d.target.State, d.target.Name)
+	}
+	return "_nopii_keys"
 }
 
 // WriteKey implements nopii.DeltaLoad: the first key ends the row stream
@@ -589,27 +728,60 @@ func (d *deltaLoad) startKeys(ctx context.Context) error {
 		return err
 	}
 	d.keys = true
-	if _, err := d.exec(ctx, `CREATE TEMP TABLE _nopii_keys (k text COLLATE "C") ON COMMIT DROP`); err != nil {
+	var err error
+	if d.target.Deferred {
+		err = d.createStaged(ctx, pendingKeys, `(k text COLLATE "C")`)
+	} else {
+		_, err = d.exec(ctx, `CREATE TEMP TABLE _nopii_keys (k text COLLATE "C") ON COMMIT DROP`)
+	}
+	if err != nil {
 		return fmt.Errorf("twin: delta %s: create key table: %w", d.target.Name, err)
 	}
-	d.stream = startCopy(ctx, d.conn, "COPY _nopii_keys (k) FROM STDIN (FORMAT binary)")
+	d.stream = startCopy(ctx, d.conn, "COPY "+d.keysName()+" (k) FROM STDIN (FORMAT binary)")
 	return nil
 }
 
 // Commit implements nopii.Load: upsert the stage, remove keys that left
-// the source, save state, commit — one transaction.
+// the source, save state, commit — one transaction. A deferred delta
+// commits its stage and keys instead, for Publish.
 func (d *deltaLoad) Commit(ctx context.Context) error {
 	if d.done {
 		return errors.New("twin: load already finished")
 	}
-	err := d.apply(ctx)
+	var err error
+	if d.target.Deferred {
+		if err = d.ready(ctx); err == nil {
+			_, err = d.exec(ctx, "COMMIT")
+		}
+	} else {
+		err = d.apply(ctx)
+	}
 	if err != nil {
 		d.Abort()
 		return fmt.Errorf("twin: delta %s: %w", d.target.Name, err)
 	}
 	d.done = true
 	d.feed.release(d.conn)
+	if d.target.Deferred {
+		d.feed.hold(&deferred{delta: d})
+	}
 	return nil
+}
+
+// deleting reports whether Commit deletes rows whose key left the source.
+func (d *deltaLoad) deleting() bool {
+	return d.deletes && (!d.bucketed || len(d.buckets) > 0)
+}
+
+// ready ends the load's streams: the stage's, and the keys' (none at all
+// when deleting: every row of the buckets left the source).
+func (d *deltaLoad) ready(ctx context.Context) error {
+	if d.deleting() && !d.keys {
+		if err := d.startKeys(ctx); err != nil {
+			return err
+		}
+	}
+	return d.endStream()
 }
 
 func (d *deltaLoad) apply(ctx context.Context) error {
@@ -617,43 +789,52 @@ func (d *deltaLoad) apply(ctx context.Context) error {
 	defer func() {
 		d.feed.log.Debug("twin delta applied", "table", d.target.Name.String(), "rows", d.staged, "seconds", time.Since(t0).Seconds())
 	}()
-	deletes := d.deletes && (!d.bucketed || len(d.buckets) > 0)
-	if deletes && !d.keys {
-		// No key at all: every row (of the buckets) left the source.
-		if err := d.startKeys(ctx); err != nil {
-			return err
-		}
-	}
-	if err := d.endStream(); err != nil {
+	if err := d.ready(ctx); err != nil {
 		return err
 	}
 	if err := d.applyRows(ctx); err != nil {
 		return err
 	}
-	name := d.target.Name
-	if deletes {
-		if _, err := d.exec(ctx, "ANALYZE _nopii_keys"); err != nil {
-			return err
-		}
-		spk := nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn)
-		in := ""
-		if d.bucketed {
-			in = keydigest.InBuckets("t."+spk, d.bucketBits, d.buckets) + " AND "
-		}
-		tag, err := d.exec(ctx, "DELETE FROM "+name.Quoted()+" t WHERE "+in+"NOT EXISTS (SELECT 1 FROM _nopii_keys k WHERE k.k = t."+spk+")")
-		if err != nil {
-			return fmt.Errorf("delete rows that left the source: %w", err)
-		}
-		d.deleted = tag.RowsAffected()
-	}
-	if err := d.advanceSequences(ctx); err != nil {
+	if err := d.deleteGone(ctx); err != nil {
 		return err
 	}
-	if err := writeState(ctx, d.conn, name, d.target.State); err != nil {
+	if err := d.save(ctx); err != nil {
 		return err
 	}
 	_, err := d.exec(ctx, "COMMIT")
 	return err
+}
+
+// deleteGone removes the rows (of the buckets) whose key is not among
+// those the source still has.
+func (d *deltaLoad) deleteGone(ctx context.Context) error {
+	if !d.deleting() {
+		return nil
+	}
+	keys := d.keysName()
+	if _, err := d.exec(ctx, "ANALYZE "+keys); err != nil {
+		return err
+	}
+	spk := nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn)
+	in := ""
+	if d.bucketed {
+		in = keydigest.InBuckets("t."+spk, d.bucketBits, d.buckets) + " AND "
+	}
+	tag, err := d.exec(ctx, "DELETE FROM "+d.target.Name.Quoted()+" t WHERE "+in+"NOT EXISTS (SELECT 1 FROM "+keys+" k WHERE k.k = t."+spk+")")
+	if err != nil {
+		return fmt.Errorf("delete rows that left the source: %w", err)
+	}
+	d.deleted = tag.RowsAffected()
+	return nil
+}
+
+// save sets the sequences past the data and saves the state, in the
+// caller's transaction.
+func (d *deltaLoad) save(ctx context.Context) error {
+	if err := d.advanceSequences(ctx); err != nil {
+		return err
+	}
+	return writeState(ctx, d.conn, d.target.Name, d.target.State)
 }
 
 // endStream ends the COPY in progress, if any: the stage's or the keys'.

@@ -33,6 +33,8 @@ func lockKey(workflow string) int64 {
 
 // Lock takes the workflow's run lock in the twin: a session-level advisory
 // lock (pg_try_advisory_lock) on a connection of its own, held until unlock.
+// Holding it, it drops what an earlier run of the workflow, killed before
+// its publish, left in nopii.pending.
 // A holder that crashes loses it with its session, at once. It returns a
 // *nopii.LockedError naming the holder when another session holds it.
 func (f *Feed) Lock(ctx context.Context, workflow string) (unlock func(), err error) {
@@ -44,6 +46,12 @@ func (f *Feed) Lock(ctx context.Context, workflow string) (unlock func(), err er
 	conn, err := f.tryLock(ctx, workflow, app)
 	if err != nil {
 		return nil, err
+	}
+	// What a killed run of the workflow left for its publish (pending.go).
+	if n, err := dropLeftovers(ctx, conn, workflow); err != nil {
+		f.log.Warn("twin: could not drop what an earlier run left unpublished", "workflow", workflow, "error", err.Error())
+	} else if n > 0 {
+		f.log.Info("twin: dropped what an earlier run left unpublished", "workflow", workflow, "relations", n)
 	}
 	return keepalive.Start(lockCheckEvery, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), lockCheckEvery)

@@ -47,6 +47,9 @@ func (l *fullLoad) Writers(ctx context.Context, n int) ([]nopii.RowWriter, error
 	}
 	l.par = &parallel{}
 	lock := tableLockKey(l.target.Name)
+	if err := l.register(ctx, l.shadowName(), pendingShadow); err != nil {
+		return nil, fmt.Errorf("twin: load %s: %w", l.target.Name, err)
+	}
 	if _, err := l.exec(ctx, "SELECT pg_advisory_lock_shared("+lock+"); COMMIT"); err != nil {
 		return nil, fmt.Errorf("twin: load %s: commit the shadow table: %w", l.target.Name, err)
 	}
@@ -96,20 +99,23 @@ func (l *fullLoad) commitParallel(ctx context.Context) error {
 		l.Abort()
 		return fmt.Errorf("twin: swap in %s: %w", l.target.Name, err)
 	}
-	idx, err := l.swap(ctx)
+	idx, err := l.build(ctx)
 	if err == nil {
-		_, err = l.exec(ctx, "SELECT pg_advisory_unlock_shared("+lock+")")
+		// The session's table lock ends once the shadow is whole:
+		// committed for Publish, or swapped in.
+		if err = l.finish(ctx); err == nil {
+			_, err = l.exec(ctx, "SELECT pg_advisory_unlock_shared("+lock+")")
+		}
 	}
 	if err != nil {
 		l.Abort()
 		return fmt.Errorf("twin: swap in %s: %w", l.target.Name, err)
 	}
-	l.done = true
 	for _, w := range l.par.writers {
 		l.feed.release(w.conn)
 	}
 	l.feed.release(l.conn)
-	l.feed.log.Debug("twin table swapped in", "table", l.target.Name.String(), "rows", rows, "writers", len(l.par.writers),
+	l.feed.log.Debug("twin table loaded", "deferred", l.target.Deferred, "table", l.target.Name.String(), "rows", rows, "writers", len(l.par.writers),
 		"copy_tail_seconds", t1.Sub(t0).Seconds(), "index_seconds", idx.Seconds(), "swap_seconds", time.Since(t1).Seconds()-idx.Seconds())
 	return nil
 }

@@ -181,6 +181,9 @@ func (f *Feed) Forget(ctx context.Context, req nopii.Forget) ([][]string, error)
 		if exists {
 			pending = append(pending, i)
 		}
+		if err := forgetPending(ctx, tx, t.Target, t.Keys); err != nil {
+			return nil, err
+		}
 	}
 	if err := deleteReferencedLast(ctx, tx, req.Tables, pending, out); err != nil {
 		return nil, err
@@ -258,6 +261,31 @@ func (f *Feed) RecordSubjectRequests(ctx context.Context, recs []nopii.SubjectAu
 	}
 	if err := conn.SendBatch(ctx, batch).Close(); err != nil {
 		return fmt.Errorf("twin: record subject requests: %w", pgconnect.SafeError(err))
+	}
+	return nil
+}
+
+// forgetPending deletes the keys from what a run committed for its
+// publish (pending.go): the shadow or stage of the table would bring the
+// rows back.
+func forgetPending(ctx context.Context, tx pgx.Tx, target nopii.TableName, keys []string) error {
+	var exists bool
+	if err := tx.QueryRow(ctx, "SELECT to_regclass('nopii.pending') IS NOT NULL").Scan(&exists); err != nil || !exists {
+		return pgconnect.SafeError(err)
+	}
+	rows, err := tx.Query(ctx, "SELECT relation FROM nopii.pending WHERE target_table = $1 AND kind IN ($2, $3) AND to_regclass(relation) IS NOT NULL",
+		target.String(), pendingShadow, pendingStage)
+	if err != nil {
+		return fmt.Errorf("twin: look up what a run holds of %s: %w", target, pgconnect.SafeError(err))
+	}
+	rels, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("twin: look up what a run holds of %s: %w", target, pgconnect.SafeError(err))
+	}
+	for _, r := range rels {
+		if _, err := tx.Exec(ctx, "DELETE FROM "+r+" WHERE "+nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn)+" = ANY ($1::text[])", keys); err != nil {
+			return fmt.Errorf("twin: delete from what a run holds of %s: %w", target, pgconnect.SafeError(err))
+		}
 	}
 	return nil
 }

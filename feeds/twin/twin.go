@@ -24,8 +24,9 @@ var _ nopii.Feed = (*Feed)(nil)
 type Options struct {
 	Logger  *slog.Logger
 	Connect pgconnect.Options
-	// LockTimeout bounds each attempt to take the old table for the swap
-	// (readers of the twin hold it); default 10s, three attempts.
+	// LockTimeout bounds each attempt to take the tables a swap or a
+	// publish replaces (readers of the twin hold them); default 10s,
+	// three attempts.
 	LockTimeout time.Duration
 	// DataOnly gives the twin the columns and source_primary_key alone
 	// (schema: data_only), not the source's schema objects.
@@ -42,6 +43,9 @@ type Feed struct {
 	oids   map[uint32]uint32 // source type OID → twin type OID, for binary array headers
 	idle   []*pgx.Conn       // connections outside any transaction, for the next caller
 	closed bool
+	// deferred holds the committed loads of deferred targets until
+	// Publish makes them visible (pending.go), by target name.
+	deferred map[nopii.TableName]*deferred
 
 	noMerge bool // tests: apply deltas as on PostgreSQL before 15
 
@@ -168,6 +172,9 @@ func (f *Feed) Prepare(ctx context.Context, targets []nopii.Target) error {
 	}
 	if err := ensureStateTable(ctx, conn); err != nil {
 		return fmt.Errorf("twin: create nopii.table_state: %w", err)
+	}
+	if err := ensurePendingTable(ctx, conn); err != nil {
+		return err
 	}
 	exts := map[string]bool{}
 	for _, ty := range types {
