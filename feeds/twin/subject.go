@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -185,13 +186,84 @@ func (f *Feed) Forget(ctx context.Context, req nopii.Forget) ([][]string, error)
 			return nil, err
 		}
 	}
+	if err := f.dropOutsideReferences(ctx, tx, req.Tables, pending); err != nil {
+		return nil, err
+	}
 	if err := deleteReferencedLast(ctx, tx, req.Tables, pending, out); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("twin: forget: commit: %w", pgconnect.SafeError(err))
+		return nil, fmt.Errorf("twin: forget: %w", pgconnect.SafeError(err))
 	}
 	return out, nil
+}
+
+// outsideRefsSQL lists the twin's foreign keys (NO ACTION or RESTRICT on
+// delete) that reference a table, with their columns in order and whether
+// every referencing column may be NULL.
+const outsideRefsSQL = `SELECT c.conname::text, c.conrelid::regclass::text,
+	array_agg(quote_ident(a.attname) ORDER BY k.i), array_agg(quote_ident(p.attname) ORDER BY k.i), bool_and(NOT a.attnotnull)
+	FROM pg_constraint c
+	CROSS JOIN LATERAL unnest(c.conkey, c.confkey) WITH ORDINALITY AS k(ck, fk, i)
+	JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.ck
+	JOIN pg_attribute p ON p.attrelid = c.confrelid AND p.attnum = k.fk
+	WHERE c.contype = 'f' AND c.confrelid = $1::regclass AND c.confdeltype IN ('a', 'r')
+	GROUP BY c.oid, c.conname, c.conrelid`
+
+// dropOutsideReferences sets to NULL the references that rows the request
+// does not delete (another person's row naming the subject's address as
+// its default, say) hold to rows it deletes, where their columns allow
+// NULL: the subject's rows go, and the twin's foreign keys still hold.
+// Where a column is NOT NULL the delete fails, naming the key.
+func (f *Feed) dropOutsideReferences(ctx context.Context, tx pgx.Tx, tables []nopii.ForgetTable, pending []int) error {
+	keys := map[string][]string{} // target (regclass text) → the request's keys in it
+	for _, i := range pending {
+		var rel string
+		if err := tx.QueryRow(ctx, "SELECT $1::regclass::text", tables[i].Target.Quoted()).Scan(&rel); err != nil {
+			return fmt.Errorf("twin: look up %s: %w", tables[i].Target, pgconnect.SafeError(err))
+		}
+		keys[rel] = append(keys[rel], tables[i].Keys...)
+	}
+	spk := nopii.QuoteIdent(nopii.SourcePrimaryKeyColumn)
+	for _, i := range pending {
+		t := tables[i]
+		rows, err := tx.Query(ctx, outsideRefsSQL, t.Target.Quoted())
+		if err != nil {
+			return fmt.Errorf("twin: read the foreign keys to %s: %w", t.Target, pgconnect.SafeError(err))
+		}
+		type ref struct {
+			name, child   string
+			cols, refCols []string
+			nullable      bool
+		}
+		refs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ref, error) {
+			var x ref
+			return x, r.Scan(&x.name, &x.child, &x.cols, &x.refCols, &x.nullable)
+		})
+		if err != nil {
+			return fmt.Errorf("twin: read the foreign keys to %s: %w", t.Target, pgconnect.SafeError(err))
+		}
+		for _, r := range refs {
+			if !r.nullable {
+				continue // the delete will fail on it, and say so
+			}
+			set := make([]string, len(r.cols))
+			for k, c := range r.cols {
+				set[k] = c + " = NULL"
+			}
+			tag, err := tx.Exec(ctx, "UPDATE "+r.child+" SET "+strings.Join(set, ", ")+
+				" WHERE ("+strings.Join(r.cols, ", ")+") IN (SELECT "+strings.Join(r.refCols, ", ")+" FROM "+t.Target.Quoted()+" WHERE "+spk+" = ANY ($1::text[]))"+
+				" AND NOT ("+spk+" = ANY ($2::text[]))", t.Keys, keys[r.child])
+			if err != nil {
+				return fmt.Errorf("twin: drop references of %s to forgotten rows of %s: %w", r.child, t.Target, pgconnect.SafeError(err))
+			}
+			if n := tag.RowsAffected(); n > 0 {
+				f.log.Warn("rows the request does not match referenced forgotten rows: their references are now NULL",
+					"table", r.child, "foreign_key", r.name, "references", t.Target.String(), "rows", n)
+			}
+		}
+	}
+	return nil
 }
 
 // deleteReferencedLast deletes the keys of each pending table, in an order
