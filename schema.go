@@ -254,8 +254,13 @@ type PublishedTable struct {
 	Name   TableName // in the source
 	Schema *Schema
 	// Incomplete, when set, says why the feed may lack rows of the table
-	// (a window, a copy that failed): foreign keys to it are NOT VALID.
+	// (a window, a subset, a copy that failed): foreign keys to it are NOT
+	// VALID, but for those of the tables in CompleteFor.
 	Incomplete string
+	// CompleteFor names the tables (in the source) whose foreign keys to
+	// this one hold whatever Incomplete says: a referential subset holds
+	// every row that the subset's tables reference, windowed or not.
+	CompleteFor []TableName
 	// Failed: the table's copy failed in this run; a load of it that the
 	// feed holds for publishing (another feed failed) is dropped.
 	Failed bool

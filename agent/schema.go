@@ -102,6 +102,16 @@ func (ir *inputRun) publish(ctx context.Context, results []result) error {
 		}
 	}
 	p := nopii.Publication{Prefix: ir.in.TargetSchemaPrefix}
+	// A subset's tables hold every row that the subset's other tables
+	// reference (windowed or not): their foreign keys to one another hold,
+	// but for those from a table whose copy failed (the twin keeps its
+	// older rows).
+	var closed []nopii.TableName
+	for _, j := range jobs {
+		if j.table != nil && j.subsetTable() != nil && !failed[j.rel.Name.String()] {
+			closed = append(closed, j.table.Name)
+		}
+	}
 	for _, j := range jobs {
 		if j.table == nil {
 			continue
@@ -110,6 +120,9 @@ func (ir *inputRun) publish(ctx context.Context, results []result) error {
 		switch {
 		case failed[j.rel.Name.String()]:
 			pt.Incomplete, pt.Failed = "failed to copy in this run", true
+		case j.subsetTable() != nil:
+			pt.Incomplete = "is in a referential subset: the twin holds only the rows the subset's tables need"
+			pt.CompleteFor = closed
 		case j.entry != nil && j.entry.Window > 0:
 			pt.Incomplete = fmt.Sprintf("is windowed (window: %s): the twin holds only its newer rows", j.entry.Window)
 		}

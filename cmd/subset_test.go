@@ -18,7 +18,10 @@ import (
 // subsetYAML is the workflow of the subset tests: customer is the root
 // (10% by keyed hash, and not "gone"), with two virtual foreign keys
 // (customer.referrer_id, events.user_id); page_views.customer_id is left
-// without one.
+// without one. address has a window (30 days by updated_at), which limits
+// the addresses that customers bring as children but not those that
+// included customers name as default (setupSubset makes a third of them
+// older).
 func subsetYAML(prodDSN, twinDSN string) string {
 	return `
 version: 1
@@ -40,6 +43,8 @@ workflows:
               email: { rule: redact_email }
           - name: public.address
             updated_at: updated_at
+            window: 30d
+            window_by: updated_at
           - name: public.orders
             updated_at: updated_at
           - name: public.order_item
@@ -51,6 +56,7 @@ workflows:
           - name: public.staff
           - name: public.product
           - name: public.page_views
+          - name: public.review
     feeds:
       - type: twin
         dsn: ` + twinDSN + `
@@ -66,7 +72,7 @@ func subsetRefTables(t *testing.T, prod string) ([]subsetref.Table, []subsetref.
 	tables := []subsetref.Table{
 		{Name: "public.region", Key: []string{"id"}},
 		{Name: "public.customer", Key: []string{"id"}, WithChildren: true},
-		{Name: "public.address", Key: []string{"id"}},
+		{Name: "public.address", Key: []string{"id"}, Window: "updated_at >= now() - interval '30 days'"},
 		{Name: "public.staff", Key: []string{"id"}},
 		{Name: "public.orders", Key: []string{"id"}},
 		{Name: "public.product", Key: []string{"sku", "variant"}},
@@ -95,6 +101,71 @@ func subsetRefTables(t *testing.T, prod string) ([]subsetref.Table, []subsetref.
 		refs = append(refs, r)
 	}
 	return tables, refs
+}
+
+// setupSubset makes the source of testdata/subset (a third of the
+// addresses outside address's window, and a table of reviews of products
+// that the subset does not reach), an empty twin, and the workflow.
+func setupSubset(t *testing.T) (prod, twin, cfg string) {
+	t.Helper()
+	prod, twin = pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	db := mustConnect(t, prod)
+	mustExec(t, db, string(mustRead(t, "../testdata/subset/prod.sql")))
+	mustExec(t, db, `UPDATE address SET updated_at = now() - interval '60 days' WHERE id % 3 = 0;
+		CREATE TABLE review (id int PRIMARY KEY, sku text NOT NULL, variant int NOT NULL, stars int NOT NULL,
+			CONSTRAINT review_product_fkey FOREIGN KEY (sku, variant) REFERENCES product);
+		INSERT INTO review SELECT row_number() OVER (), sku, variant, i % 5 + 1 FROM product, generate_series(1, 2) i;
+		ANALYZE review`)
+	return prod, twin, writeConfig(t, subsetYAML(prod, twin))
+}
+
+// subsetForeignKeys is the number of the source's foreign keys among
+// tables of the subset.
+const subsetForeignKeys = 8
+
+// checkKeysValid checks that the twin has every foreign key of the source
+// among the subset's tables, validated (a subset's parents hold every row
+// its tables reference, windowed or not), and that no report line of them
+// says one was made NOT VALID or left out. review, which the subset does
+// not reach, references the subset's products: its key is NOT VALID, and
+// its report line says why.
+func checkKeysValid(t *testing.T, twin string, rep *agent.Report, when string) {
+	t.Helper()
+	rows, err := mustConnect(t, twin).Query(context.Background(), `SELECT conrelid::regclass::text || ' ' || conname || ' ' || convalidated::text
+		FROM pg_constraint WHERE contype = 'f' AND conrelid <> 'review'::regclass ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	valid := 0
+	for _, k := range keys {
+		if strings.HasSuffix(k, " true") {
+			valid++
+		}
+	}
+	if len(keys) != subsetForeignKeys || valid != len(keys) {
+		t.Errorf("%s: the twin's foreign keys (table, name, validated): %v; want all %d validated", when, keys, subsetForeignKeys)
+	}
+	if rep == nil {
+		return
+	}
+	for _, tr := range rep.Tables {
+		for _, n := range tr.Schema {
+			if strings.Contains(n, "foreign key") && tr.Table != "public.review" {
+				t.Errorf("%s: %s: schema note %q", when, tr.Table, n)
+			}
+		}
+	}
+	want := "foreign key review_product_fkey is NOT VALID: its parent public.product is in a referential subset: the twin holds only the rows the subset's tables need"
+	if tr := tableReport(t, *rep, "public.review"); !slices.Contains(tr.Schema, want) {
+		t.Errorf("%s: review's schema notes %q, want %q", when, tr.Schema, want)
+	}
+	if v := queryString(t, mustConnect(t, twin), "SELECT convalidated::text FROM pg_constraint WHERE conname = 'review_product_fkey'"); v != "false" {
+		t.Errorf("%s: review_product_fkey validated: %s, want false", when, v)
+	}
 }
 
 // twinKeys is the twin table's source_primary_key values, sorted.
@@ -159,9 +230,7 @@ func rootCustomers(t *testing.T, prod string) []string {
 // delta after inserts, updates (some invisible to the cursors) and
 // deletes keeps it exact.
 func TestSubsetRunAndDelta(t *testing.T) {
-	prod, twin := pgtest.MustDatabase(t), pgtest.MustDatabase(t)
-	mustExec(t, mustConnect(t, prod), string(mustRead(t, "../testdata/subset/prod.sql")))
-	cfg := writeConfig(t, subsetYAML(prod, twin))
+	prod, twin, cfg := setupSubset(t)
 	code, out, errOut := runCLI(t, "plan", "--config", cfg, "--format", "json")
 	var plan struct{ Tables []agent.TablePlan }
 	if code != 0 || json.Unmarshal([]byte(out), &plan) != nil {
@@ -170,9 +239,9 @@ func TestSubsetRunAndDelta(t *testing.T) {
 	rep := runJSON(t, cfg, 0)
 	for _, p := range plan.Tables {
 		switch {
-		case p.Table == "public.page_views" && p.Subset != nil:
-			t.Errorf("plan: page_views in the subset: %+v", p.Subset)
-		case p.Table == "public.page_views":
+		case (p.Table == "public.page_views" || p.Table == "public.review") && p.Subset != nil:
+			t.Errorf("plan: %s in the subset: %+v", p.Table, p.Subset)
+		case p.Table == "public.page_views" || p.Table == "public.review":
 		case p.Subset == nil:
 			t.Errorf("plan: %s not in the subset", p.Table)
 		default:
@@ -207,6 +276,13 @@ func TestSubsetRunAndDelta(t *testing.T) {
 		t.Fatalf("%d root customers of 200, want about 10%%", len(roots))
 	}
 	checkClosure(t, prod, twin, roots)
+	checkKeysValid(t, twin, &rep, "full run")
+	if n := queryInt(t, mustConnect(t, twin), "SELECT count(*) FROM address"); n >= 300 {
+		t.Errorf("address holds %d rows: its window left none out", n)
+	}
+	if n := queryInt(t, mustConnect(t, twin), "SELECT count(*) FROM address WHERE updated_at < now() - interval '30 days'"); n == 0 {
+		t.Errorf("the twin holds no address outside its window: the test needs default addresses that are old")
+	}
 	if n := queryInt(t, mustConnect(t, twin), "SELECT count(*) FROM page_views"); n != 300 {
 		t.Errorf("page_views, which the subset does not reach, has %d rows in the twin, want all 300", n)
 	}
@@ -236,9 +312,10 @@ func TestSubsetRunAndDelta(t *testing.T) {
 	}
 	roots = rootCustomers(t, prod)
 	checkClosure(t, prod, twin, roots)
+	checkKeysValid(t, twin, &rep, "delta")
 	if t.Failed() {
 		for _, tr := range rep.Tables {
-			t.Logf("%s: %s %s rows %d upserted %d deleted %d; %s", tr.Table, tr.Mode, tr.Reason, tr.Rows, tr.Upserted, tr.Deleted, tr.Note)
+			t.Logf("%s: %s %s rows %d upserted %d deleted %d; %s %s", tr.Table, tr.Mode, tr.Reason, tr.Rows, tr.Upserted, tr.Deleted, tr.Note, tr.Error)
 		}
 	}
 }
@@ -248,12 +325,17 @@ func TestSubsetRunAndDelta(t *testing.T) {
 // user_id-like column without one (page_views.customer_id) is named by
 // find and forget --dry-run with the references: entry to add.
 func TestSubsetSubject(t *testing.T) {
-	prod, twin := pgtest.MustDatabase(t), pgtest.MustDatabase(t)
-	mustExec(t, mustConnect(t, prod), string(mustRead(t, "../testdata/subset/prod.sql")))
-	cfg := writeConfig(t, subsetYAML(prod, twin))
+	prod, twin, cfg := setupSubset(t)
 	runJSON(t, cfg, 0)
 	tw := mustConnect(t, twin)
-	id := queryString(t, tw, "SELECT min(user_id)::text FROM events")
+	// A subject whose address another customer of the twin names as its
+	// default: forget must not leave that reference dangling.
+	id := queryString(t, tw, `SELECT min(c.id)::text FROM customer c JOIN address a ON a.customer_id = c.id
+		JOIN customer o ON o.default_address_id = a.id AND o.id <> c.id WHERE c.id IN (SELECT user_id FROM events)`)
+	if id == "NULL" {
+		t.Fatal("no customer of the twin has events and an address that another customer names as default")
+	}
+	other := queryString(t, tw, "SELECT min(o.id)::text FROM customer o JOIN address a ON a.id = o.default_address_id WHERE a.customer_id = "+id+" AND o.id <> "+id)
 	email := queryString(t, mustConnect(t, prod), "SELECT email FROM customer WHERE id = "+id)
 	events := queryInt(t, tw, "SELECT count(*) FROM events WHERE user_id = "+id)
 	if events == 0 {
@@ -288,6 +370,10 @@ func TestSubsetSubject(t *testing.T) {
 	}
 	if n := queryInt(t, tw, "SELECT count(*) FROM events WHERE user_id = "+id); n != 0 {
 		t.Errorf("forget left %d events of the subject in the twin", n)
+	}
+	checkKeysValid(t, twin, nil, "forget")
+	if v := queryString(t, tw, "SELECT default_address_id::text FROM customer WHERE id = "+other); v != "NULL" {
+		t.Errorf("forget: customer %s, not the subject, still names the subject's address %s as default", other, v)
 	}
 }
 
