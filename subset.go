@@ -16,6 +16,10 @@ type Reference struct {
 	To        TableName
 	ToColumns []string
 	Virtual   bool // declared under references: in the configuration
+	// Enforced: a validated foreign key of the source, so every row's
+	// Columns, where none is NULL, name a row of To (a virtual or NOT
+	// VALID one promises nothing).
+	Enforced bool
 }
 
 // String renders the reference as plan and subject reports show it:

@@ -38,8 +38,9 @@ type subsetCounter interface {
 // SubsetSeed is the seed of a root table's share: keyed by hmac_key, so
 // that the share is the same every run and cannot be told from the keys
 // without the key. A row is in a share of p percent when
-// ((hashtextextended(key text, seed) % 1000000 + 1000000) % 1000000) <
-// p × 10000 (docs/subsets.md).
+// ((h % 1000000 + 1000000) % 1000000) < p × 10000, where h is
+// hashint8extended(key, seed) for a key of one integer column, else
+// hashtextextended(key text, seed) (docs/subsets.md).
 func SubsetSeed(key []byte, t nopii.TableName) int64 {
 	d := derivedKey(derivedKey(key, subsetLabel), t.String())
 	return int64(binary.BigEndian.Uint64(d[:8]))

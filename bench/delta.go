@@ -68,7 +68,10 @@ type deltaResult struct {
 
 // cpu is the CPU time of one nopii run: the process's own, and the
 // cluster's backends that served it (they end with its connections).
-type cpu struct{ nopii, server time.Duration }
+type cpu struct {
+	nopii, server time.Duration
+	rss           int64 // nopii's peak RSS, KiB
+}
 
 // deltaOpts choose a variant of the delta runs.
 type deltaOpts struct {
@@ -183,6 +186,7 @@ func timedRun(cl *pgtest.Cluster, bin, cfg string) (time.Duration, cpu, error) {
 	var used cpu
 	if ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		used.nopii = time.Duration(syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime))
+		used.rss = ru.Maxrss
 	}
 	// The run's backends end as its connections close; the postmaster
 	// reaps them a moment later.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"time"
 
@@ -67,13 +66,14 @@ workflows:
 		return os.WriteFile(path, []byte(body), 0o600)
 	}
 	seed := agent.SubsetSeed([]byte(key), nopii.TableName{Schema: "public", Name: "users"})
-	share := fmt.Sprintf("((hashtextextended(id::text, %d) %% 1000000 + 1000000) %% 1000000) < 100000", seed)
+	share := fmt.Sprintf("((hashint8extended(id, %d) %% 1000000 + 1000000) %% 1000000) < 100000", seed)
 	var wantUsers, wantOrders int64
 	if err := queryRow(ctx, src, "SELECT count(*), (SELECT count(*) FROM orders WHERE user_id IN (SELECT id FROM users WHERE "+share+")) FROM users WHERE "+share,
 		&wantUsers, &wantOrders); err != nil {
 		return err
 	}
 	var full, sub []time.Duration
+	var fullCPU, subCPU []time.Duration
 	var rss int64
 	var ratios []float64
 	for i := 0; i < runs; i++ {
@@ -92,7 +92,7 @@ workflows:
 			if err := execSQL(ctx, src, "CHECKPOINT"); err != nil {
 				return err
 			}
-			d, peak, err := timed(exec.Command(bin, "run", "--config", cfg, "--log-level", "warn"))
+			d, used, err := timedRun(cl, bin, cfg)
 			if err != nil {
 				return fmt.Errorf("nopii run (%s): %w", v.name, err)
 			}
@@ -101,23 +101,25 @@ workflows:
 				return err
 			}
 			if v.name == "full" {
-				full = append(full, d)
-				fmt.Printf("run %d: full copy of %d users and %d orders %.2fs (peak RSS %d MB)\n", i+1, u, o, d.Seconds(), peak/1024)
+				full, fullCPU = append(full, d), append(fullCPU, used.nopii+used.server)
+				fmt.Printf("run %d: full copy of %d users and %d orders %.2fs, CPU %.2fs nopii + %.2fs PostgreSQL (peak RSS %d MB)\n",
+					i+1, u, o, d.Seconds(), used.nopii.Seconds(), used.server.Seconds(), used.rss/1024)
 				if u != int64(users) || o != 2*int64(users) {
 					return fmt.Errorf("full copy: the twin has %d users and %d orders", u, o)
 				}
 			} else {
-				sub, rss = append(sub, d), max(rss, peak)
+				sub, subCPU, rss = append(sub, d), append(subCPU, used.nopii+used.server), max(rss, used.rss)
 				if u != wantUsers || o != wantOrders || orphans != 0 {
 					return fmt.Errorf("subset: the twin has %d users and %d orders (%d orphans), want %d and %d", u, o, orphans, wantUsers, wantOrders)
 				}
 				ratios = append(ratios, sub[i].Seconds()/full[i].Seconds())
-				fmt.Printf("run %d: subset of %d users and %d orders %.2fs: %.3f× the full copy (peak RSS %d MB)\n",
-					i+1, u, o, d.Seconds(), ratios[i], peak/1024)
+				fmt.Printf("run %d: subset of %d users and %d orders %.2fs: %.3f× the full copy; CPU %.2fs nopii + %.2fs PostgreSQL: %.3f× (peak RSS %d MB)\n",
+					i+1, u, o, d.Seconds(), ratios[i], used.nopii.Seconds(), used.server.Seconds(), subCPU[i].Seconds()/fullCPU[i].Seconds(), used.rss/1024)
 			}
 		}
 	}
-	fmt.Printf("subset of 10%% of %d users with their orders: median %.2fs against the full copy's %.2fs: %.3f× (target ≤ 0.15×); peak RSS %d MB\n",
-		users, median(sub).Seconds(), median(full).Seconds(), median(sub).Seconds()/median(full).Seconds(), rss/1024)
+	fmt.Printf("subset of 10%% of %d users with their orders: median %.2fs against the full copy's %.2fs: %.3f× (target ≤ 0.15×); CPU %.3f×; peak RSS %d MB\n",
+		users, median(sub).Seconds(), median(full).Seconds(), median(sub).Seconds()/median(full).Seconds(),
+		median(subCPU).Seconds()/median(fullCPU).Seconds(), rss/1024)
 	return nil
 }

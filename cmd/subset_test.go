@@ -211,7 +211,7 @@ func rootCustomers(t *testing.T, prod string) []string {
 	t.Helper()
 	seed := agent.SubsetSeed([]byte(testKey), nopii.TableName{Schema: "public", Name: "customer"})
 	rows, err := mustConnect(t, prod).Query(context.Background(), `SELECT id::text FROM customer
-		WHERE email NOT LIKE 'gone%' AND ((hashtextextended(id::text, $1) % 1000000 + 1000000) % 1000000) < 100000`, seed)
+		WHERE email NOT LIKE 'gone%' AND ((hashint8extended(id, $1) % 1000000 + 1000000) % 1000000) < 100000`, seed)
 	if err != nil {
 		t.Fatal(err)
 	}

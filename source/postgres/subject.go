@@ -38,6 +38,7 @@ type fkEdge struct {
 	name                  string
 	child, parent         nopii.TableName
 	childCols, parentCols []string
+	validated             bool
 }
 
 // relInfo is what a subject query needs of a table outside the workflow.
@@ -78,7 +79,8 @@ func foreignKeys(ctx context.Context, conn *pgx.Conn) ([]fkEdge, map[nopii.Table
 		       coalesce((SELECT array_agg(a.attname ORDER BY k.ord) FROM pg_index i
 		          CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
 		          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-		          WHERE i.indrelid = c.conrelid AND i.indisprimary), '{}')
+		          WHERE i.indrelid = c.conrelid AND i.indisprimary), '{}'),
+		       c.convalidated
 		FROM pg_constraint c
 		JOIN pg_class cc ON cc.oid = c.conrelid JOIN pg_namespace cn ON cn.oid = cc.relnamespace
 		JOIN pg_class pc ON pc.oid = c.confrelid JOIN pg_namespace pn ON pn.oid = pc.relnamespace
@@ -96,7 +98,7 @@ func foreignKeys(ctx context.Context, conn *pgx.Conn) ([]fkEdge, map[nopii.Table
 		var childKind, parentKind string
 		var key []string
 		if err := rows.Scan(&e.name, &e.child.Schema, &e.child.Name, &e.parent.Schema, &e.parent.Name, &childKind, &parentKind,
-			&e.childCols, &e.parentCols, &key); err != nil {
+			&e.childCols, &e.parentCols, &key, &e.validated); err != nil {
 			return nil, nil, fmt.Errorf("read foreign keys: %w", err)
 		}
 		edges = append(edges, e)

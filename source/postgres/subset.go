@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -268,19 +269,81 @@ func (p *subsetPlan) seed(t *nopii.SubsetTable, alias string) string {
 		and = append(and, "("+r.Where+")")
 	}
 	if r.Percent > 0 {
-		key := keyOver(t.Table, alias)
-		and = append(and, fmt.Sprintf("((hashtextextended(%s, %d) %% %d + %d) %% %d) < %d",
-			key, r.Seed, subsetShare, subsetShare, subsetShare, int64(r.Percent*subsetShare/100+0.5)))
+		and = append(and, share(r, t.Table, alias, t.Table.PrimaryKey))
 	}
 	return "(" + strings.Join(and, " AND ") + ")"
 }
 
-// keyOver is the key text (as copies render it) over alias.
-func keyOver(t *nopii.Table, alias string) string {
-	if len(t.PrimaryKey) == 1 {
-		return col(alias, t.PrimaryKey[0]) + "::text"
+// share is the condition that a row of root, or a row (alias) whose
+// columns cs hold a key of root, is in root's share. The keyed hash is of
+// an integer key's value (hashint8extended, the same for int2, int4 and
+// int8) and of any other key's text as copies render it
+// (hashtextextended): building the text of a number costs more than
+// hashing it, and each copy of a root or of its children hashes every row.
+func share(r *nopii.SubsetRoot, root *nopii.Table, alias string, cs []string) string {
+	h := fmt.Sprintf("hashtextextended(%s, %d)", keyText(alias, cs), r.Seed)
+	if len(root.PrimaryKey) == 1 && integerColumn(root, root.PrimaryKey[0]) {
+		h = fmt.Sprintf("hashint8extended(%s::int8, %d)", col(alias, cs[0]), r.Seed)
 	}
-	return "json_build_array(" + cols(alias, t.PrimaryKey) + ")::text"
+	return fmt.Sprintf("((%s %% %d + %d) %% %d) < %d", h, subsetShare, subsetShare, subsetShare, int64(r.Percent*subsetShare/100+0.5))
+}
+
+// integerColumn reports a column of a built-in integer type.
+func integerColumn(t *nopii.Table, name string) bool {
+	c, ok := t.Column(name)
+	if !ok || c.Type == nil || !c.Type.BuiltIn() {
+		return false
+	}
+	switch c.Type.Name {
+	case "int2", "int4", "int8":
+		return true
+	}
+	return false
+}
+
+// keyText renders columns over alias as copies render a key of them: the
+// value's text for one column, a JSON array's for several.
+func keyText(alias string, key []string) string {
+	if len(key) == 1 {
+		return col(alias, key[0]) + "::text"
+	}
+	return "json_build_array(" + cols(alias, key) + ")::text"
+}
+
+// sharedByReference returns, for a Down reference from a child (alias) to
+// a root whose rows that bring children are exactly its share (percent,
+// no where, no window, no other way in), the share's condition over the
+// child's referencing columns; "" where that does not hold. When the
+// reference is a validated foreign key of the source on the root's key,
+// of the same types, each referencing value names an existing root row
+// whose key text is the value's: the child row is in the subset exactly
+// when that text is in the share. The child's copy then reads only the
+// child table, and never hashes the root's keys a second time (the root's
+// copy does), instead of a semi-join over a scan of the root.
+func (p *subsetPlan) sharedByReference(e setEdge, alias string) string {
+	root, r := p.by[e.from.table], e.r
+	if e.from.kind != setP || root == nil || root.Root == nil || !root.Root.WithChildren || root.Root.Percent <= 0 ||
+		root.Root.Where != "" || p.window(root, "x") != "" || len(p.deps[e.from]) > 0 || !r.Enforced ||
+		!slices.Equal(r.ToColumns, root.Table.PrimaryKey) {
+		return ""
+	}
+	child := p.by[r.From].Table
+	for i, c := range r.Columns {
+		if columnType(child, c) != columnType(root.Table, r.ToColumns[i]) {
+			return ""
+		}
+	}
+	cond := share(root.Root, root.Table, alias, r.Columns)
+	if len(r.Columns) > 1 {
+		// A NULL in a reference's columns references nothing (MATCH
+		// SIMPLE), but json_build_array would render it.
+		var and []string
+		for _, c := range r.Columns {
+			and = append(and, col(alias, c)+" IS NOT NULL")
+		}
+		cond = strings.Join(and, " AND ") + " AND " + cond
+	}
+	return "(" + cond + ")"
 }
 
 // and joins the non-empty conditions with AND ("true" for none).
@@ -320,6 +383,10 @@ func (p *subsetPlan) pred(n setNode, alias string, skip int) string {
 		}
 		for _, e := range p.deps[n] {
 			if skip >= 0 && p.inCycle(e.from, skip) {
+				continue
+			}
+			if c := p.sharedByReference(e, alias); c != "" {
+				alts = append(alts, c)
 				continue
 			}
 			alts = append(alts, "("+cols(alias, e.r.Columns)+") IN ("+p.set(e.from, e.r.ToColumns)+")")
@@ -506,7 +573,7 @@ func (s *Source) References(ctx context.Context) ([]nopii.Reference, error) {
 	}
 	out := make([]nopii.Reference, len(edges))
 	for i, e := range edges {
-		out[i] = nopii.Reference{Name: e.name, From: e.child, Columns: e.childCols, To: e.parent, ToColumns: e.parentCols}
+		out[i] = nopii.Reference{Name: e.name, From: e.child, Columns: e.childCols, To: e.parent, ToColumns: e.parentCols, Enforced: e.validated}
 	}
 	return out, nil
 }

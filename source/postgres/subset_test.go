@@ -134,3 +134,84 @@ func abbrev(keys []string) string {
 	}
 	return strings.Join(keys, " ")
 }
+
+// A child of a root chosen by share alone is selected by the share of its
+// reference's key text (no scan of the root) only where a validated
+// foreign key of the same types promises that the referenced row exists;
+// a NOT VALID key (orphans) or one of another type is followed by a
+// semi-join. Either way the copy is the closure subsetref computes,
+// composite keys with a NULL column (which reference nothing) included.
+func TestSubsetShareByReference(t *testing.T) {
+	dsn := pgtest.MustDatabase(t)
+	mustExec(t, mustConnect(t, dsn), `
+		CREATE TABLE member (id bigint PRIMARY KEY);
+		CREATE TABLE post (id int PRIMARY KEY, member_id bigint REFERENCES member);
+		CREATE TABLE vote (id int PRIMARY KEY, member_id bigint);
+		CREATE TABLE tip (id int PRIMARY KEY, member_id int REFERENCES member);
+		CREATE TABLE account (region text, id int, PRIMARY KEY (region, id));
+		CREATE TABLE invoice (id int PRIMARY KEY, region text, account_id int, FOREIGN KEY (region, account_id) REFERENCES account);
+		INSERT INTO member SELECT generate_series(1, 200);
+		INSERT INTO post SELECT i, CASE WHEN i % 9 <> 0 THEN (i * 7) % 200 + 1 END FROM generate_series(1, 600) i;
+		INSERT INTO vote SELECT i, CASE WHEN i % 3 = 0 THEN 1000 + i ELSE i % 200 + 1 END FROM generate_series(1, 600) i;
+		ALTER TABLE vote ADD FOREIGN KEY (member_id) REFERENCES member NOT VALID;
+		INSERT INTO tip SELECT i, (i * 3) % 200 + 1 FROM generate_series(1, 300) i;
+		INSERT INTO account SELECT r, i FROM unnest(ARRAY['eu', 'us']) r, generate_series(1, 100) i;
+		INSERT INTO invoice SELECT i, CASE WHEN i % 7 = 0 THEN NULL WHEN i % 2 = 0 THEN 'eu' ELSE 'us' END,
+		                    CASE WHEN i % 11 = 0 THEN NULL ELSE (i * 13) % 100 + 1 END FROM generate_series(1, 500) i;
+		ANALYZE`)
+	src := mustOpen(t, dsn, 2)
+	ctx := testContext(t)
+	refs, err := src.References(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		root    string
+		percent float64
+		direct  []string // children selected by the share of their reference
+		joined  []string // children selected by a semi-join over the root
+	}{
+		{root: "member", percent: 30, direct: []string{"post"}, joined: []string{"vote", "tip"}},
+		{root: "account", percent: 40, direct: []string{"invoice"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.root, func(t *testing.T) {
+			var cands []*nopii.SubsetTable
+			var rt []subsetref.Table
+			tables := map[string]*nopii.Table{}
+			for _, n := range append(append([]string{tt.root}, tt.direct...), tt.joined...) {
+				tb := mustDescribe(t, src, "public", n)
+				tables[n] = tb
+				st := &nopii.SubsetTable{Table: tb}
+				ref := subsetref.Table{Name: tb.Name.String(), Key: tb.PrimaryKey}
+				if n == tt.root {
+					st.Root = &nopii.SubsetRoot{Percent: tt.percent, Seed: 99, WithChildren: true}
+					ref.Root, ref.WithChildren = shareSQL(tb, *st.Root), true
+				}
+				cands, rt = append(cands, st), append(rt, ref)
+			}
+			sub := nopii.NewSubset(cands, refs)
+			want, err := subsetref.Closure(ctx, mustConnect(t, dsn), rt, refsOf(refs))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for n, tb := range tables {
+				sql := postgres.CopySQL(tb, nopii.Selection{Subset: sub})
+				if joins := strings.Contains(sql, "IN (SELECT"); slices.Contains(tt.direct, n) == joins && n != tt.root {
+					t.Errorf("%s: semi-join %v, want %v:\n%s", n, joins, !joins, sql)
+				}
+				var got []string
+				if _, err := src.CopySelect(ctx, tb, nopii.Selection{Subset: sub, KeysOnly: true}, func(v [][]byte) error {
+					got = append(got, string(v[0]))
+					return nil
+				}); err != nil {
+					t.Fatalf("copy %s: %v\n%s", n, err, sql)
+				}
+				slices.Sort(got)
+				if w := want[tb.Name.String()]; !slices.Equal(got, w) || len(w) == 0 {
+					t.Errorf("%s: %d rows %s\nwant %d rows %s", n, len(got), abbrev(got), len(w), abbrev(w))
+				}
+			}
+		})
+	}
+}
