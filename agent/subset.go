@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -192,9 +193,14 @@ func linkSubset(ctx context.Context, src nopii.Source, jobs []*job, rels []nopii
 	}
 	for _, st := range sub.Tables {
 		j := byName[st.Table.Name]
-		if j.entry != nil && j.entry.EffectiveMode() == config.ModeCDC {
-			j.err = fmt.Errorf("%s: table %s is in mode cdc, and the subset reaches it (%s): a subset is kept current by full or delta runs; set mode delta (with updated_at) or full",
-				j.entry.Pos, st.Table.Name, strings.Join(st.Via, "; "))
+		if e := j.entry; e != nil && e.EffectiveMode() == config.ModeCDC {
+			use := "set mode: delta with updated_at (the column that marks changed rows), or mode: full"
+			if c := cmp.Or(e.UpdatedAt, e.CreatedAt); c != "" {
+				use = fmt.Sprintf("set mode: delta (its cursor %s is set)", c)
+			}
+			j.err = fmt.Errorf("%s: table %s is in mode cdc, but the subset reaches it (%s): a change stream cannot tell whether a changed row belongs to the subset, "+
+				"which depends on other rows; a delta run keeps the subset current: %s",
+				e.Pos, st.Table.Name, strings.Join(st.Via, "; "), use)
 			continue
 		}
 		j.subset = sub

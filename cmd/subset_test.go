@@ -386,3 +386,38 @@ func runText(t *testing.T, args ...string) string {
 	}
 	return out
 }
+
+// TestSubsetRefusesCDC: a table in mode cdc that the subset reaches is
+// not copied, and plan and run say why and what to use instead; the
+// subset's other tables are copied.
+func TestSubsetRefusesCDC(t *testing.T) {
+	prod, twin, _ := setupSubset(t)
+	cfg := writeConfig(t, strings.Replace(subsetYAML(prod, twin), `          - name: public.orders
+            updated_at: updated_at
+`, `          - name: public.orders
+            mode: cdc
+            updated_at: updated_at
+`, 1))
+	want := "table public.orders is in mode cdc, but the subset reaches it (children: public.orders(customer_id) → public.customer(id); referenced: public.order_item(order_id) → public.orders(id)): " +
+		"a change stream cannot tell whether a changed row belongs to the subset, which depends on other rows; " +
+		"a delta run keeps the subset current: set mode: delta (its cursor updated_at is set)"
+	code, out, errOut := runCLI(t, "plan", "--config", cfg, "--format", "json")
+	var plan struct{ Tables []agent.TablePlan }
+	if json.Unmarshal([]byte(out), &plan) != nil {
+		t.Fatalf("plan exited %d\n%s\n%s", code, out, errOut)
+	}
+	for _, p := range plan.Tables {
+		if p.Table == "public.orders" && !strings.Contains(p.Error, want) {
+			t.Errorf("plan: orders error %q, want it to hold %q", p.Error, want)
+		}
+	}
+	rep := runJSON(t, cfg, 1)
+	for _, tr := range rep.Tables {
+		switch {
+		case tr.Table == "public.orders" && !strings.Contains(tr.Error, want):
+			t.Errorf("run: orders error %q, want it to hold %q", tr.Error, want)
+		case tr.Table == "public.customer" && tr.Outcome != agent.OutcomeCopied:
+			t.Errorf("run: customer %s %s, want copied", tr.Outcome, tr.Error)
+		}
+	}
+}
