@@ -342,6 +342,13 @@ type Selection struct {
 	// cursor selects them or not: the buckets whose rows entered or left
 	// the subset since the last run.
 	Resync []uint32
+	// References (not with KeysOnly) has the copy send, after the key, one
+	// more value per entry: the key text that the row's columns of a
+	// reference name, as the referenced table's copies render their key (a
+	// value's text, or a JSON array's for several columns); NULL when a
+	// column is NULL. The agent keeps rows from naming forgotten rows with
+	// them (SPEC §7).
+	References [][]string
 }
 
 // KeyDigests digest a table's key texts per bucket: a delta with

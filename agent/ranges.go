@@ -139,7 +139,7 @@ func copyRows(ctx context.Context, src nopii.Source, j *job, sel nopii.Selection
 		return copyResult{stats, path.rows, path.suppressed, 1}, err
 	}
 	rs, ok := src.(rangeSource)
-	full := len(sel.Since) == 0 && len(sel.WindowBy) == 0 && !sel.KeysOnly && sel.Subset == nil
+	full := len(sel.Since) == 0 && len(sel.WindowBy) == 0 && !sel.KeysOnly && sel.Subset == nil && len(sel.References) == 0
 	if !ok || !full || j.streams == nil {
 		return one()
 	}

@@ -26,12 +26,13 @@ type job struct {
 	mode      Mode
 	note      string
 	redacted  []string
-	inherited nopii.TableName   // the parent whose rules an inheritance child took
-	cdc       *cdcCopy          // mode cdc: a full copy that starts the table's stream
-	subset    *nopii.Subset     // the input's subset, when it reaches the table
-	refs      []nopii.Reference // the input's foreign keys, catalog and virtual (shared by its jobs)
-	streams   streams           // the copy streams of the run's copyAll
-	split     int               // most streams that may read this table at once (page ranges)
+	inherited nopii.TableName          // the parent whose rules an inheritance child took
+	cdc       *cdcCopy                 // mode cdc: a full copy that starts the table's stream
+	subset    *nopii.Subset            // the input's subset, when it reaches the table
+	refs      []nopii.Reference        // the input's foreign keys, catalog and virtual (shared by its jobs)
+	peers     map[nopii.TableName]*job // the input's described jobs by table (shared by its jobs)
+	streams   streams                  // the copy streams of the run's copyAll
+	split     int                      // most streams that may read this table at once (page ranges)
 	err       error
 }
 
@@ -388,14 +389,19 @@ func compile(j *job, key []byte) (*compiled, error) {
 			c.hasAny = c.hasAny || f != nil
 		}
 	}
-	if redactsKey(j.table, j.redacted) {
-		f, err := rulesets.Compile(j.table.Name, keyColumn, rulesets.Spec{Rule: "hash"}, key)
-		if err != nil {
-			return nil, err
-		}
-		c.keyFn = f
+	f, err := keyHash(j, key)
+	c.keyFn = f
+	return c, err
+}
+
+// keyHash is the function that hashes a job's key text where a key column
+// is redacted (the feeds hold that hash as its source_primary_key); nil
+// where none is.
+func keyHash(j *job, key []byte) (redact.Func, error) {
+	if !redactsKey(j.table, j.redacted) {
+		return nil, nil
 	}
-	return c, nil
+	return rulesets.Compile(j.table.Name, keyColumn, rulesets.Spec{Rule: "hash"}, key)
 }
 
 // Check resolves an input without copying: one TableReport per table, with

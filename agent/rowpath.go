@@ -22,12 +22,14 @@ type rowPath struct {
 	table     *nopii.Table
 	forgotten *forgottenSet    // nil: nothing forgotten in this table
 	ids       *identifierCheck // nil: no forgotten identifier to look for
+	refs      *forgottenRefs   // nil: no reference to a table with forgotten rows
 	loads     []nopii.RowWriter
 
 	out        [][]byte
 	scratch    []byte
 	rows       int64 // rows handed to the loads
-	suppressed int64 // rows dropped because their key was forgotten
+	suppressed int64 // rows dropped because their key (or a NOT NULL reference's) was forgotten
+	unlinked   int64 // rows whose references to forgotten rows were set to NULL
 }
 
 func newRowPath(c *compiled, t *nopii.Table, forgotten *forgottenSet, loads []nopii.Load) *rowPath {
@@ -51,6 +53,19 @@ func (p *rowPath) row(vals [][]byte) error {
 	if p.forgotten.has(p.out[len(p.table.Columns)]) {
 		p.suppressed++
 		return nil
+	}
+	if p.refs != nil {
+		keep, unlinked, err := p.refs.apply(vals[len(p.table.Columns)+1:], p.out)
+		if err != nil {
+			return err
+		}
+		if !keep {
+			p.suppressed++
+			return nil
+		}
+		if unlinked {
+			p.unlinked++
+		}
 	}
 	for _, l := range p.loads {
 		if err := l.WriteRow(p.out); err != nil {

@@ -379,6 +379,15 @@ func resolveAll(ctx context.Context, src nopii.Source, in *config.Input, key []b
 	if _, err := linkSubset(ctx, src, jobs, rels, key, time.Now()); err != nil {
 		return nil, nil, err
 	}
+	peers := map[nopii.TableName]*job{}
+	for _, j := range jobs {
+		if j.table != nil {
+			peers[j.table.Name] = j
+		}
+	}
+	for _, j := range jobs {
+		j.peers = peers
+	}
 	return jobs, unmatchedPatterns(in, rels), nil
 }
 
@@ -431,6 +440,7 @@ type tableCopy struct {
 	target    nopii.Target
 	forgotten *forgottenSet
 	ids       *identifierCheck
+	refs      *forgottenRefs
 	loads     []nopii.Load
 	deltas    []nopii.DeltaLoad
 	path      *rowPath
@@ -567,6 +577,9 @@ func (tc *tableCopy) open(ctx context.Context) error {
 	if tc.ids, err = j.identifiers(ctx, tc.feeds, tc.wf.Name, tc.key); err != nil {
 		return err
 	}
+	if tc.refs, err = tc.forgottenRefs(ctx); err != nil {
+		return err
+	}
 	tc.loads = make([]nopii.Load, 0, len(tc.feeds))
 	for _, f := range tc.feeds {
 		if d.mode == ModeDelta {
@@ -605,10 +618,10 @@ func (tc *tableCopy) copy(ctx context.Context) error {
 	t0 := time.Now()
 	j, d := tc.j, tc.d
 	tc.path = newRowPath(tc.c, j.table, tc.forgotten, tc.loads)
-	tc.path.ids = tc.ids
+	tc.path.ids, tc.path.refs = tc.ids, tc.refs
 	dels := startDeletes(ctx, tc.src, j.table, d, tc.c, tc.deltas, tc.log)
 	defer dels.close()
-	sel := nopii.Selection{Since: d.since, WindowSince: d.window, WindowBy: d.windowBy}
+	sel := nopii.Selection{Since: d.since, WindowSince: d.window, WindowBy: d.windowBy, References: tc.refs.columns()}
 	if err := tc.selectSubset(ctx, &sel); err != nil {
 		return err
 	}
@@ -622,6 +635,9 @@ func (tc *tableCopy) copy(ctx context.Context) error {
 	tc.tr.Rows, tc.tr.Bytes, tc.tr.Streams = res.stats.Rows, res.stats.Bytes, res.streams
 	if res.suppressed > 0 {
 		tc.tr.Forgotten = res.suppressed
+	}
+	if n := tc.path.unlinked; n > 0 {
+		tc.tr.Note = joinNote(tc.tr.Note, fmt.Sprintf("%d rows named rows forgotten by subject requests: those references are NULL", n))
 	}
 	tc.target.State.Rows = res.rows
 	if err == nil && dels != nil {

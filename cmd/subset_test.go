@@ -375,6 +375,31 @@ func TestSubsetSubject(t *testing.T) {
 	if v := queryString(t, tw, "SELECT default_address_id::text FROM customer WHERE id = "+other); v != "NULL" {
 		t.Errorf("forget: customer %s, not the subject, still names the subject's address %s as default", other, v)
 	}
+
+	// The next run copies the subset again (the source still has the
+	// subject, who is still in the share, and the other customer's
+	// reference to her address), with a new order of hers: the subject and
+	// the order stay out, the other customer's reference stays NULL, and
+	// every foreign key still validates.
+	db := mustConnect(t, prod)
+	mustExec(t, db, "INSERT INTO orders (id, customer_id) VALUES (2000, "+id+")")
+	mustExec(t, db, "UPDATE customer SET updated_at = now() WHERE id = "+other)
+	run := runJSON(t, cfg, 0)
+	checkKeysValid(t, twin, &run, "run after forget")
+	for q, want := range map[string]string{
+		"SELECT count(*)::text FROM customer WHERE id = " + id:              "0",
+		"SELECT count(*)::text FROM orders WHERE customer_id = " + id:       "0",
+		"SELECT count(*)::text FROM address WHERE customer_id = " + id:      "0",
+		"SELECT default_address_id::text FROM customer WHERE id = " + other: "NULL",
+		"SELECT count(*)::text FROM customer WHERE id = " + other:           "1",
+	} {
+		if got := queryString(t, tw, q); got != want {
+			t.Errorf("run after forget: %s = %s, want %s", q, got, want)
+		}
+	}
+	if tr := tableReport(t, run, "public.customer"); !strings.Contains(tr.Note, "named rows forgotten by subject requests: those references are NULL") {
+		t.Errorf("run after forget: customer's note %q says nothing of the references it set to NULL", tr.Note)
+	}
 }
 
 // runText runs a command that must succeed and returns its stdout.

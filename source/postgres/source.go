@@ -538,6 +538,11 @@ func copySQL(t *nopii.Table, sel nopii.Selection, cond string) string {
 		}
 	}
 	writeKey(&b, t)
+	if !sel.KeysOnly {
+		for _, cs := range sel.References {
+			b.WriteString(", " + referenceKey(cs))
+		}
+	}
 	b.WriteString(" FROM ")
 	b.WriteString(from(t))
 	w := where(t, sel)
@@ -550,6 +555,20 @@ func copySQL(t *nopii.Table, sel nopii.Selection, cond string) string {
 	b.WriteString(w)
 	b.WriteString(") TO STDOUT (FORMAT binary)")
 	return b.String()
+}
+
+// referenceKey is the key text that columns of a reference name
+// (Selection.References): NULL when one of them is NULL, which references
+// nothing.
+func referenceKey(cs []string) string {
+	if len(cs) == 1 {
+		return nopii.QuoteIdent(cs[0]) + "::text"
+	}
+	q := make([]string, len(cs))
+	for i, c := range cs {
+		q[i] = nopii.QuoteIdent(c)
+	}
+	return "CASE WHEN " + strings.Join(q, " IS NOT NULL AND ") + " IS NOT NULL THEN json_build_array(" + strings.Join(q, ", ") + ")::text END"
 }
 
 func from(t *nopii.Table) string {
@@ -628,7 +647,7 @@ func (s *Source) Copy(ctx context.Context, t *nopii.Table, row func(values [][]b
 
 // CopySelect implements nopii.Source.
 func (s *Source) CopySelect(ctx context.Context, t *nopii.Table, sel nopii.Selection, row func(values [][]byte) error) (nopii.CopyStats, error) {
-	ncols := len(t.Columns) + 1
+	ncols := len(t.Columns) + 1 + len(sel.References)
 	if sel.KeysOnly {
 		ncols = 1
 	}
