@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/nopii/nopii"
 	"github.com/nopii/nopii/internal/pgtest"
 	"github.com/nopii/nopii/internal/subsetref"
@@ -128,6 +130,13 @@ func shareSQL(t *nopii.Table, r nopii.SubsetRoot) string {
 	return postgres.SubsetCond(sub, t, nopii.QuoteIdent(t.Name.Name))
 }
 
+func nullText(v []byte) string {
+	if v == nil {
+		return "NULL"
+	}
+	return string(v)
+}
+
 func abbrev(keys []string) string {
 	if len(keys) > 12 {
 		return strings.Join(keys[:12], " ") + " …"
@@ -174,6 +183,32 @@ func TestSubsetShareByReference(t *testing.T) {
 		{root: "member", percent: 30, direct: []string{"post"}, joined: []string{"vote", "tip"}},
 		{root: "account", percent: 40, direct: []string{"invoice"}},
 	}
+	// Selection.References: the key text each row's reference names, as
+	// the referenced table's copies render its key; NULL where a column is.
+	inv := mustDescribe(t, src, "public", "invoice")
+	var got []string
+	if _, err := src.CopySelect(ctx, inv, nopii.Selection{References: [][]string{{"region", "account_id"}, {"id"}}}, func(v [][]byte) error {
+		n := len(inv.Columns)
+		got = append(got, string(v[n])+" "+nullText(v[n+1])+" "+nullText(v[n+2]))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	rows, err := mustConnect(t, dsn).Query(ctx, `SELECT i.id::text || ' ' || CASE WHEN a.id IS NULL THEN 'NULL' ELSE json_build_array(a.region, a.id)::text END || ' ' || i.id::text
+		FROM invoice i LEFT JOIN account a ON (a.region, a.id) = (i.region, i.account_id)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(want)
+	if !slices.Equal(got, want) || !slices.ContainsFunc(got, func(s string) bool { return strings.Contains(s, " NULL ") }) {
+		t.Errorf("references of invoice: %s\nwant %s (some NULL)", abbrev(got), abbrev(want))
+	}
+
 	for _, tt := range tests {
 		t.Run(tt.root, func(t *testing.T) {
 			var cands []*nopii.SubsetTable
