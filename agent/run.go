@@ -663,13 +663,21 @@ func (tc *tableCopy) commit(ctx context.Context) error {
 			return err
 		}
 		if a, ok := l.(appliedCounter); ok {
-			tc.tr.Upserted, tc.tr.Deleted = a.Applied()
+			up, del := a.Applied()
+			addApplied(&tc.tr, up, del)
 		}
 		if n, ok := l.(schemaNoter); ok {
 			tc.tr.Schema = append(tc.tr.Schema, n.Notes()...)
 		}
 	}
 	return nil
+}
+
+// addApplied counts what one feed applied. With several feeds the report
+// gives the most any of them did: a lake writes every row it gets, a twin
+// skips rows that did not change.
+func addApplied(tr *TableReport, upserted, deleted int64) {
+	tr.Upserted, tr.Deleted = max(tr.Upserted, upserted), max(tr.Deleted, deleted)
 }
 
 // logPhase logs at debug level how long a phase of a run took: where a
