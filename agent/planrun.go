@@ -23,7 +23,11 @@ type TablePlan struct {
 	// with each.
 	Unruled  []UnruledPlan `json:"unruled_columns,omitempty"`
 	Warnings []string      `json:"warnings,omitempty"`
-	Error    string        `json:"error,omitempty"`
+	// Schema says, for a faithful twin, what it does with each constraint
+	// and index of the table that a rule could break: kept, tried on the
+	// copied rows, or left out, and why.
+	Schema []string `json:"schema,omitempty"`
+	Error  string   `json:"error,omitempty"`
 }
 
 // UnruledPlan is a column without a rule in a plan.
@@ -74,6 +78,9 @@ func (ir *inputRun) plan(ctx context.Context) ([]TablePlan, error) {
 			continue
 		}
 		p.Target = j.target.Name.String()
+		if faithful(feeds) {
+			p.Schema = schemaLines(j.decisions, false)
+		}
 		d, err := decide(ctx, src, feeds, wf, j, time.Now())
 		if err != nil {
 			p.Error = err.Error()

@@ -25,10 +25,11 @@ type job struct {
 	mode      Mode
 	note      string
 	redacted  []string
-	inherited nopii.TableName // the parent whose rules an inheritance child took
-	cdc       *cdcCopy        // mode cdc: a full copy that starts the table's stream
-	streams   streams         // the copy streams of the run's copyAll
-	split     int             // most streams that may read this table at once (page ranges)
+	inherited nopii.TableName  // the parent whose rules an inheritance child took
+	cdc       *cdcCopy         // mode cdc: a full copy that starts the table's stream
+	streams   streams          // the copy streams of the run's copyAll
+	split     int              // most streams that may read this table at once (page ranges)
+	decisions []schemaDecision // the constraints and indexes a rule could break (reconcile)
 	err       error
 }
 
@@ -281,6 +282,7 @@ func describe(ctx context.Context, src nopii.Source, in *config.Input, j *job, k
 	} else if err := checkGenerated(t, j.entry.Columns); err != nil {
 		problems = append(problems, fmt.Errorf("%s: %w", j.entry.Pos, err))
 	}
+	j.decisions = reconcile(t, j.entry.Columns)
 	if redactsKey(t, j.redacted) && len(key) == 0 {
 		problem(j.entry.Pos, "table %s: a primary key column has a rule, so %s is hashed, which needs hmac_key", t.Name, nopii.SourcePrimaryKeyColumn)
 	}
@@ -375,15 +377,22 @@ func compile(j *job, key []byte) (*compiled, error) {
 
 // Check resolves an input without copying: one TableReport per table, with
 // the error that a run would meet (missing table or column, a rule that does
-// not fit its column, no primary key).
-func Check(ctx context.Context, src nopii.Source, in *config.Input, key []byte) ([]TableReport, error) {
-	jobs, err := resolve(ctx, src, in, key, false)
+// not fit its column, no primary key) and, when a feed is a faithful twin,
+// in Schema what it does with each constraint and index a rule could break.
+// feeds are the workflow's, open; nil when they could not all be opened:
+// Check then asks for rules on the generated columns that a faithful twin
+// would compute.
+func Check(ctx context.Context, src nopii.Source, in *config.Input, key []byte, feeds []nopii.Feed) ([]TableReport, error) {
+	jobs, err := resolve(ctx, src, in, key, computesGenerated(feeds))
 	if err != nil {
 		return nil, err
 	}
 	out := make([]TableReport, len(jobs))
 	for i, j := range jobs {
 		out[i] = j.report(nil)
+		if faithful(feeds) {
+			out[i].Schema = schemaLines(j.decisions, false)
+		}
 	}
 	return out, nil
 }

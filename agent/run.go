@@ -377,6 +377,9 @@ func (j *job) report(feeds []nopii.Feed) TableReport {
 
 func (j *job) result(feeds []nopii.Feed) result {
 	tr := TableReport{Input: j.input, Table: j.rel.Name.String(), Mode: j.mode, Note: j.note, Redacted: j.redacted}
+	if faithful(feeds) {
+		tr.Schema = schemaLines(j.decisions, true)
+	}
 	if j.inherited.Name != "" {
 		tr.Note = "column rules inherited from " + j.inherited.String()
 	}
