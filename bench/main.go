@@ -13,6 +13,7 @@
 //
 //	go run ./bench -rows 1000000 -runs 3
 //	go run ./bench -delta -recent -deletes   # the delta runs alone, and their variants
+//	go run ./bench -faithful -rows 1000000   # a faithful twin against pg_dump and pg_restore (bench/faithful.go)
 package main
 
 import (
@@ -51,7 +52,15 @@ func main() {
 	deletes := flag.Bool("deletes", false, "-delta: also with detect_deletes, without deletes and with 0.01% of the rows deleted before each delta")
 	flag.BoolVar(&noRules, "norules", false, "nopii without column rules (every column as it is): the pipeline's cost apart from the redaction's")
 	recent := flag.Bool("recent", false, "-delta: also with the newest 1% of the rows changed instead of every 100th")
+	faithful := flag.Bool("faithful", false, "benchmark a faithful twin instead: users (-rows) and orders (twice as many, a foreign key, 3 indexes) by pg_dump | psql, pg_dump -Fd -j2 + pg_restore -j2, and nopii (schema: full and data_only)")
 	flag.Parse()
+	if *faithful {
+		if err := faithfulBench(context.Background(), *rows, *runs); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *deltaOnly {
 		if err := deltaBench(context.Background(), *rows, *runs, *deletes, *recent); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
