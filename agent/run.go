@@ -537,7 +537,7 @@ func (tc *tableCopy) open(ctx context.Context) error {
 	tc.target = j.target
 	tc.target.State = &nopii.TableState{Workflow: tc.wf.Name, Input: j.input, Table: j.table.Name, Mode: string(d.mode),
 		Fingerprint: j.table.Fingerprint(), Columns: j.table.Shape(), PrimaryKey: j.table.PrimaryKey,
-		Cursors: cursors, LastRun: time.Now().UTC()}
+		Cursors: cursors, LastRun: time.Now().UTC(), SchemaDigest: j.table.Schema.Digest()}
 	if j.cdc != nil {
 		tc.target.State.LSN = j.cdc.lsn.String()
 	}

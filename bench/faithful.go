@@ -23,7 +23,7 @@ const faithfulSchema = `
 		'+1 555 ' || lpad((i %% 10000000)::text, 7, '0'), lpad((i %% 1000000000)::text, 9, '0'),
 		(ARRAY['DE', 'FR', 'US', 'JP', 'BR'])[1 + i %% 5], timestamptz '2024-01-01' + i * interval '1 second'
 		FROM generate_series(1, %[1]d) i;
-	INSERT INTO orders SELECT i, 1 + (i * 7919) %% %[1]d, (i %% 10000) / 100.0,
+	INSERT INTO orders SELECT i, 1 + (i::bigint * 7919) %% %[1]d, (i %% 10000) / 100.0,
 		(ARRAY['new', 'paid', 'shipped', 'returned'])[1 + i %% 4], timestamptz '2024-06-01' + i * interval '1 second',
 		CASE WHEN i %% 10 = 0 THEN repeat('n', 40) END
 		FROM generate_series(1, 2 * %[1]d) i;

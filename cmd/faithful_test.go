@@ -2,9 +2,6 @@ package cmd
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -114,12 +111,7 @@ func TestFaithfulTwin(t *testing.T) {
 // schemaDump is pg_dump --schema-only of schema app, as statements.
 func schemaDump(t *testing.T, dsn string) []string {
 	t.Helper()
-	bin := filepath.Join(os.Getenv("NOPII_PG_BIN"), "pg_dump")
-	out, err := exec.Command(bin, "--schema-only", "--no-owner", "--no-privileges", "--schema", "app", "--dbname", dsn).Output()
-	if err != nil {
-		t.Fatalf("pg_dump: %v", err)
-	}
-	return normalise(string(out))
+	return schemaDumpOf(t, dsn, "app")
 }
 
 var (
