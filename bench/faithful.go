@@ -46,11 +46,8 @@ func faithfulBench(ctx context.Context, users, runs int) error {
 	defer os.RemoveAll(tmp)
 	defer cl.Stop()
 	admin := cl.DSN("postgres")
-	// Autovacuum would bill its work on one pipeline's tables to the next.
-	for _, q := range []string{"ALTER SYSTEM SET autovacuum = off", "SELECT pg_reload_conf()"} {
-		if err := execSQL(ctx, admin, q); err != nil {
-			return err
-		}
+	if err := autovacuumOff(ctx, cl); err != nil {
+		return err
 	}
 	src, err := cl.CreateDatabase(ctx, "src")
 	if err != nil {

@@ -78,19 +78,8 @@ func TestFaithfulTwinDrift(t *testing.T) {
 // other tables, views and the partitions), but for what docs/twin.md says
 // differs; inserts without an id work there too.
 func TestFaithfulTwinPrefix(t *testing.T) {
-	prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t)
-	prod, twin := mustConnect(t, prodDSN), mustConnect(t, twinDSN)
-	mustExec(t, prod, string(mustRead(t, "testdata/faithful/schema.sql")))
-	cfg := writeConfig(t, strings.Replace(strings.Replace(oneInputYAML(prodDSN, twinDSN, `
-          - name: app.*
-          - name: app.users
-            columns:
-              email: { rule: redact_email }
-              name: { rule: fake, kind: first_name }
-          - name: app.line_notes
-            columns:
-              note: { rule: keep }`), "    inputs:", "    on_unclassified: warn\n    inputs:", 1),
-		"        tables:", "        target_schema_prefix: copy_\n        tables:", 1))
+	prodDSN, twinDSN, _, twin := faithfulDatabases(t)
+	cfg := writeConfig(t, strings.Replace(faithfulYAML(prodDSN, twinDSN, ""), "        tables:", "        target_schema_prefix: copy_\n        tables:", 1))
 	rep := runJSON(t, cfg, 0)
 	for _, tr := range rep.Tables {
 		if tr.Target != "copy_"+tr.Table || len(tr.Schema) > 0 {
@@ -121,20 +110,8 @@ func TestFaithfulTwinPrefix(t *testing.T) {
 // need rules), every row, and a second run's full copies swapped in
 // together as a faithful twin's are.
 func TestFaithfulTwinDataOnly(t *testing.T) {
-	prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t)
-	prod, twin := mustConnect(t, prodDSN), mustConnect(t, twinDSN)
-	mustExec(t, prod, string(mustRead(t, "testdata/faithful/schema.sql")))
-	yaml := strings.Replace(oneInputYAML(prodDSN, twinDSN, `
-          - name: app.*
-          - name: app.users
-            columns:
-              email: { rule: redact_email }
-              email_lower: { rule: destroy }
-              name: { rule: fake, kind: first_name }
-          - name: app.line_notes
-            columns:
-              note: { rule: keep }`), "    inputs:", "    on_unclassified: warn\n    inputs:", 1)
-	cfg := writeConfig(t, yaml+"        schema: data_only\n")
+	prodDSN, twinDSN, prod, twin := faithfulDatabases(t)
+	cfg := writeConfig(t, faithfulYAML(prodDSN, twinDSN, "\n              email_lower: { rule: destroy }")+"        schema: data_only\n")
 	for run := 1; run <= 2; run++ {
 		rep := runJSON(t, cfg, 0)
 		for _, tr := range rep.Tables {
