@@ -51,7 +51,7 @@ table and column exists, and that every rule fits its column's type.`,
 				// schema); nil when one could not be opened.
 				feeds := []nopii.Feed{}
 				for i := range wf.Feeds {
-					f, err := openFeed(ctx, wf.Name, &wf.Feeds[i], log)
+					f, err := openFeed(ctx, &wf, &wf.Feeds[i], log)
 					if err != nil {
 						report("feed %s: %v", wf.Feeds[i].Type, err)
 						feeds = nil
