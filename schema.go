@@ -77,14 +77,14 @@ func (k ConstraintKind) String() string {
 
 // Constraint is one table constraint.
 type Constraint struct {
-	Name    string
-	Kind    ConstraintKind
-	Def     string   // pg_get_constraintdef: PRIMARY KEY (id), CHECK ((total >= 0)), FOREIGN KEY (user_id) REFERENCES public.users(id)
+	Name string
+	Kind ConstraintKind
+	Def  string // pg_get_constraintdef: PRIMARY KEY (id), CHECK ((total >= 0)), FOREIGN KEY (user_id) REFERENCES public.users(id)
 	// IndexDef is, for a primary key or unique constraint, its index after
 	// the table, as Index.Def (USING btree (id)): a twin may build the index
 	// on its own and attach it to the constraint (ADD … USING INDEX).
 	IndexDef string
-	Columns []string // the table's columns it covers or reads
+	Columns  []string // the table's columns it covers or reads
 	// References and RefColumns (a foreign key) name the parent table, as
 	// in the source, and its columns.
 	References TableName
