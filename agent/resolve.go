@@ -32,6 +32,7 @@ type job struct {
 	refs      []nopii.Reference // the input's foreign keys, catalog and virtual (shared by its jobs)
 	streams   streams           // the copy streams of the run's copyAll
 	split     int               // most streams that may read this table at once (page ranges)
+	decisions []schemaDecision  // the constraints and indexes a rule could break (reconcile)
 	err       error
 }
 
@@ -306,6 +307,7 @@ func describe(ctx context.Context, src nopii.Source, in *config.Input, j *job, k
 	} else if err := checkGenerated(t, j.entry.Columns); err != nil {
 		problems = append(problems, fmt.Errorf("%s: %w", j.entry.Pos, err))
 	}
+	j.decisions = reconcile(t, j.entry.Columns)
 	if redactsKey(t, j.redacted) && len(key) == 0 {
 		problem(j.entry.Pos, "table %s: a primary key column has a rule, so %s is hashed, which needs hmac_key", t.Name, nopii.SourcePrimaryKeyColumn)
 	}
@@ -400,16 +402,23 @@ func compile(j *job, key []byte) (*compiled, error) {
 
 // Check resolves an input without copying: one TableReport per table, with
 // the error that a run would meet (missing table or column, a rule that does
-// not fit its column, no primary key), and a warning for each pattern that
-// chooses no table (a misspelt schema copies nothing, silently).
-func Check(ctx context.Context, src nopii.Source, in *config.Input, key []byte) (tables []TableReport, warnings []string, err error) {
-	jobs, warnings, err := resolveAll(ctx, src, in, key, false)
+// not fit its column, no primary key), a warning for each pattern that
+// chooses no table (a misspelt schema copies nothing, silently) and, when a
+// feed is a faithful twin, in Schema what it does with each constraint and
+// index a rule could break. feeds are the workflow's, open; nil when they
+// could not all be opened: Check then asks for rules on the generated
+// columns that a faithful twin would compute.
+func Check(ctx context.Context, src nopii.Source, in *config.Input, key []byte, feeds []nopii.Feed) (tables []TableReport, warnings []string, err error) {
+	jobs, warnings, err := resolveAll(ctx, src, in, key, computesGenerated(feeds))
 	if err != nil {
 		return nil, nil, err
 	}
 	tables = make([]TableReport, len(jobs))
 	for i, j := range jobs {
 		tables[i] = j.report(nil)
+		if faithful(feeds) {
+			tables[i].Schema = schemaLines(j.decisions, false)
+		}
 	}
 	return tables, warnings, nil
 }

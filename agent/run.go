@@ -397,6 +397,9 @@ func (j *job) report(feeds []nopii.Feed) TableReport {
 
 func (j *job) result(feeds []nopii.Feed) result {
 	tr := TableReport{Input: j.input, Table: j.rel.Name.String(), Mode: j.mode, Note: j.note, Redacted: j.redacted}
+	if faithful(feeds) {
+		tr.Schema = schemaLines(j.decisions, true)
+	}
 	if j.inherited.Name != "" {
 		tr.Note = "column rules inherited from " + j.inherited.String()
 	}
@@ -554,7 +557,7 @@ func (tc *tableCopy) open(ctx context.Context) error {
 	tc.target = j.target
 	tc.target.State = &nopii.TableState{Workflow: tc.wf.Name, Input: j.input, Table: j.table.Name, Mode: string(d.mode),
 		Fingerprint: j.table.Fingerprint(), Columns: j.table.Shape(), PrimaryKey: j.table.PrimaryKey,
-		Cursors: cursors, LastRun: time.Now().UTC()}
+		Cursors: cursors, LastRun: time.Now().UTC(), SchemaDigest: j.table.Schema.Digest()}
 	if j.cdc != nil {
 		tc.target.State.LSN = j.cdc.lsn.String()
 	}
