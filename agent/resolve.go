@@ -389,14 +389,36 @@ func compile(j *job, key []byte) (*compiled, error) {
 	return c, nil
 }
 
+// TableChecker refuses a table whose changes a stream cannot apply
+// (Replicator.CheckTable).
+type TableChecker interface {
+	CheckTable(ctx context.Context, t *nopii.Table) error
+}
+
 // Check resolves an input without copying: one TableReport per table, with
 // the error that a run would meet (missing table or column, a rule that does
 // not fit its column, no primary key), and a warning for each pattern that
 // chooses no table (a misspelt schema copies nothing, silently).
-func Check(ctx context.Context, src nopii.Source, in *config.Input, key []byte) (tables []TableReport, warnings []string, err error) {
+//
+// With tc (the input's replication stream, when it has tables in mode cdc),
+// each cdc table is also checked as a run's stream checks it before
+// streaming (replica identity, generated columns).
+func Check(ctx context.Context, src nopii.Source, in *config.Input, key []byte, tc TableChecker) (tables []TableReport, warnings []string, err error) {
 	jobs, warnings, err := resolveAll(ctx, src, in, key)
 	if err != nil {
 		return nil, nil, err
+	}
+	for _, j := range jobs {
+		if tc == nil || j.err != nil || j.entry == nil || j.entry.EffectiveMode() != config.ModeCDC {
+			continue
+		}
+		if err := tc.CheckTable(ctx, j.table); err != nil {
+			pos := j.entry.Pos
+			if p, ok := j.entry.KeyPos["mode"]; ok {
+				pos = p
+			}
+			j.err = fmt.Errorf("%s: mode cdc: %w", pos, err)
+		}
 	}
 	tables = make([]TableReport, len(jobs))
 	for i, j := range jobs {
