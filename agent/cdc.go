@@ -181,6 +181,13 @@ func (ir *inputRun) runCDC(ctx context.Context, jobs []*job, follow bool) error 
 	s.applied = from
 	s.log.Info("streaming", "slot_from", from.String(), "until", until.String(), "follow", follow)
 	err = s.run(ctx, until, follow)
+	if follow && ctx.Err() != nil {
+		// The agent stopping (or reloading) ends a follower's stream: the
+		// stream stops where it got, which is no failure; the next one
+		// resumes from the state's LSN.
+		s.log.Info("stream stopped", "applied", s.applied.String())
+		err = nil
+	}
 	for _, t := range s.tables {
 		t.tr.Note = fmt.Sprintf("%s streamed to %s", human.Count(int(t.tr.Rows-t.copiedRows), "change"), s.applied)
 		if t.copiedRows > 0 || t.tr.Reason != "" {
