@@ -10,6 +10,7 @@ import (
 
 	"github.com/nopii/nopii"
 	"github.com/nopii/nopii/agent"
+	"github.com/nopii/nopii/config"
 	"github.com/nopii/nopii/internal/human"
 	"github.com/nopii/nopii/source/postgres"
 )
@@ -72,8 +73,22 @@ table and column exists, and that every rule fits its column's type.`,
 						report("input %s: %v", in.Name, err)
 						continue
 					}
-					tables, warnings, err := agent.Check(ctx, src, in, key, feeds)
+					// Mode cdc: the replication connection, wal_level and
+					// each table's replica identity, as a run would find them.
+					var tc agent.TableChecker
+					var rp *postgres.Replication
+					if hasCDC(in) {
+						if rp, err = postgres.OpenReplication(ctx, in.DSN.Reveal(), postgres.ReplicationOptions{Name: in.Name, Logger: log}); err != nil {
+							report("input %s: %v", in.Name, err)
+						} else {
+							tc = rp
+						}
+					}
+					tables, warnings, err := agent.Check(ctx, src, in, key, agent.CheckWith{Feeds: feeds, Stream: tc})
 					src.Close()
+					if rp != nil {
+						rp.Close()
+					}
 					if err != nil {
 						report("input %s: %v", in.Name, err)
 						continue
@@ -139,4 +154,9 @@ func newFinding(mark, msg, file, context string) finding {
 		}
 	}
 	return finding{mark: mark, text: context + ": " + msg}
+}
+
+// hasCDC reports whether an input has a table in mode cdc.
+func hasCDC(in *config.Input) bool {
+	return slices.ContainsFunc(in.Tables, func(t config.Table) bool { return !t.Exclude && t.EffectiveMode() == config.ModeCDC })
 }
