@@ -2,6 +2,7 @@ package twin_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,30 +26,13 @@ func TestDeferredLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	full, delta := target(notesTable("full_d")), target(notesTable("delta_d"))
-	for _, tg := range []*nopii.Target{&full, &delta} {
-		tg.State = &nopii.TableState{Workflow: "w", Input: "in", Table: tg.Table.Name, Rows: 1}
-	}
-	mustPrepare(t, f, full, delta)
-	mustLoad(t, f, full, noteRows(1, 3, "old"))
-	mustLoad(t, f, delta, noteRows(1, 3, "old"))
+	full, delta := fullAndDelta(t, f, "d")
 
 	run := func(pub bool) {
 		t.Helper()
 		full.Deferred, delta.Deferred = true, true
 		mustLoad(t, f, full, noteRows(1, 5, "new"))
-		d, err := f.Delta(ctx, delta, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range noteRows(2, 4, "new") {
-			if err := d.WriteRow(r); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := d.Commit(ctx); err != nil {
-			t.Fatal(err)
-		}
+		mustDelta(t, f, delta, noteRows(2, 4, "new"))
 		for _, name := range []nopii.TableName{full.Name, delta.Name} {
 			if got := notes(t, db, name); !slices.Equal(got, noteLines(1, 3, "old")) {
 				t.Fatalf("%s before the publish: %q", name, got)
@@ -116,4 +100,76 @@ func TestDeferredLoads(t *testing.T) {
 		t.Errorf("nopii.pending names %d relations after the publish", n)
 	}
 	assertNoLeftovers(t, db)
+}
+
+// TestPublishFailsOneTable: a deferred delta that breaks a constraint of
+// the twin at publish is not applied (its error says why, its stage is
+// dropped, its state stays), and the rest of the run is published.
+func TestPublishFailsOneTable(t *testing.T) {
+	dsn := pgtest.MustDatabase(t)
+	db := mustConnect(t, dsn)
+	ctx := testContext(t)
+	f := mustOpen(t, dsn, 0)
+	full, delta := fullAndDelta(t, f, "f")
+	mustExec(t, db, `ALTER TABLE `+delta.Name.Quoted()+` ADD CONSTRAINT made_in_twin CHECK (body <> 'bad')`)
+	full.Deferred, delta.Deferred = true, true
+	full.State.Rows, delta.State.Rows = 5, 5
+	mustLoad(t, f, full, noteRows(1, 5, "new"))
+	mustDelta(t, f, delta, noteRows(4, 5, "bad"))
+	out, err := f.Publish(ctx, nopii.Publication{Prefix: prefix, Tables: []nopii.PublishedTable{{Name: full.Table.Name}, {Name: delta.Table.Name}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := out[delta.Table.Name]; r.Err == nil || r.Applied {
+		t.Errorf("the delta that breaks made_in_twin: %+v, want an error and not applied", r)
+	} else if !strings.Contains(r.Err.Error(), "made_in_twin") {
+		t.Errorf("the error does not name the constraint: %v", r.Err)
+	}
+	if got := notes(t, db, delta.Name); !slices.Equal(got, noteLines(1, 3, "old")) {
+		t.Errorf("the failed delta's table: %q, want its previous version", got)
+	}
+	if got := notes(t, db, full.Name); !slices.Equal(got, noteLines(1, 5, "new")) {
+		t.Errorf("the full copy beside it: %q, want it published", got)
+	}
+	for table, want := range map[string]int64{"public.full_f": 5, "public.delta_f": 3} {
+		if n := queryInt(t, db, "SELECT (state->>'rows')::int FROM nopii.table_state WHERE source_table = $1", table); n != want {
+			t.Errorf("%s: state says %d rows, want %d", table, n, want)
+		}
+	}
+	if n := queryInt(t, db, "SELECT count(*) FROM nopii.pending"); n != 0 {
+		t.Errorf("nopii.pending names %d relations after the publish", n)
+	}
+	assertNoLeftovers(t, db)
+}
+
+// mustDelta loads rows into the feed's copy of tg by a delta.
+func mustDelta(t *testing.T, f *twin.Feed, tg nopii.Target, rows [][][]byte) {
+	t.Helper()
+	d, err := f.Delta(testContext(t), tg, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Abort()
+	for _, r := range rows {
+		if err := d.WriteRow(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Commit(testContext(t)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fullAndDelta prepares two notes tables, full_<suffix> and
+// delta_<suffix>, with states, and loads rows 1-3 of "old" into both.
+func fullAndDelta(t *testing.T, f *twin.Feed, suffix string) (full, delta nopii.Target) {
+	t.Helper()
+	full, delta = target(notesTable("full_"+suffix)), target(notesTable("delta_"+suffix))
+	for _, tg := range []*nopii.Target{&full, &delta} {
+		tg.State = &nopii.TableState{Workflow: "w", Input: "in", Table: tg.Table.Name, Rows: 3}
+	}
+	mustPrepare(t, f, full, delta)
+	mustLoad(t, f, full, noteRows(1, 3, "old"))
+	mustLoad(t, f, delta, noteRows(1, 3, "old"))
+	return full, delta
 }
