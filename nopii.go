@@ -392,6 +392,10 @@ type TableState struct {
 	// schema (a twin's constraints and indexes), so that its next full
 	// copy tells them from the objects users made, which it carries over.
 	Objects []string `json:"objects,omitempty"`
+	// SchemaDigest is the source's Schema.Digest as the last run loaded
+	// it: a faithful twin's next run copies the table in full when the
+	// source's indexes or constraints differ from it.
+	SchemaDigest map[string]string `json:"schema_digest,omitempty"`
 }
 
 // ColumnShape is what drift detection compares of a column.

@@ -1,6 +1,10 @@
 package nopii
 
-import "strings"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
 
 // Schema is what a table has beyond its columns' names and types, as the
 // source's catalog defines it: what a faithful twin recreates (SPEC §3, "A
@@ -19,6 +23,39 @@ type Schema struct {
 	// Sequences are those the column defaults use (serial's, owned by a
 	// column, and standalone ones); identity columns' are in Column.Identity.
 	Sequences []Sequence
+}
+
+// Digest names each object a faithful twin builds from the schema — its
+// constraints, indexes, partition key and partitions — "kind name", with a
+// digest of its definition: what schema drift compares, so that an index or
+// constraint added, dropped or changed in the source is seen, and named.
+// nil for a nil Schema.
+func (s *Schema) Digest() map[string]string {
+	if s == nil {
+		return nil
+	}
+	out := map[string]string{}
+	add := func(what, def string) {
+		h := sha256.Sum256([]byte(def))
+		out[what] = hex.EncodeToString(h[:8])
+	}
+	if s.PartitionKey != "" {
+		add("partition key", s.PartitionKey)
+	}
+	for _, c := range s.Constraints {
+		add(c.Kind.String()+" "+c.Name, c.Def)
+	}
+	for _, ix := range s.Indexes {
+		unique := ""
+		if ix.Unique {
+			unique = "UNIQUE "
+		}
+		add("index "+ix.Name, unique+ix.Def)
+	}
+	for _, p := range s.Partitions {
+		add("partition "+p.Name.String(), p.Parent.String()+" "+p.Bound+" "+p.PartitionKey)
+	}
+	return out
 }
 
 // ConstraintKind is a constraint's type, after pg_constraint.contype.
@@ -40,10 +77,14 @@ func (k ConstraintKind) String() string {
 
 // Constraint is one table constraint.
 type Constraint struct {
-	Name    string
-	Kind    ConstraintKind
-	Def     string   // pg_get_constraintdef: PRIMARY KEY (id), CHECK ((total >= 0)), FOREIGN KEY (user_id) REFERENCES public.users(id)
-	Columns []string // the table's columns it covers or reads
+	Name string
+	Kind ConstraintKind
+	Def  string // pg_get_constraintdef: PRIMARY KEY (id), CHECK ((total >= 0)), FOREIGN KEY (user_id) REFERENCES public.users(id)
+	// IndexDef is, for a primary key or unique constraint, its index after
+	// the table, as Index.Def (USING btree (id)): a twin may build the index
+	// on its own and attach it to the constraint (ADD … USING INDEX).
+	IndexDef string
+	Columns  []string // the table's columns it covers or reads
 	// References and RefColumns (a foreign key) name the parent table, as
 	// in the source, and its columns.
 	References TableName

@@ -180,8 +180,21 @@ func (ir *inputRun) runCDC(ctx context.Context, jobs []*job, follow bool) error 
 	}
 	s.applied = from
 	s.log.Info("streaming", "slot_from", from.String(), "until", until.String(), "follow", follow)
+	streamed := time.Now()
 	err = s.run(ctx, until, follow)
+	if follow && ctx.Err() != nil {
+		// The agent stopping (or reloading) ends a follower's stream: the
+		// stream stops where it got, which is no failure; the next one
+		// resumes from the state's LSN.
+		s.log.Info("stream stopped", "applied", s.applied.String())
+		err = nil
+	}
 	for _, t := range s.tables {
+		// Seconds and rows/s of the copy and the stream together.
+		t.tr.Seconds += time.Since(streamed).Seconds()
+		if t.tr.Seconds > 0 {
+			t.tr.RowsPerSec = float64(t.tr.Rows) / t.tr.Seconds
+		}
 		t.tr.Note = fmt.Sprintf("%s streamed to %s", human.Count(int(t.tr.Rows-t.copiedRows), "change"), s.applied)
 		if t.copiedRows > 0 || t.tr.Reason != "" {
 			t.tr.Note = fmt.Sprintf("%s copied, then %s", human.Count(int(t.copiedRows), "row"), t.tr.Note)

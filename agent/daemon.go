@@ -226,9 +226,16 @@ func (d *Daemon) install(cfg *config.Config, hash [32]byte) {
 	fctx, cancel := context.WithCancel(d.runCtx)
 	d.followers.cancel = cancel
 	for i := range cfg.Workflows {
-		if wf := &cfg.Workflows[i]; hasCDC(wf) {
-			d.followers.wg.Add(1)
-			go d.follow(fctx, cfg, wf)
+		wf := &cfg.Workflows[i]
+		for k := range wf.Inputs {
+			// One follower per input: a stream runs until the agent stops,
+			// so one input's would keep the next from starting.
+			if in := wf.Inputs[k]; inputHasCDC(&in) {
+				one := *wf
+				one.Inputs = []config.Input{in}
+				d.followers.wg.Add(1)
+				go d.follow(fctx, cfg, &one)
+			}
 		}
 	}
 }
@@ -244,39 +251,46 @@ func (d *Daemon) stopFollowers() {
 
 // hasCDC reports whether a workflow names tables in mode cdc.
 func hasCDC(wf *config.Workflow) bool {
-	for _, in := range wf.Inputs {
-		for _, t := range in.Tables {
-			if t.Mode == config.ModeCDC {
-				return true
-			}
-		}
-	}
-	return false
+	return slices.ContainsFunc(wf.Inputs, func(in config.Input) bool { return inputHasCDC(&in) })
 }
 
-// follow streams a workflow's cdc tables until ctx ends, starting again
-// after a failure with a growing pause (5s to a minute).
+// inputHasCDC reports whether an input names tables in mode cdc.
+func inputHasCDC(in *config.Input) bool {
+	return slices.ContainsFunc(in.Tables, func(t config.Table) bool { return t.Mode == config.ModeCDC })
+}
+
+// follow streams the cdc tables of a workflow's one input until ctx ends,
+// starting again after a failure with a growing pause (5s to a minute).
+// Each stream is a job on the dashboard: running with its first copies
+// once they are made, finished when the stream stops.
 func (d *Daemon) follow(ctx context.Context, cfg *config.Config, wf *config.Workflow) {
 	defer d.followers.wg.Done()
-	log := d.Logger.With(LogKeyWorkflow, wf.Name)
+	log := d.Logger.With(LogKeyWorkflow, wf.Name, LogKeyInput, wf.Inputs[0].Name)
 	pause := 5 * time.Second
 	for ctx.Err() == nil {
-		r := d.NewRunner(d.Logger, &lagMetrics{d: d, workflow: wf.Name}) // Run adds the workflow to its logger
+		jobID, started := newJobID(), time.Now().UTC()
+		obs := &followObserver{d: d, workflow: wf.Name}
+		if d.reporter != nil {
+			obs.job = &jobProgress{r: d.reporter, job: JobReport{JobID: jobID, Agent: cfg.Agent.Name,
+				Report: Report{Workflow: wf.Name, Status: StatusRunning, StartedAt: started}}}
+		}
+		r := d.NewRunner(d.Logger, obs) // Run adds the workflow to its logger
 		r.CDC = CDCFollow
 		d.setStatus(wf.Name, StatusRunning)
 		rep := r.Run(ctx, cfg, wf)
-		if ctx.Err() != nil {
-			return
-		}
 		d.m.runs.WithLabelValues(wf.Name, string(rep.Status)).Inc()
 		for _, t := range rep.Tables {
 			d.m.rows.WithLabelValues(wf.Name, t.Table).Add(float64(t.Rows))
 		}
 		d.setStatus(wf.Name, rep.Status)
 		if d.reporter != nil {
-			d.reporter.Job(JobReport{JobID: newJobID(), Agent: cfg.Agent.Name, Report: *rep})
+			d.reporter.Job(JobReport{JobID: jobID, Agent: cfg.Agent.Name, Report: *rep})
 		}
-		log.Error("cdc stream stopped; starting again", "pause", pause.String(), LogKeyError, rep.Error)
+		if ctx.Err() != nil {
+			log.Info("cdc stream stopped", "status", rep.Status)
+			return
+		}
+		log.Error("cdc stream stopped; starting again", "pause", pause.String(), LogKeyError, failure(rep))
 		select {
 		case <-ctx.Done():
 			return
@@ -295,21 +309,29 @@ func (d *Daemon) setStatus(workflow string, result Status) {
 	d.last[workflow] = st
 }
 
-// lagMetrics puts a follower's lag into /metrics and heartbeats.
-type lagMetrics struct {
-	nopObserver
+// followObserver follows a follower's run: its stream's lag goes to
+// /metrics and heartbeats, its first copies to its job on the dashboard.
+type followObserver struct {
 	d        *Daemon
 	workflow string
+	job      *jobProgress // nil without a dashboard
 }
 
-func (o *lagMetrics) StreamLag(input string, lag Lag) {
+func (o *followObserver) TableStarted(string, string, int64)  {}
+func (o *followObserver) TableProgress(string, string, int64) {}
+func (o *followObserver) TableFinished(t TableReport) {
+	if o.job != nil {
+		o.job.TableFinished(t)
+	}
+}
+
+func (o *followObserver) StreamLag(input string, lag Lag) {
 	o.d.m.lagBytes.WithLabelValues(o.workflow, input).Set(float64(lag.Bytes))
 	o.d.m.lagSeconds.WithLabelValues(o.workflow, input).Set(lag.Seconds)
 	o.d.m.retained.WithLabelValues(o.workflow, input).Set(float64(lag.Retained))
 	o.d.mu.Lock()
 	defer o.d.mu.Unlock()
 	st := o.d.last[o.workflow]
-	st.CDCLagBytes, st.CDCLagSeconds = lag.Bytes, lag.Seconds
 	// A new slice each time: a heartbeat being encoded holds the old one.
 	in := wire.InputStatus{Name: input, CDCLagBytes: lag.Bytes, CDCLagSeconds: lag.Seconds,
 		SlotRetainedBytes: lag.Retained, SlotWALWarnBytes: lag.WALWarn}
@@ -321,6 +343,11 @@ func (o *lagMetrics) StreamLag(input string, lag Lag) {
 	}
 	st.Inputs = append(inputs, in)
 	slices.SortFunc(st.Inputs, func(a, b wire.InputStatus) int { return strings.Compare(a.Name, b.Name) })
+	// The workflow's line: the most behind of its inputs' streams.
+	st.CDCLagBytes, st.CDCLagSeconds = 0, 0
+	for _, x := range st.Inputs {
+		st.CDCLagBytes, st.CDCLagSeconds = max(st.CDCLagBytes, x.CDCLagBytes), max(st.CDCLagSeconds, x.CDCLagSeconds)
+	}
 	o.d.last[o.workflow] = st
 }
 

@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -74,6 +76,11 @@ func decide(ctx context.Context, src nopii.Source, feeds []nopii.Feed, wf *confi
 	case prev.Fingerprint != fp:
 		d.mode, d.drift = ModeFull, true
 		d.reason = "full copy: schema changed (" + describeDrift(prev, j.table) + ")"
+	case faithful(feeds) && prev.SchemaDigest != nil && !maps.Equal(prev.SchemaDigest, j.table.Schema.Digest()):
+		// A faithful twin rebuilds the table with the source's new indexes
+		// and constraints.
+		d.mode, d.drift = ModeFull, true
+		d.reason = "full copy: indexes or constraints changed in the source (" + describeObjectDrift(prev.SchemaDigest, j.table.Schema.Digest()) + ")"
 	case mode == config.ModeDelta:
 		d.mode = ModeDelta
 		var from []string
@@ -163,6 +170,26 @@ func containsAny(s string, subs ...string) bool {
 		}
 	}
 	return false
+}
+
+// describeObjectDrift names the schema objects added, dropped or changed
+// between two digests (nopii.Schema.Digest).
+func describeObjectDrift(before, now map[string]string) string {
+	var parts []string
+	for _, what := range slices.Sorted(maps.Keys(now)) {
+		switch old, ok := before[what]; {
+		case !ok:
+			parts = append(parts, what+" added")
+		case old != now[what]:
+			parts = append(parts, what+" changed")
+		}
+	}
+	for _, what := range slices.Sorted(maps.Keys(before)) {
+		if _, ok := now[what]; !ok {
+			parts = append(parts, what+" dropped")
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // describeDrift says what changed between the saved and the current shape.

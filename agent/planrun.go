@@ -25,7 +25,11 @@ type TablePlan struct {
 	Warnings []string      `json:"warnings,omitempty"`
 	// Subset is the table's share of the input's referential subset.
 	Subset *SubsetPlan `json:"subset,omitempty"`
-	Error  string      `json:"error,omitempty"`
+	// Schema says, for a faithful twin, what it does with each constraint
+	// and index of the table that a rule could break: kept, tried on the
+	// copied rows, or left out, and why.
+	Schema []string `json:"schema,omitempty"`
+	Error  string   `json:"error,omitempty"`
 }
 
 // SubsetPlan is a table's place in a referential subset: how many of its
@@ -86,6 +90,9 @@ func (ir *inputRun) plan(ctx context.Context) ([]TablePlan, error) {
 			continue
 		}
 		p.Target = j.target.Name.String()
+		if faithful(feeds) {
+			p.Schema = schemaLines(j.decisions, false)
+		}
 		d, err := decide(ctx, src, feeds, wf, j, time.Now())
 		if err != nil {
 			p.Error = err.Error()

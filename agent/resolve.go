@@ -33,6 +33,7 @@ type job struct {
 	peers     map[nopii.TableName]*job // the input's described jobs by table (shared by its jobs)
 	streams   streams                  // the copy streams of the run's copyAll
 	split     int                      // most streams that may read this table at once (page ranges)
+	decisions []schemaDecision         // the constraints and indexes a rule could break (reconcile)
 	err       error
 }
 
@@ -307,6 +308,7 @@ func describe(ctx context.Context, src nopii.Source, in *config.Input, j *job, k
 	} else if err := checkGenerated(t, j.entry.Columns); err != nil {
 		problems = append(problems, fmt.Errorf("%s: %w", j.entry.Pos, err))
 	}
+	j.decisions = reconcile(t, j.entry.Columns)
 	if redactsKey(t, j.redacted) && len(key) == 0 {
 		problem(j.entry.Pos, "table %s: a primary key column has a rule, so %s is hashed, which needs hmac_key", t.Name, nopii.SourcePrimaryKeyColumn)
 	}
@@ -404,18 +406,54 @@ func keyHash(j *job, key []byte) (redact.Func, error) {
 	return rulesets.Compile(j.table.Name, keyColumn, rulesets.Spec{Rule: "hash"}, key)
 }
 
+// TableChecker refuses a table whose changes a stream cannot apply
+// (Replicator.CheckTable).
+type TableChecker interface {
+	CheckTable(ctx context.Context, t *nopii.Table) error
+}
+
+// CheckWith is what Check checks besides the source.
+type CheckWith struct {
+	// Feeds are the workflow's, open; nil when they could not all be
+	// opened: Check then asks for rules on the generated columns that a
+	// faithful twin would compute.
+	Feeds []nopii.Feed
+	// Stream is the input's replication stream, when it has tables in mode
+	// cdc: each cdc table is also checked as a run's stream checks it before
+	// streaming (replica identity, generated columns).
+	Stream TableChecker
+}
+
 // Check resolves an input without copying: one TableReport per table, with
 // the error that a run would meet (missing table or column, a rule that does
-// not fit its column, no primary key), and a warning for each pattern that
-// chooses no table (a misspelt schema copies nothing, silently).
-func Check(ctx context.Context, src nopii.Source, in *config.Input, key []byte) (tables []TableReport, warnings []string, err error) {
-	jobs, warnings, err := resolveAll(ctx, src, in, key, false)
+// not fit its column, no primary key), a warning for each pattern that
+// chooses no table (a misspelt schema copies nothing, silently) and, when a
+// feed is a faithful twin, in Schema what it does with each constraint and
+// index a rule could break.
+func Check(ctx context.Context, src nopii.Source, in *config.Input, key []byte, with CheckWith) (tables []TableReport, warnings []string, err error) {
+	feeds, tc := with.Feeds, with.Stream
+	jobs, warnings, err := resolveAll(ctx, src, in, key, computesGenerated(feeds))
 	if err != nil {
 		return nil, nil, err
+	}
+	for _, j := range jobs {
+		if tc == nil || j.err != nil || j.entry == nil || j.entry.EffectiveMode() != config.ModeCDC {
+			continue
+		}
+		if err := tc.CheckTable(ctx, j.table); err != nil {
+			pos := j.entry.Pos
+			if p, ok := j.entry.KeyPos["mode"]; ok {
+				pos = p
+			}
+			j.err = fmt.Errorf("%s: mode cdc: %w", pos, err)
+		}
 	}
 	tables = make([]TableReport, len(jobs))
 	for i, j := range jobs {
 		tables[i] = j.report(nil)
+		if faithful(feeds) {
+			tables[i].Schema = schemaLines(j.decisions, false)
+		}
 	}
 	return tables, warnings, nil
 }

@@ -406,6 +406,9 @@ func (j *job) report(feeds []nopii.Feed) TableReport {
 
 func (j *job) result(feeds []nopii.Feed) result {
 	tr := TableReport{Input: j.input, Table: j.rel.Name.String(), Mode: j.mode, Note: j.note, Redacted: j.redacted}
+	if faithful(feeds) {
+		tr.Schema = schemaLines(j.decisions, true)
+	}
 	if j.inherited.Name != "" {
 		tr.Note = "column rules inherited from " + j.inherited.String()
 	}
@@ -564,7 +567,7 @@ func (tc *tableCopy) open(ctx context.Context) error {
 	tc.target = j.target
 	tc.target.State = &nopii.TableState{Workflow: tc.wf.Name, Input: j.input, Table: j.table.Name, Mode: string(d.mode),
 		Fingerprint: j.table.Fingerprint(), Columns: j.table.Shape(), PrimaryKey: j.table.PrimaryKey,
-		Cursors: cursors, LastRun: time.Now().UTC()}
+		Cursors: cursors, LastRun: time.Now().UTC(), SchemaDigest: j.table.Schema.Digest()}
 	if j.cdc != nil {
 		tc.target.State.LSN = j.cdc.lsn.String()
 	}
@@ -679,13 +682,21 @@ func (tc *tableCopy) commit(ctx context.Context) error {
 			return err
 		}
 		if a, ok := l.(appliedCounter); ok {
-			tc.tr.Upserted, tc.tr.Deleted = a.Applied()
+			up, del := a.Applied()
+			addApplied(&tc.tr, up, del)
 		}
 		if n, ok := l.(schemaNoter); ok {
 			tc.tr.Schema = append(tc.tr.Schema, n.Notes()...)
 		}
 	}
 	return nil
+}
+
+// addApplied counts what one feed applied. With several feeds the report
+// gives the most any of them did: a lake writes every row it gets, a twin
+// skips rows that did not change.
+func addApplied(tr *TableReport, upserted, deleted int64) {
+	tr.Upserted, tr.Deleted = max(tr.Upserted, upserted), max(tr.Deleted, deleted)
 }
 
 // logPhase logs at debug level how long a phase of a run took: where a

@@ -153,7 +153,7 @@ func (ir *inputRun) publish(ctx context.Context, results []result) error {
 			}
 			results[i].Schema = append(results[i].Schema, r.Notes...)
 			if r.Applied {
-				results[i].Upserted, results[i].Deleted = r.Upserted, r.Deleted
+				addApplied(&results[i].TableReport, r.Upserted, r.Deleted)
 			}
 			if r.Err != nil {
 				results[i].fail(fmt.Errorf("not published: %w", r.Err))

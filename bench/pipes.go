@@ -43,11 +43,8 @@ func copyBench(ctx context.Context, rows, runs int) error {
 	}
 	defer os.RemoveAll(tmp)
 	defer cl.Stop()
-	// Autovacuum would bill its work on one pipeline's table to the next.
-	for _, q := range []string{"ALTER SYSTEM SET autovacuum = off", "SELECT pg_reload_conf()"} {
-		if err := execSQL(ctx, cl.DSN("postgres"), q); err != nil {
-			return err
-		}
+	if err := autovacuumOff(ctx, cl); err != nil {
+		return err
 	}
 	dbs := map[string]string{}
 	for _, name := range []string{"src", "raw", "dump", "twin"} {
@@ -156,6 +153,17 @@ func copyBench(ctx context.Context, rows, runs int) error {
 		s := m.wall.Seconds()
 		fmt.Printf("%-34s %10.0f %8.1f %8.2f %9.2f %9.2f %8d %6.2f\n", p.name, float64(rows)/s, float64(tableBytes)/(1<<20)/s, s,
 			m.clientCPU.Seconds(), m.clusterCPU.Seconds(), maxRSS(results[k])/1024, raw.wall.Seconds()/s)
+	}
+	return nil
+}
+
+// autovacuumOff switches autovacuum off in the cluster: it would bill its
+// work on one pipeline's tables to the next.
+func autovacuumOff(ctx context.Context, cl *pgtest.Cluster) error {
+	for _, q := range []string{"ALTER SYSTEM SET autovacuum = off", "SELECT pg_reload_conf()"} {
+		if err := execSQL(ctx, cl.DSN("postgres"), q); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -316,3 +316,100 @@ func duplicateKeys(line string) []string {
 	}
 	return dup
 }
+
+// TestAgentFollowsEveryInput: the agent streams the cdc tables of every
+// input of a workflow at once (one stream per input), and posts each
+// stream's job to the dashboard: running with its first copy once it
+// streams, finished with the changes it applied when the agent stops.
+func TestAgentFollowsEveryInput(t *testing.T) {
+	bin := buildNopii(t)
+	shopDSN, crmDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	shop, crm, twin := mustConnect(t, shopDSN), mustConnect(t, crmDSN), mustConnect(t, twinDSN)
+	mustExec(t, shop, `CREATE TABLE public.orders (id int PRIMARY KEY, total int); INSERT INTO public.orders SELECT i, i FROM generate_series(1, 30) i`)
+	mustExec(t, crm, `CREATE TABLE public.contact (id int PRIMARY KEY, email text); INSERT INTO public.contact SELECT i, 'c' || i || '@x.org' FROM generate_series(1, 20) i`)
+	dash := &fakeDashboard{}
+	ds := httptest.NewServer(dash)
+	defer ds.Close()
+	cfg := writeConfig(t, `
+version: 1
+hmac_key: `+testKey+`
+dashboard:
+  url: `+ds.URL+`
+  token: agent-token-123
+  heartbeat_interval: 1s
+agent:
+  name: follow-agent
+  listen: `+freeAddr(t)+`
+workflows:
+  - name: w
+    inputs:
+      - name: shop
+        dsn: `+shopDSN+`
+        tables:
+          - name: public.orders
+            mode: cdc
+      - name: crm
+        dsn: `+crmDSN+`
+        tables:
+          - name: public.contact
+            mode: cdc
+            columns:
+              email: { rule: redact_email }
+    feeds:
+      - type: twin
+        dsn: `+twinDSN+`
+`)
+	var out syncBuf
+	stop := startAgent(t, bin, cfg, &out)
+	defer func() {
+		stop(true)
+		if t.Failed() {
+			t.Logf("agent:\n%s", out.String())
+		}
+	}()
+	count := func(table string) int {
+		var n int
+		if err := twin.QueryRow(t.Context(), "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+			return -1
+		}
+		return n
+	}
+	eventually(t, 30*time.Second, "both inputs' first copies", func() bool { return count("public.orders") == 30 && count("public.contact") == 20 })
+	mustExec(t, shop, "INSERT INTO public.orders VALUES (31, 31)")
+	mustExec(t, crm, "DELETE FROM public.contact WHERE id <= 2")
+	eventually(t, 30*time.Second, "both inputs' changes streamed", func() bool { return count("public.orders") == 31 && count("public.contact") == 18 })
+	// One running job per input, with its first copy.
+	running := map[string]float64{}
+	dash.mu.Lock()
+	for _, j := range dash.jobs {
+		if j["status"] != "running" {
+			continue
+		}
+		tables, _ := j["tables"].([]any)
+		for _, tb := range tables {
+			tr := tb.(map[string]any)
+			running[tr["input"].(string)+" "+tr["table"].(string)] = tr["rows"].(float64)
+		}
+	}
+	dash.mu.Unlock()
+	if running["shop public.orders"] != 30 || running["crm public.contact"] != 20 {
+		t.Errorf("running jobs' first copies = %v, want shop public.orders 30 and crm public.contact 20", running)
+	}
+	stop(false)
+	// When the agent stops, each stream's job ends: success, one row a
+	// table, its first copy and the changes streamed after it.
+	finished := map[string]map[string]any{}
+	for _, j := range dash.finishedJobs() {
+		tables, _ := j["tables"].([]any)
+		for _, tb := range tables {
+			tr := tb.(map[string]any)
+			finished[tr["input"].(string)+" "+tr["table"].(string)] = map[string]any{"status": j["status"], "mode": tr["mode"], "rows": tr["rows"], "error": tr["error"]}
+		}
+	}
+	for key, want := range map[string]float64{"shop public.orders": 31, "crm public.contact": 22} {
+		f := finished[key]
+		if f == nil || f["status"] != "success" || f["mode"] != "cdc" || f["rows"] != want || f["error"] != nil {
+			t.Errorf("%s: finished job %v, want success, mode cdc, %v rows (copy and changes), no error", key, f, want)
+		}
+	}
+}

@@ -2,9 +2,6 @@ package cmd
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -25,18 +22,8 @@ import (
 // the indexes, every foreign key is validated, and an index made in the
 // twin survives two full copies.
 func TestFaithfulTwin(t *testing.T) {
-	prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t)
-	prod, twin := mustConnect(t, prodDSN), mustConnect(t, twinDSN)
-	mustExec(t, prod, string(mustRead(t, "testdata/faithful/schema.sql")))
-	cfg := writeConfig(t, strings.Replace(oneInputYAML(prodDSN, twinDSN, `
-          - name: app.*
-          - name: app.users
-            columns:
-              email: { rule: redact_email }
-              name: { rule: fake, kind: first_name }
-          - name: app.line_notes
-            columns:
-              note: { rule: keep }`), "    inputs:", "    on_unclassified: warn\n    inputs:", 1))
+	prodDSN, twinDSN, prod, twin := faithfulDatabases(t)
+	cfg := writeConfig(t, faithfulYAML(prodDSN, twinDSN, ""))
 	rep := runJSON(t, cfg, 0)
 	for _, tr := range rep.Tables {
 		if len(tr.Schema) > 0 {
@@ -111,15 +98,35 @@ func TestFaithfulTwin(t *testing.T) {
 	}
 }
 
+// faithfulDatabases makes a source with testdata/faithful/schema.sql and
+// an empty twin.
+func faithfulDatabases(t *testing.T) (prodDSN, twinDSN string, prod, twin *pgx.Conn) {
+	t.Helper()
+	prodDSN, twinDSN = pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	prod, twin = mustConnect(t, prodDSN), mustConnect(t, twinDSN)
+	mustExec(t, prod, string(mustRead(t, "testdata/faithful/schema.sql")))
+	return prodDSN, twinDSN, prod, twin
+}
+
+// faithfulYAML is the workflow of the faithful tests: every table of app,
+// rules for the users' personal columns (and more, rules), the unruled
+// columns warned about.
+func faithfulYAML(prodDSN, twinDSN, rules string) string {
+	return strings.Replace(oneInputYAML(prodDSN, twinDSN, `
+          - name: app.*
+          - name: app.users
+            columns:
+              email: { rule: redact_email }
+              name: { rule: fake, kind: first_name }`+rules+`
+          - name: app.line_notes
+            columns:
+              note: { rule: keep }`), "    inputs:", "    on_unclassified: warn\n    inputs:", 1)
+}
+
 // schemaDump is pg_dump --schema-only of schema app, as statements.
 func schemaDump(t *testing.T, dsn string) []string {
 	t.Helper()
-	bin := filepath.Join(os.Getenv("NOPII_PG_BIN"), "pg_dump")
-	out, err := exec.Command(bin, "--schema-only", "--no-owner", "--no-privileges", "--schema", "app", "--dbname", dsn).Output()
-	if err != nil {
-		t.Fatalf("pg_dump: %v", err)
-	}
-	return normalise(string(out))
+	return schemaDumpOf(t, dsn, "app")
 }
 
 var (

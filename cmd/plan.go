@@ -88,6 +88,9 @@ func printPlan(g *globals, wf string, plans []agent.TablePlan) {
 		for _, w := range p.Warnings {
 			fmt.Fprintf(g.stdout, "warning: %s %s: %s\n", p.Input, p.Table, w)
 		}
+		for _, s := range p.Schema {
+			fmt.Fprintf(g.stdout, "schema: %s %s: %s\n", p.Input, p.Table, s)
+		}
 		if p.Error != "" {
 			fmt.Fprintf(g.stdout, "error: %s %s: %s\n", p.Input, p.Table, p.Error)
 		}

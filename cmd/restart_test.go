@@ -44,7 +44,7 @@ func faultRunner(obs agent.Observer) *agent.Runner {
 	}
 	r.OpenFeed = func(ctx context.Context, wf *config.Workflow, f *config.Feed) (nopii.Feed, error) {
 		if f.Type != config.FeedTwin {
-			return openFeed(ctx, wf.Name, f, log)
+			return openFeed(ctx, wf, f, log)
 		}
 		return twin.Open(ctx, f.DSN.Reveal(), twin.Options{Logger: log,
 			Connect: pgconnect.Options{Attempts: 3, Backoff: 50 * time.Millisecond}})

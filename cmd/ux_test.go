@@ -427,3 +427,70 @@ func TestRunLogsNameWorkflow(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateConnectCDC: for tables in mode cdc, validate --connect also
+// finds what would stop their stream: wal_level, a role without
+// REPLICATION, a table whose changes cannot be applied (each at its mode:).
+func TestValidateConnectCDC(t *testing.T) {
+	const schema = `CREATE TABLE public.gen (id int PRIMARY KEY, a text, b text GENERATED ALWAYS AS (upper(a)) STORED);
+		CREATE TABLE public.uniq (x int NOT NULL, y text); CREATE UNIQUE INDEX ON public.uniq (x);
+		CREATE TABLE public.tag (id int PRIMARY KEY, name text);`
+	const tables = `
+          - name: public.gen
+            mode: cdc
+          - name: public.uniq
+            mode: cdc
+            primary_key: [x]
+          - name: public.tag
+            mode: cdc`
+	replica := pgtest.MustNewClusterOptions(t, pgtest.Options{Settings: map[string]string{"wal_level": "replica"}})
+	for _, tc := range []struct {
+		name string
+		prod func(t *testing.T) string // the source's DSN, schema loaded
+		want []string
+		not  []string
+	}{
+		{"tables", func(t *testing.T) string { return pgtest.MustDatabase(t) }, []string{
+			"✓ input prod: public.tag (0 rules)",
+			":11:19: mode cdc: table public.gen: generated column b is not carried by logical replication: use mode full or delta for this table",
+			":13:19: mode cdc: table public.uniq: key column x is not in the table's replica identity",
+			"\n2 problems\n",
+		}, nil},
+		{"wal_level", func(t *testing.T) string {
+			dsn, err := replica.CreateDatabase(t.Context(), "prod")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return dsn
+		}, []string{
+			"✗ input prod: source prod: mode cdc needs wal_level = logical, and the server has replica: ALTER SYSTEM SET wal_level = logical (or set it in postgresql.conf) and restart PostgreSQL",
+		}, []string{"mode cdc: table"}},
+		{"role without REPLICATION", func(t *testing.T) string {
+			dsn := pgtest.MustDatabase(t)
+			mustExec(t, mustConnect(t, dsn), "CREATE ROLE nopii_norepl LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO nopii_norepl")
+			return strings.Replace(dsn, "postgres@", "nopii_norepl@", 1)
+		}, []string{"✗ input prod: source prod: replication connection (mode cdc needs a role with the REPLICATION attribute: ALTER ROLE … REPLICATION)"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			prodDSN := tc.prod(t)
+			if !strings.Contains(prodDSN, "nopii_norepl") {
+				mustExec(t, mustConnect(t, prodDSN), schema)
+			}
+			cfg := oneInputConfig(t, prodDSN, pgtest.MustDatabase(t), tables)
+			code, out, errOut := runCLI(t, "validate", "--config", cfg, "--connect")
+			if code != 1 {
+				t.Fatalf("exit %d, want 1\n%s\n%s", code, out, errOut)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("lacks %q:\n%s", w, out)
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(out, n) {
+					t.Errorf("has %q:\n%s", n, out)
+				}
+			}
+		})
+	}
+}

@@ -8,7 +8,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nopii/nopii"
 	"github.com/nopii/nopii/agent"
+	"github.com/nopii/nopii/config"
 	"github.com/nopii/nopii/internal/human"
 	"github.com/nopii/nopii/source/postgres"
 )
@@ -47,13 +49,21 @@ table and column exists, and that every rule fits its column's type.`,
 			key := []byte(cfg.HMACKey.Reveal())
 			for _, wf := range cfg.Workflows {
 				fmt.Fprintf(g.stdout, "workflow %s\n", wf.Name)
+				// The feeds stay open for the checks of the inputs (a
+				// faithful twin computes generated columns and builds the
+				// schema); nil when one could not be opened.
+				feeds := []nopii.Feed{}
 				for i := range wf.Feeds {
-					f, err := openFeed(ctx, wf.Name, &wf.Feeds[i], log)
+					f, err := openFeed(ctx, &wf, &wf.Feeds[i], log)
 					if err != nil {
 						report("feed %s: %v", wf.Feeds[i].Type, err)
+						feeds = nil
 						continue
 					}
-					f.Close()
+					defer f.Close()
+					if feeds != nil {
+						feeds = append(feeds, f)
+					}
 					fmt.Fprintf(g.stdout, "  ✓ feed %s reachable\n", wf.Feeds[i].Type)
 				}
 				for i := range wf.Inputs {
@@ -63,8 +73,22 @@ table and column exists, and that every rule fits its column's type.`,
 						report("input %s: %v", in.Name, err)
 						continue
 					}
-					tables, warnings, err := agent.Check(ctx, src, in, key)
+					// Mode cdc: the replication connection, wal_level and
+					// each table's replica identity, as a run would find them.
+					var tc agent.TableChecker
+					var rp *postgres.Replication
+					if hasCDC(in) {
+						if rp, err = postgres.OpenReplication(ctx, in.DSN.Reveal(), postgres.ReplicationOptions{Name: in.Name, Logger: log}); err != nil {
+							report("input %s: %v", in.Name, err)
+						} else {
+							tc = rp
+						}
+					}
+					tables, warnings, err := agent.Check(ctx, src, in, key, agent.CheckWith{Feeds: feeds, Stream: tc})
 					src.Close()
+					if rp != nil {
+						rp.Close()
+					}
 					if err != nil {
 						report("input %s: %v", in.Name, err)
 						continue
@@ -78,6 +102,9 @@ table and column exists, and that every rule fits its column's type.`,
 					for _, t := range tables {
 						if t.Error == "" {
 							fmt.Fprintf(g.stdout, "  ✓ input %s: %s (%s)\n", in.Name, t.Table, human.Count(len(t.Redacted), "rule"))
+							for _, s := range t.Schema {
+								fmt.Fprintf(g.stdout, "      schema: %s\n", s)
+							}
 							continue
 						}
 						// One line per problem: describe reports them all.
@@ -127,4 +154,9 @@ func newFinding(mark, msg, file, context string) finding {
 		}
 	}
 	return finding{mark: mark, text: context + ": " + msg}
+}
+
+// hasCDC reports whether an input has a table in mode cdc.
+func hasCDC(in *config.Input) bool {
+	return slices.ContainsFunc(in.Tables, func(t config.Table) bool { return !t.Exclude && t.EffectiveMode() == config.ModeCDC })
 }

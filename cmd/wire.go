@@ -34,7 +34,7 @@ func newRunner(log *slog.Logger, obs agent.Observer) *agent.Runner {
 			return postgres.Open(ctx, in.DSN.Reveal(), postgres.Options{Name: in.Name, Readers: readers, Logger: log, SchemaPrefix: in.TargetSchemaPrefix})
 		},
 		OpenFeed: func(ctx context.Context, wf *config.Workflow, f *config.Feed) (nopii.Feed, error) {
-			return openFeed(ctx, wf.Name, f, log)
+			return openFeed(ctx, wf, f, log)
 		},
 		OpenSnapshot: func(ctx context.Context, in *config.Input, readers int, snapshot string) (nopii.Source, error) {
 			return postgres.Open(ctx, in.DSN.Reveal(), postgres.Options{Name: in.Name, Readers: readers, Logger: log, Snapshot: snapshot, SchemaPrefix: in.TargetSchemaPrefix})
@@ -47,7 +47,8 @@ func newRunner(log *slog.Logger, obs agent.Observer) *agent.Runner {
 }
 
 // openFeed is the one switch from configuration to feed adapters.
-func openFeed(ctx context.Context, workflow string, f *config.Feed, log *slog.Logger) (nopii.Feed, error) {
+func openFeed(ctx context.Context, wf *config.Workflow, f *config.Feed, log *slog.Logger) (nopii.Feed, error) {
+	workflow := wf.Name
 	lease, err := leaseTTL()
 	if err != nil {
 		return nil, err
@@ -56,7 +57,13 @@ func openFeed(ctx context.Context, workflow string, f *config.Feed, log *slog.Lo
 		PartSize: f.PartSize, Retain: f.Retain, Logger: log, Kind: f.Type, LeaseTTL: lease}
 	switch f.Type {
 	case config.FeedTwin:
-		return twin.Open(ctx, f.DSN.Reveal(), twin.Options{Logger: log, DataOnly: f.Schema == config.SchemaDataOnly, LockTimeout: f.LockTimeout})
+		// Index builds share the workflow's parallelism with the copies.
+		builds := wf.Parallelism
+		if builds <= 0 {
+			builds = agent.DefaultParallelism()
+		}
+		return twin.Open(ctx, f.DSN.Reveal(), twin.Options{Logger: log, DataOnly: f.Schema == config.SchemaDataOnly,
+			LockTimeout: f.LockTimeout, IndexBuilds: builds})
 	case config.FeedS3:
 		store, err := s3.NewStore(ctx, s3.Options{Bucket: f.Bucket, Prefix: f.Prefix, Region: f.Region, Endpoint: f.Endpoint,
 			SSE: f.SSE, SSEKMSKeyID: f.SSEKMSKeyID, AccessKeyID: f.AccessKeyID, SecretAccessKey: f.SecretAccessKey.Reveal(),

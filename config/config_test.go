@@ -809,3 +809,17 @@ func TestTwinSchema(t *testing.T) {
 		"      - type: files\n        path: ./out\n        schema: full\n", 1), nil)
 	assertOneError(t, err, `test.yaml:13:9: workflows[0].feeds[0].schema: schema is not a key of a files feed (files feeds take: type, path, format, compression, part_size, retain)`)
 }
+
+func TestTwinLockTimeout(t *testing.T) {
+	with := func(v string) string {
+		return fmt.Sprintf(minimal, "x") + "        lock_timeout: " + v + "\n"
+	}
+	if got := mustParse(t, fmt.Sprintf(minimal, "x"), nil).Workflows[0].Feeds[0].LockTimeout; got != 0 {
+		t.Errorf("LockTimeout without the key = %v, want 0 (the feed's default)", got)
+	}
+	if got := mustParse(t, with("30s"), nil).Workflows[0].Feeds[0].LockTimeout; got != 30*time.Second {
+		t.Errorf("LockTimeout = %v, want 30s", got)
+	}
+	_, err := parse(t, with("0s"), nil)
+	assertOneError(t, err, `test.yaml:13:23: workflows[0].feeds[0].lock_timeout: must be more than 0`)
+}

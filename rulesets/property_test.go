@@ -274,3 +274,42 @@ func TestJoinAcrossTypes(t *testing.T) {
 		t.Fatalf("json date gives %s, want %s", got, wantJD)
 	}
 }
+
+// TestInjectiveCatalog: the catalog says which rules keep a column's
+// distinct values distinct, for the column's type and length, as
+// TestInjective measures them.
+func TestInjectiveCatalog(t *testing.T) {
+	text, short := column("a", builtinType("text"), -1), column("a", builtinType("varchar"), varcharMod(20))
+	for _, tt := range []struct {
+		name string
+		col  nopii.Column
+		spec rulesets.Spec
+		want bool
+		why  string
+	}{
+		{"keep", text, rulesets.Spec{Rule: "keep"}, true, "keep copies the values as they are"},
+		{"redact_email", text, rulesets.Spec{Rule: "redact_email"}, true, "redact_email is injective"},
+		{"redact_email varchar(40)", column("a", builtinType("varchar"), varcharMod(40)), rulesets.Spec{Rule: "redact_email"}, true, "redact_email is injective"},
+		{"redact_email varchar(20)", short, rulesets.Spec{Rule: "redact_email"}, false, "redact_email keeps 28 bits of its hash in character varying(20)"},
+		{"hash text", text, rulesets.Spec{Rule: "hash"}, true, "hash is injective"},
+		{"hash text length 16", text, rulesets.Spec{Rule: "hash", Params: map[string]any{"length": 16}}, true, "hash is injective"},
+		{"hash text length 8", text, rulesets.Spec{Rule: "hash", Params: map[string]any{"length": 8}}, false, "hash keeps 32 bits"},
+		{"hash int8", column("a", builtinType("int8"), -1), rulesets.Spec{Rule: "hash"}, true, "hash is injective"},
+		{"hash int4", column("a", builtinType("int4"), -1), rulesets.Spec{Rule: "hash"}, false, "hash keeps 31 bits of its hash in integer"},
+		{"hash uuid", column("a", builtinType("uuid"), -1), rulesets.Spec{Rule: "hash"}, true, "hash is injective"},
+		{"fake", text, rulesets.Spec{Rule: "fake", Params: map[string]any{"kind": "first_name"}}, false, "fake is not injective"},
+		{"mask", text, rulesets.Spec{Rule: "mask"}, false, "mask is not injective"},
+		{"replace", text, rulesets.Spec{Rule: "replace", Params: map[string]any{"value": "x"}}, false, "replace gives every row the same value"},
+		{"destroy", text, rulesets.Spec{Rule: "destroy"}, false, "destroy gives every row the same value"},
+		{"random_string", text, rulesets.Spec{Rule: "random_string"}, false, "random_string is not injective"},
+		{"shift_date", column("a", builtinType("date"), -1), rulesets.Spec{Rule: "shift_date"}, false, "shift_date is not injective"},
+		{"noise", column("a", builtinType("int4"), -1), rulesets.Spec{Rule: "noise"}, false, "noise is not injective"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, why := rulesets.Injective(tt.col, tt.spec)
+			if got != tt.want || !strings.Contains(why, tt.why) {
+				t.Errorf("Injective = %v, %q; want %v, %q", got, why, tt.want, tt.why)
+			}
+		})
+	}
+}

@@ -35,25 +35,31 @@ const (
 	RuleKeep         = "keep"
 )
 
-// ruleInfo is one catalog entry: whether the rule needs hmac_key and the
-// params it takes.
+// ruleInfo is one catalog entry: whether the rule needs hmac_key, the
+// params it takes, and whether it keeps distinct values distinct.
 type ruleInfo struct {
 	keyed  bool
 	params []string
+	// injective: distinct inputs give distinct outputs (keep: the
+	// identity; redact_email and hash: 64 bits of HMAC and more, where the
+	// column leaves room for them: Injective). The others are not in
+	// general: fakes, masks, shifted dates and noise collide, replace and
+	// destroy give one value.
+	injective bool
 }
 
 var catalog = map[string]ruleInfo{
-	RuleRedactEmail:  {true, []string{"domain"}},
-	RuleFake:         {true, []string{"kind"}},
-	RuleHash:         {true, []string{"length"}},
-	RuleMask:         {false, []string{"char", "keep_first", "keep_last"}},
-	RuleReplace:      {false, []string{"value"}},
-	RuleDestroy:      {false, nil},
-	RuleRandomString: {true, []string{"length"}},
-	RuleShiftDate:    {true, []string{"max_days"}},
-	RuleNoise:        {true, []string{"percent"}},
-	RuleJSON:         {true, []string{"paths"}},
-	RuleKeep:         {false, nil},
+	RuleRedactEmail:  {true, []string{"domain"}, true},
+	RuleFake:         {true, []string{"kind"}, false},
+	RuleHash:         {true, []string{"length"}, true},
+	RuleMask:         {false, []string{"char", "keep_first", "keep_last"}, false},
+	RuleReplace:      {false, []string{"value"}, false},
+	RuleDestroy:      {false, nil, false},
+	RuleRandomString: {true, []string{"length"}, false},
+	RuleShiftDate:    {true, []string{"max_days"}, false},
+	RuleNoise:        {true, []string{"percent"}, false},
+	RuleJSON:         {true, []string{"paths"}, false},
+	RuleKeep:         {false, nil, true},
 }
 
 // Names returns the rule names, sorted.

@@ -244,8 +244,10 @@ func (l *fullLoad) Commit(ctx context.Context) error {
 // and held for Publish (named in nopii.pending).
 func (l *fullLoad) finish(ctx context.Context) error {
 	if l.target.Deferred {
-		if err := l.register(ctx, l.shadowName(), pendingShadow); err != nil {
-			return err
+		if !l.registered {
+			if err := l.register(ctx, l.shadowName(), pendingShadow); err != nil {
+				return err
+			}
 		}
 		if _, err := l.exec(ctx, "COMMIT"); err != nil {
 			return err
@@ -268,6 +270,9 @@ func (l *fullLoad) finish(ctx context.Context) error {
 // the source's constraints and indexes (a faithful twin), and those users
 // made on the old table: everything slow, where no reader looks.
 func (l *fullLoad) build(ctx context.Context) (time.Duration, error) {
+	if l.buildsApart() {
+		return l.buildApart(ctx)
+	}
 	name := l.target.Name
 	l.spkIndex = shortName(l.shadow, "_spk")
 	l.spkCons = shortName(name.Name, "_source_primary_key_key")

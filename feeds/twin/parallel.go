@@ -124,7 +124,11 @@ func (l *fullLoad) commitParallel(ctx context.Context) error {
 // is dropped here, and by the next load if this connection is gone.
 func (l *fullLoad) Abort() {
 	if l.done || l.par == nil {
+		committed := !l.done && l.registered // a shadow committed to build its indexes apart
 		l.load.Abort()
+		if committed {
+			l.feed.drop(context.Background(), []*deferred{{full: l}})
+		}
 		return
 	}
 	for _, w := range l.par.writers {

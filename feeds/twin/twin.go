@@ -31,6 +31,11 @@ type Options struct {
 	// DataOnly gives the twin the columns and source_primary_key alone
 	// (schema: data_only), not the source's schema objects.
 	DataOnly bool
+	// IndexBuilds is how many indexes the feed's deferred full copies
+	// build at once, across tables, each on a connection of its own (the
+	// workflow's parallelism); 0 or 1: each load builds its own in turn,
+	// in its transaction.
+	IndexBuilds int
 }
 
 // Feed loads tables into a twin database.
@@ -46,6 +51,7 @@ type Feed struct {
 	// deferred holds the committed loads of deferred targets until
 	// Publish makes them visible (pending.go), by target name.
 	deferred map[nopii.TableName]*deferred
+	builds   chan struct{} // a slot per index build at once (indexes.go)
 
 	noMerge bool // tests: apply deltas as on PostgreSQL before 15
 
@@ -75,7 +81,7 @@ func Open(ctx context.Context, dsn string, o Options) (*Feed, error) {
 	if err != nil {
 		return nil, fmt.Errorf("twin: parse dsn: %w", err)
 	}
-	f := &Feed{cfg: cfg, opts: o, log: o.Logger, oids: map[uint32]uint32{}}
+	f := &Feed{cfg: cfg, opts: o, log: o.Logger, oids: map[uint32]uint32{}, builds: make(chan struct{}, max(1, o.IndexBuilds))}
 	conn, err := f.acquire(ctx)
 	if err != nil {
 		return nil, err

@@ -100,6 +100,16 @@ func OpenReplication(ctx context.Context, dsn string, o ReplicationOptions) (*Re
 	if err != nil {
 		return nil, err
 	}
+	// Said before the slot's creation would fail on it, with the fix.
+	var walLevel string
+	if err := conn.QueryRow(ctx, "SELECT current_setting('wal_level')").Scan(&walLevel); err != nil {
+		conn.Close(context.Background())
+		return nil, fmt.Errorf("source %s: read wal_level: %w", o.Name, pgconnect.SafeError(err))
+	}
+	if walLevel != "logical" {
+		conn.Close(context.Background())
+		return nil, fmt.Errorf("source %s: mode cdc needs wal_level = logical, and the server has %s: ALTER SYSTEM SET wal_level = logical (or set it in postgresql.conf) and restart PostgreSQL", o.Name, walLevel)
+	}
 	rcfg := cfg.Copy()
 	rcfg.RuntimeParams["replication"] = "database"
 	rconn, err := pgconnect.ConnectConfig(ctx, rcfg, o.Connect)

@@ -68,7 +68,7 @@ func (s *Source) schema(ctx context.Context, oid uint32, t *nopii.Table) (*nopii
 	if sc.PartitionKey, err = s.prefixed(ctx, partKey); err != nil {
 		return nil, err
 	}
-	if err := s.constraints(ctx, oid, sc); err != nil {
+	if err := s.constraints(ctx, oid, tableText, sc); err != nil {
 		return nil, fmt.Errorf("constraints: %w", err)
 	}
 	if sc.Indexes, err = s.indexes(ctx, oid, tableText); err != nil {
@@ -85,8 +85,11 @@ func (s *Source) schema(ctx context.Context, oid uint32, t *nopii.Table) (*nopii
 	return sc, nil
 }
 
-func (s *Source) constraints(ctx context.Context, oid uint32, sc *nopii.Schema) error {
+// constraints reads the relation's own constraints; tableText is its name
+// as pg_get_indexdef prints it.
+func (s *Source) constraints(ctx context.Context, oid uint32, tableText string, sc *nopii.Schema) error {
 	q := `SELECT k.conname::text, k.contype::text, pg_get_constraintdef(k.oid),
+		       CASE WHEN k.contype IN ('p', 'u') THEN coalesce(pg_get_indexdef(k.conindid), '') ELSE '' END,
 		       ` + strings.NewReplacer("$cat", "'pg_constraint'", "$obj", "k.oid").Replace(columnsOfSQL) + `,
 		       coalesce((SELECT array_agg(a.attname::text ORDER BY x.ord) FROM unnest(k.conkey) WITH ORDINALITY x(n, ord)
 		                 JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = x.n), '{}'),
@@ -110,7 +113,7 @@ func (s *Source) constraints(ctx context.Context, oid uint32, sc *nopii.Schema) 
 	}
 	rs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (raw, error) {
 		var x raw
-		return x, r.Scan(&x.c.Name, &x.kind, &x.c.Def, &x.deps, &x.keys, &x.c.References.Schema, &x.c.References.Name,
+		return x, r.Scan(&x.c.Name, &x.kind, &x.c.Def, &x.c.IndexDef, &x.deps, &x.keys, &x.c.References.Schema, &x.c.References.Name,
 			&x.c.RefColumns, &x.c.Comment, &x.c.Extensions)
 	})
 	if err != nil {
@@ -127,6 +130,16 @@ func (s *Source) constraints(ctx context.Context, oid uint32, sc *nopii.Schema) 
 		}
 		if c.Def, err = s.prefixed(ctx, c.Def); err != nil {
 			return err
+		}
+		if c.IndexDef != "" {
+			// Its index, to build apart and attach (USING INDEX); without
+			// it the twin builds the constraint as it is.
+			tail, ok := nopii.IndexTail(c.IndexDef, tableText)
+			if c.IndexDef = ""; ok {
+				if c.IndexDef, err = s.prefixed(ctx, tail); err != nil {
+					return err
+				}
+			}
 		}
 		sc.Constraints = append(sc.Constraints, c)
 	}
