@@ -45,12 +45,12 @@ func cdcBench(ctx context.Context, rows, changes, rate int, d time.Duration) err
 		settings["log_min_duration_statement"] = "0"
 		settings["log_line_prefix"] = "'%m [%p] %d %a: '"
 	}
-	tmp, bin, cl, err := prepare(ctx, pgtest.Options{Logical: true, Settings: settings})
+	e, err := prepare(ctx, pgtest.Options{Logical: true, Settings: settings})
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	defer cl.Stop()
+	defer e.close()
+	tmp, bin, cl := e.tmp, e.bin, e.cl
 	if pglog != "" {
 		defer func() {
 			if b, err := os.ReadFile(cl.LogPath()); err == nil {

@@ -17,16 +17,12 @@ import (
 // deltaBench runs only the delta part of the benchmark on a cluster of its
 // own (-delta).
 func deltaBench(ctx context.Context, rows, runs int, deletes, recent bool) error {
-	tmp, bin, cl, err := prepare(ctx, benchCluster())
+	e, err := prepare(ctx, benchCluster(), "src")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	defer cl.Stop()
-	src, err := cl.CreateDatabase(ctx, "src")
-	if err != nil {
-		return err
-	}
+	defer e.close()
+	tmp, bin, cl, src := e.tmp, e.bin, e.cl, e.dbs["src"]
 	fmt.Printf("loading %d rows …\n", rows)
 	if err := loadBench(ctx, src, rows); err != nil {
 		return err

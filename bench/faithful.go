@@ -39,18 +39,14 @@ const faithfulSchema = `
 // the users' columns redacted. Each target database is made afresh before
 // each run.
 func faithfulBench(ctx context.Context, users, runs int) error {
-	tmp, bin, cl, err := prepare(ctx, benchCluster())
+	e, err := prepare(ctx, benchCluster(), "src")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	defer cl.Stop()
+	defer e.close()
+	tmp, bin, cl, src := e.tmp, e.bin, e.cl, e.dbs["src"]
 	admin := cl.DSN("postgres")
 	if err := autovacuumOff(ctx, cl); err != nil {
-		return err
-	}
-	src, err := cl.CreateDatabase(ctx, "src")
-	if err != nil {
 		return err
 	}
 	fmt.Printf("loading %d users and %d orders …\n", users, 2*users)

@@ -98,24 +98,12 @@ func main() {
 }
 
 func run(ctx context.Context, rows, runs int) error {
-	tmp, bin, cl, err := prepare(ctx, benchCluster())
+	e, err := prepare(ctx, benchCluster(), "src", "raw", "twin")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	defer cl.Stop()
-	src, err := cl.CreateDatabase(ctx, "src")
-	if err != nil {
-		return err
-	}
-	raw, err := cl.CreateDatabase(ctx, "raw")
-	if err != nil {
-		return err
-	}
-	twin, err := cl.CreateDatabase(ctx, "twin")
-	if err != nil {
-		return err
-	}
+	defer e.close()
+	tmp, bin, cl, src, raw, twin := e.tmp, e.bin, e.cl, e.dbs["src"], e.dbs["raw"], e.dbs["twin"]
 	fmt.Printf("loading %d rows …\n", rows)
 	if err := loadBench(ctx, src, rows); err != nil {
 		return err

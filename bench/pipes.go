@@ -37,20 +37,14 @@ type pipeRun struct {
 // and nopii with parallelism 2 (the table read as two page ranges). Each copy is dropped before the next is made, so that -rows
 // 10000000 needs about three copies' worth of disk.
 func copyBench(ctx context.Context, rows, runs int) error {
-	tmp, bin, cl, err := prepare(ctx, benchCluster())
+	e, err := prepare(ctx, benchCluster(), "src", "raw", "dump", "twin")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	defer cl.Stop()
+	defer e.close()
+	tmp, bin, cl, dbs := e.tmp, e.bin, e.cl, e.dbs
 	if err := autovacuumOff(ctx, cl); err != nil {
 		return err
-	}
-	dbs := map[string]string{}
-	for _, name := range []string{"src", "raw", "dump", "twin"} {
-		if dbs[name], err = cl.CreateDatabase(ctx, name); err != nil {
-			return err
-		}
 	}
 	src := dbs["src"]
 	fmt.Printf("loading %d rows …\n", rows)
@@ -176,23 +170,45 @@ func benchCluster() pgtest.Options {
 	return pgtest.Options{Settings: map[string]string{"shared_buffers": "512MB", "max_wal_size": "4GB", "checkpoint_timeout": "30min"}}
 }
 
-// prepare builds nopii into a temporary directory and starts a cluster.
-func prepare(ctx context.Context, o pgtest.Options) (tmp, bin string, cl *pgtest.Cluster, err error) {
-	if tmp, err = os.MkdirTemp("", "nopii-bench-"); err != nil {
-		return "", "", nil, err
-	}
-	bin = filepath.Join(tmp, "nopii")
-	fmt.Println("building nopii …")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/nopii").CombinedOutput(); err != nil {
-		os.RemoveAll(tmp)
-		return "", "", nil, fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	cl, err = pgtest.Start(ctx, o)
+// benchEnv is one benchmark's world: nopii built into a temporary
+// directory, a cluster, and the databases made in it by name.
+type benchEnv struct {
+	tmp, bin string
+	cl       *pgtest.Cluster
+	dbs      map[string]string // name → DSN
+}
+
+// prepare builds nopii into a temporary directory, starts a cluster and
+// creates the databases named; close undoes it all.
+func prepare(ctx context.Context, o pgtest.Options, dbs ...string) (*benchEnv, error) {
+	tmp, err := os.MkdirTemp("", "nopii-bench-")
 	if err != nil {
-		os.RemoveAll(tmp)
-		return "", "", nil, err
+		return nil, err
 	}
-	return tmp, bin, cl, nil
+	e := &benchEnv{tmp: tmp, bin: filepath.Join(tmp, "nopii"), dbs: map[string]string{}}
+	fmt.Println("building nopii …")
+	if out, err := exec.Command("go", "build", "-o", e.bin, "./cmd/nopii").CombinedOutput(); err != nil {
+		e.close()
+		return nil, fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	if e.cl, err = pgtest.Start(ctx, o); err != nil {
+		e.close()
+		return nil, err
+	}
+	for _, name := range dbs {
+		if e.dbs[name], err = e.cl.CreateDatabase(ctx, name); err != nil {
+			e.close()
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+func (e *benchEnv) close() {
+	if e.cl != nil {
+		e.cl.Stop()
+	}
+	os.RemoveAll(e.tmp)
 }
 
 // clientTool returns the PostgreSQL 15 client tool, else the one on PATH.

@@ -18,16 +18,12 @@ import (
 // users and their orders, and prints the subset's time as a share of the
 // full copy's (target ≤ 0.15) and nopii's peak RSS.
 func subsetBench(ctx context.Context, users, runs int) error {
-	tmp, bin, cl, err := prepare(ctx, benchCluster())
+	e, err := prepare(ctx, benchCluster(), "src")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	defer cl.Stop()
-	src, err := cl.CreateDatabase(ctx, "src")
-	if err != nil {
-		return err
-	}
+	defer e.close()
+	tmp, bin, cl, src := e.tmp, e.bin, e.cl, e.dbs["src"]
 	fmt.Printf("loading %d users and %d orders …\n", users, 2*users)
 	if err := execSQL(ctx, src, fmt.Sprintf(`
 		CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL, full_name text NOT NULL, created_at timestamptz NOT NULL);
