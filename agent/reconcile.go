@@ -27,7 +27,10 @@ type schemaDecision struct {
 //   - a CHECK that reads a redacted column, and a unique one on a stored
 //     generated column the twin computes from a redacted one, are tried on
 //     the copied rows: kept if they satisfy it, else left out with
-//     PostgreSQL's reason (the report says which).
+//     PostgreSQL's reason (the report says which);
+//   - the partitioning, when a partition key reads a column a rule changes:
+//     its bounds hold the source's values of that column, and the redacted
+//     rows would not route; the twin's table is a plain one.
 //
 // It replaces t.Schema by a copy without what it leaves out, and returns
 // the decisions.
@@ -119,6 +122,22 @@ func reconcile(t *nopii.Table, rules []config.ColumnRule) []schemaDecision {
 			}
 		}
 		sc.Indexes = append(sc.Indexes, ix)
+	}
+	if sc.PartitionKey != "" {
+		var changed []string
+		for _, name := range sc.PartitionColumns {
+			if s, ok := spec[name]; ok && s.Rule != rulesets.RuleKeep {
+				changed = append(changed, name+" (rule "+s.Rule+")")
+			}
+		}
+		if len(changed) > 0 {
+			// The bounds are the source's values of those columns, which
+			// the twin must not hold, and the redacted rows would not route
+			// to the partitions the source's values chose.
+			out = append(out, schemaDecision{text: "partitioning left out: its key reads " + strings.Join(changed, ", ") +
+				": the bounds hold the source's values, and the redacted rows would not fall in them; the twin's table is not partitioned", leftOut: true})
+			sc.PartitionKey, sc.PartitionColumns, sc.Partitions = "", nil, nil
+		}
 	}
 	t.Schema = &sc
 	return out
