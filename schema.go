@@ -22,9 +22,9 @@ type Schema struct {
 	// changes one of them leaves the partitioning out of the twin (the
 	// bounds hold the source's values, which the redacted rows lack).
 	PartitionColumns []string
-	Partitions       []Partition // parents before their children
-	Constraints  []Constraint // primary key, unique, exclusion, check, foreign keys
-	Indexes      []Index      // indexes that back no constraint
+	Partitions       []Partition  // parents before their children
+	Constraints      []Constraint // primary key, unique, exclusion, check, foreign keys
+	Indexes          []Index      // indexes that back no constraint
 	// Sequences are those the column defaults use (serial's, owned by a
 	// column, and standalone ones); identity columns' are in Column.Identity.
 	Sequences []Sequence
