@@ -48,3 +48,33 @@ func TestReconcilePartitioning(t *testing.T) {
 		})
 	}
 }
+
+// TestReconcileLiterals: a CHECK, an index or a default on a column a
+// rule changes that holds a literal is named for review (the literal never
+// printed); names in reg* casts, empty strings and kept columns are not.
+func TestReconcileLiterals(t *testing.T) {
+	tbl := &nopii.Table{Name: nopii.TableName{Schema: "public", Name: "people"},
+		Columns: []nopii.Column{{Name: "id", Default: "nextval('public.people_id_seq'::regclass)"},
+			{Name: "email", Default: "'noreply@example.com'::text"}, {Name: "nick", Default: "''::text"}, {Name: "status"}},
+		Schema: &nopii.Schema{
+			Constraints: []nopii.Constraint{
+				{Name: "people_email_check", Kind: nopii.ConstraintCheck, Def: "CHECK ((email <> 'ceo@example.com'::text))", Columns: []string{"email"}},
+				{Name: "people_status_check", Kind: nopii.ConstraintCheck, Def: "CHECK ((status = ANY (ARRAY['a'::text, 'b'::text])))", Columns: []string{"status"}},
+			},
+			Indexes: []nopii.Index{{Name: "people_vip", Def: "USING btree (id) WHERE (email = 'vip@example.com'::text)", Columns: []string{"id", "email"}}},
+		}}
+	rules := []config.ColumnRule{{Column: "email", Rule: "redact_email"}, {Column: "nick", Rule: "fake"}, {Column: "id", Rule: "hash"}}
+	lines := schemaLines(reconcile(tbl, rules), false)
+	all := strings.Join(lines, "\n")
+	for _, want := range []string{"check constraint people_email_check reads email (rule redact_email) and holds literals",
+		"index people_vip reads id (rule hash), email (rule redact_email) and holds literals", "default of column email reads email (rule redact_email) and holds literals"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("decisions do not say %q:\n%s", want, all)
+		}
+	}
+	for _, not := range []string{"example.com", "people_status_check", "column nick", "column id"} {
+		if strings.Contains(all, not) {
+			t.Errorf("decisions hold %q:\n%s", not, all)
+		}
+	}
+}
