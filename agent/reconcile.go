@@ -197,7 +197,7 @@ func faithful(feeds []nopii.Feed) bool {
 }
 
 // holdsLiteral reports whether a definition as PostgreSQL prints it holds
-// a string literal other than a name ('public.s'::regclass) or ”.
+// a string literal other than a name ('public.s'::regclass) or an empty one.
 func holdsLiteral(def string) bool {
 	for i := 0; i < len(def); i++ {
 		if def[i] != '\'' {
