@@ -17,9 +17,14 @@ type Schema struct {
 	// PartitionKey is PARTITION BY's argument (RANGE (created_at)) for a
 	// partitioned root; "" for a plain table.
 	PartitionKey string
-	Partitions   []Partition  // parents before their children
-	Constraints  []Constraint // primary key, unique, exclusion, check, foreign keys
-	Indexes      []Index      // indexes that back no constraint
+	// PartitionColumns are the columns the partition keys read, of the
+	// root and of every partition that is partitioned itself: a rule that
+	// changes one of them leaves the partitioning out of the twin (the
+	// bounds hold the source's values, which the redacted rows lack).
+	PartitionColumns []string
+	Partitions       []Partition  // parents before their children
+	Constraints      []Constraint // primary key, unique, exclusion, check, foreign keys
+	Indexes          []Index      // indexes that back no constraint
 	// Sequences are those the column defaults use (serial's, owned by a
 	// column, and standalone ones); identity columns' are in Column.Identity.
 	Sequences []Sequence

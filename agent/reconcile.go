@@ -27,7 +27,10 @@ type schemaDecision struct {
 //   - a CHECK that reads a redacted column, and a unique one on a stored
 //     generated column the twin computes from a redacted one, are tried on
 //     the copied rows: kept if they satisfy it, else left out with
-//     PostgreSQL's reason (the report says which).
+//     PostgreSQL's reason (the report says which);
+//   - the partitioning, when a partition key reads a column a rule changes:
+//     its bounds hold the source's values of that column, and the redacted
+//     rows would not route; the twin's table is a plain one.
 //
 // It replaces t.Schema by a copy without what it leaves out, and returns
 // the decisions.
@@ -120,6 +123,52 @@ func reconcile(t *nopii.Table, rules []config.ColumnRule) []schemaDecision {
 		}
 		sc.Indexes = append(sc.Indexes, ix)
 	}
+	// Literals in what the twin copies as text, on a column a rule changes
+	// (a CHECK (email <> 'ceo@example.com'), a partial index, a default):
+	// the twin gets them as the source wrote them, so plan and validate
+	// say so, for a review, never printing them.
+	ruled := func(columns []string) []string {
+		var out []string
+		for _, name := range columns {
+			if s, ok := spec[name]; ok && s.Rule != rulesets.RuleKeep {
+				out = append(out, name+" (rule "+s.Rule+")")
+			}
+		}
+		return out
+	}
+	literals := func(what, def string, columns []string) {
+		if r := ruled(columns); len(r) > 0 && holdsLiteral(def) {
+			out = append(out, schemaDecision{text: what + " reads " + strings.Join(r, ", ") +
+				" and holds literals, which the twin gets as the source wrote them: review them (schema: data_only copies none)"})
+		}
+	}
+	for _, c := range sc.Constraints {
+		literals(c.Kind.String()+" "+c.Name, c.Def, c.Columns)
+	}
+	for _, ix := range sc.Indexes {
+		literals("index "+ix.Name, ix.Def, ix.Columns)
+	}
+	for _, c := range t.Columns {
+		if c.Generated == "" {
+			literals("default of column "+c.Name, c.Default, []string{c.Name})
+		}
+	}
+	if sc.PartitionKey != "" {
+		var changed []string
+		for _, name := range sc.PartitionColumns {
+			if s, ok := spec[name]; ok && s.Rule != rulesets.RuleKeep {
+				changed = append(changed, name+" (rule "+s.Rule+")")
+			}
+		}
+		if len(changed) > 0 {
+			// The bounds are the source's values of those columns, which
+			// the twin must not hold, and the redacted rows would not route
+			// to the partitions the source's values chose.
+			out = append(out, schemaDecision{text: "partitioning left out: its key reads " + strings.Join(changed, ", ") +
+				": the bounds hold the source's values, and the redacted rows would not fall in them; the twin's table is not partitioned", leftOut: true})
+			sc.PartitionKey, sc.PartitionColumns, sc.Partitions = "", nil, nil
+		}
+	}
 	t.Schema = &sc
 	return out
 }
@@ -143,6 +192,32 @@ func faithful(feeds []nopii.Feed) bool {
 		if g, ok := f.(generatedComputer); ok && g.ComputesGenerated() {
 			return true
 		}
+	}
+	return false
+}
+
+// holdsLiteral reports whether a definition as PostgreSQL prints it holds
+// a string literal other than a name ('public.s'::regclass) or an empty one.
+func holdsLiteral(def string) bool {
+	for i := 0; i < len(def); i++ {
+		if def[i] != '\'' {
+			continue
+		}
+		j := i + 1
+		for j < len(def) {
+			if def[j] == '\'' {
+				if j+1 < len(def) && def[j+1] == '\'' {
+					j += 2
+					continue
+				}
+				break
+			}
+			j++
+		}
+		if j > i+1 && !strings.HasPrefix(def[min(j+1, len(def)):], "::reg") {
+			return true
+		}
+		i = j
 	}
 	return false
 }

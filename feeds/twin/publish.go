@@ -421,7 +421,11 @@ func (pr *publishRun) lock(ctx context.Context, fulls, deltas []*deferred) error
 	if err != nil {
 		return fmt.Errorf("read the tables to lock: %w", pgconnect.SafeError(err))
 	}
-	if _, err := pr.l.exec(ctx, "SELECT pg_advisory_xact_lock(hashtext('nopii swap'))"); err != nil {
+	// Another swap or publish of the twin (another input's) holds it for
+	// its own bounded lock waits and its catalog work, merges and views:
+	// waited for without the lock timeout, which bounds the waits for
+	// readers of the twin, and would fail this publish whole.
+	if _, err := pr.l.exec(ctx, "SET LOCAL lock_timeout = 0; SELECT pg_advisory_xact_lock(hashtext('nopii swap')); "+pr.feed.lockTimeout()); err != nil {
 		return fmt.Errorf("wait for another swap: %w", err)
 	}
 	if len(rels) == 0 {

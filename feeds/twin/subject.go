@@ -251,9 +251,18 @@ func (f *Feed) dropOutsideReferences(ctx context.Context, tx pgx.Tx, tables []no
 			for k, c := range r.cols {
 				set[k] = c + " = NULL"
 			}
-			tag, err := tx.Exec(ctx, "UPDATE "+r.child+" SET "+strings.Join(set, ", ")+
-				" WHERE ("+strings.Join(r.cols, ", ")+") IN (SELECT "+strings.Join(r.refCols, ", ")+" FROM "+t.Target.Quoted()+" WHERE "+spk+" = ANY ($1::text[]))"+
-				" AND NOT ("+spk+" = ANY ($2::text[]))", t.Keys, keys[r.child])
+			sql := "UPDATE " + r.child + " SET " + strings.Join(set, ", ") +
+				" WHERE (" + strings.Join(r.cols, ", ") + ") IN (SELECT " + strings.Join(r.refCols, ", ") + " FROM " + t.Target.Quoted() + " WHERE " + spk + " = ANY ($1::text[]))"
+			args := []any{t.Keys}
+			if own := keys[r.child]; len(own) > 0 {
+				// Rows the request deletes from the child keep theirs. A child
+				// the request holds no keys of (or one users made, without
+				// source_primary_key) has every referencing row cleared: a
+				// NULL key list would match none.
+				sql += " AND NOT (" + spk + " = ANY ($2::text[]))"
+				args = append(args, own)
+			}
+			tag, err := tx.Exec(ctx, sql, args...)
 			if err != nil {
 				return fmt.Errorf("twin: drop references of %s to forgotten rows of %s: %w", r.child, t.Target, pgconnect.SafeError(err))
 			}

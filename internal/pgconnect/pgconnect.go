@@ -199,7 +199,7 @@ func Lost(err error) bool {
 func Describe(err error) string {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		s := pgErr.Severity + ": " + pgErr.Message + " (SQLSTATE " + pgErr.Code + ")"
+		s := pgErr.Severity + ": " + hideValues(pgErr) + " (SQLSTATE " + pgErr.Code + ")"
 		if pgErr.Hint != "" {
 			s += "; hint: " + pgErr.Hint
 		}
@@ -240,22 +240,63 @@ func oneLinePerAttempt(msg string) string {
 
 // SafeError adds a PostgreSQL error's hint to err's message, keeping the
 // whole chain's context. PgError's own message never includes Detail (which
-// can hold row values), so nothing else needs hiding.
+// can hold row values), but a data exception's (SQLSTATE class 22) quotes
+// the value it could not take — invalid input syntax for type integer:
+// "ann@example.com", from a subset's where or a cast of a row's value —
+// which SafeError hides: the message then says (value hidden) there.
 func SafeError(err error) error {
 	if err == nil {
 		return nil
 	}
 	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || pgErr.Hint == "" {
+	if !errors.As(err, &pgErr) {
 		return err
 	}
-	return safeError{err, pgErr.Hint}
+	msg := err.Error()
+	if hidden := hideValues(pgErr); hidden != pgErr.Message {
+		msg = strings.ReplaceAll(msg, pgErr.Error(), pgErr.Severity+": "+hidden+" (SQLSTATE "+pgErr.Code+")")
+	}
+	if pgErr.Hint != "" {
+		msg += "; hint: " + pgErr.Hint
+	}
+	if msg == err.Error() {
+		return err
+	}
+	return safeError{err, msg}
+}
+
+// hideValues returns a PostgreSQL error's message with the values a data
+// exception quotes ("…", and the bytes of an invalid byte sequence)
+// replaced by (value hidden); other messages as they are.
+func hideValues(pgErr *pgconn.PgError) string {
+	msg := pgErr.Message
+	if !strings.HasPrefix(pgErr.Code, "22") {
+		return msg
+	}
+	if i := strings.Index(msg, ": 0x"); i >= 0 {
+		msg = msg[:i] + ": (value hidden)"
+	}
+	var b strings.Builder
+	for {
+		start := strings.IndexByte(msg, '"')
+		if start < 0 {
+			break
+		}
+		end := strings.LastIndexByte(msg, '"')
+		if end == start {
+			break
+		}
+		b.WriteString(msg[:start] + "(value hidden)")
+		msg = msg[end+1:]
+	}
+	b.WriteString(msg)
+	return b.String()
 }
 
 type safeError struct {
-	err  error
-	hint string
+	err error
+	msg string
 }
 
-func (e safeError) Error() string { return e.err.Error() + "; hint: " + e.hint }
+func (e safeError) Error() string { return e.msg }
 func (e safeError) Unwrap() error { return e.err }

@@ -124,3 +124,43 @@ func TestConnectRefusesOldServer(t *testing.T) {
 		t.Errorf("connect to PostgreSQL %s with MinServer 99: %v, want %q", v, err, want)
 	}
 }
+
+// TestSafeErrorHidesValues: a data exception's message quotes the value
+// it could not take (a row's, through a cast in a subset's where); the
+// safe error and Describe say which error it was, never the value, and keep
+// the hint and the context.
+func TestSafeErrorHidesValues(t *testing.T) {
+	dsn := pgtest.MustDatabase(t)
+	ctx := context.Background()
+	conn, err := Connect(ctx, dsn, Options{What: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, tc := range []struct {
+		sql, secret, want string
+	}{
+		{`SELECT 'ann@example.com'::int`, "ann@example.com", `invalid input syntax for type integer: (value hidden) (SQLSTATE 22P02)`},
+		{`SELECT '123456789012345'::int`, "123456789012345", `value (value hidden) is out of range for type integer (SQLSTATE 22003)`},
+		{`SELECT 'ann "the boss" smith'::date`, "boss", `invalid input syntax for type date: (value hidden) (SQLSTATE 22007)`},
+		{`SELECT convert_from('\x616e6ee9'::bytea, 'UTF8')`, "0x", `invalid byte sequence for encoding (value hidden): (value hidden) (SQLSTATE 22021)`},
+		{`SELECT 1/0`, "", `division by zero (SQLSTATE 22012)`},
+		{`SELECT * FROM nope`, "", `relation "nope" does not exist (SQLSTATE 42P01)`},
+	} {
+		_, err := conn.Exec(ctx, tc.sql)
+		if err == nil {
+			t.Fatalf("%s: no error", tc.sql)
+		}
+		for _, got := range []string{SafeError(fmt.Errorf("copy public.people: %w", err)).Error(), Describe(err)} {
+			if tc.secret != "" && strings.Contains(got, tc.secret) {
+				t.Errorf("%s: %q shows the value", tc.sql, got)
+			}
+			if !strings.Contains(got, tc.want) {
+				t.Errorf("%s: %q, want it to hold %q", tc.sql, got, tc.want)
+			}
+		}
+		if !strings.HasPrefix(SafeError(fmt.Errorf("copy public.people: %w", err)).Error(), "copy public.people: ERROR: ") {
+			t.Errorf("%s: the context is lost", tc.sql)
+		}
+	}
+}

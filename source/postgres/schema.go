@@ -81,6 +81,9 @@ func (s *Source) schema(ctx context.Context, oid uint32, t *nopii.Table) (*nopii
 		if sc.Partitions, err = s.partitions(ctx, oid); err != nil {
 			return nil, fmt.Errorf("partitions: %w", err)
 		}
+		if sc.PartitionColumns, err = s.partitionColumns(ctx, oid); err != nil {
+			return nil, fmt.Errorf("partition key: %w", err)
+		}
 	}
 	return sc, nil
 }
@@ -240,6 +243,27 @@ func (s *Source) sequences(ctx context.Context, oid uint32, t *nopii.Table, sc *
 		sc.Sequences = append(sc.Sequences, x.seq)
 	}
 	return nil
+}
+
+// partitionColumns lists the columns the partition keys of the tree read:
+// its key columns (partattrs) and those its key expressions read, which
+// PostgreSQL records as internal dependencies of the table on its own
+// columns (in either direction).
+func (s *Source) partitionColumns(ctx context.Context, root uint32) ([]string, error) {
+	var cols []string
+	err := s.main.QueryRow(ctx, `
+		SELECT coalesce(array_agg(DISTINCT a.attname::text ORDER BY a.attname::text), '{}')
+		FROM pg_partition_tree($1::oid) t
+		JOIN pg_partitioned_table pt ON pt.partrelid = t.relid
+		JOIN pg_attribute a ON a.attrelid = t.relid AND a.attnum > 0 AND NOT a.attisdropped
+		WHERE a.attnum = ANY (pt.partattrs::int2[])
+		   OR a.attnum IN (SELECT CASE WHEN d.refobjsubid > 0 THEN d.refobjsubid ELSE d.objsubid END FROM pg_depend d
+		                   WHERE d.classid = 'pg_class'::regclass AND d.objid = t.relid
+		                     AND d.refclassid = 'pg_class'::regclass AND d.refobjid = t.relid AND d.deptype = 'i')`, root).Scan(&cols)
+	if err != nil {
+		return nil, pgconnect.SafeError(err)
+	}
+	return cols, nil
 }
 
 func (s *Source) partitions(ctx context.Context, root uint32) ([]nopii.Partition, error) {
