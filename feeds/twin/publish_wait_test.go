@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/nopii/nopii"
-	"github.com/nopii/nopii/feeds/twin"
 	"github.com/nopii/nopii/internal/pgtest"
 )
 
@@ -20,11 +19,7 @@ func TestPublishWaitsForAnotherSwap(t *testing.T) {
 	dsn := pgtest.MustDatabase(t)
 	db := mustConnect(t, dsn)
 	ctx := testContext(t)
-	f, err := twin.Open(ctx, dsn, twin.Options{Logger: quiet, LockTimeout: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := mustOpen(t, dsn, 200*time.Millisecond)
 	full, _ := fullAndDelta(t, f, "w")
 	full.Deferred = true
 	mustLoad(t, f, full, noteRows(1, 5, "new"))
@@ -37,7 +32,7 @@ func TestPublishWaitsForAnotherSwap(t *testing.T) {
 		close(released)
 		other.Exec(context.Background(), "COMMIT")
 	}()
-	_, err = f.Publish(ctx, nopii.Publication{Prefix: prefix, Tables: []nopii.PublishedTable{{Name: full.Table.Name}}})
+	_, err := f.Publish(ctx, nopii.Publication{Prefix: prefix, Tables: []nopii.PublishedTable{{Name: full.Table.Name}}})
 	<-released
 	if err != nil {
 		t.Fatalf("publish while another swap ran: %v", err)
