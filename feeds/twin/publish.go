@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -532,16 +533,61 @@ func (pr *publishRun) foreignKeys(ctx context.Context) error {
 
 // validate validates the foreign keys the publish added, each in its own
 // transaction after the publish's: SHARE UPDATE EXCLUSIVE on the child and
-// ROW SHARE on the parent, which block neither readers nor writers. One
-// the twin's rows do not satisfy stays NOT VALID, and is said.
+// ROW SHARE on the parent, which block neither readers nor writers. The
+// keys of different children are validated at once, on connections of
+// their own, as many as the feed's index builds; one child's keys one
+// after another (their locks conflict). One the twin's rows do not
+// satisfy stays NOT VALID, and is said.
 func (pr *publishRun) validate(ctx context.Context) {
+	var children []nopii.TableName
+	byChild := map[nopii.TableName][]addedKey{}
 	for _, k := range pr.fks {
-		_, err := pr.l.exec(ctx, "BEGIN; "+pr.feed.lockTimeout()+"; ALTER TABLE "+k.child.Quoted()+" VALIDATE CONSTRAINT "+nopii.QuoteIdent(k.name)+"; COMMIT")
-		if err != nil {
-			pr.l.exec(ctx, "ROLLBACK")
-			pr.note(k.table, "foreign key %s is NOT VALID: the twin's rows do not satisfy it (%v)", k.name, err)
+		if _, ok := byChild[k.child]; !ok {
+			children = append(children, k.child)
 		}
+		byChild[k.child] = append(byChild[k.child], k)
 	}
+	var mu sync.Mutex // guards pr.out
+	var wg sync.WaitGroup
+	for _, child := range children {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			keys := byChild[child]
+			fail := func(err error, ks ...addedKey) {
+				mu.Lock()
+				defer mu.Unlock()
+				for _, k := range ks {
+					pr.note(k.table, "foreign key %s is NOT VALID: the twin's rows do not satisfy it (%v)", k.name, err)
+				}
+			}
+			select {
+			case pr.feed.builds <- struct{}{}:
+			case <-ctx.Done():
+				fail(ctx.Err(), keys...)
+				return
+			}
+			defer func() { <-pr.feed.builds }()
+			conn, err := pr.feed.acquire(ctx)
+			if err != nil {
+				fail(pgconnect.SafeError(err), keys...)
+				return
+			}
+			defer pr.feed.release(conn)
+			l := &load{feed: pr.feed, conn: conn}
+			for _, k := range keys {
+				t0 := time.Now()
+				_, err := l.exec(ctx, "BEGIN; "+pr.feed.lockTimeout()+"; ALTER TABLE "+k.child.Quoted()+" VALIDATE CONSTRAINT "+nopii.QuoteIdent(k.name)+"; COMMIT")
+				if err != nil {
+					l.exec(context.Background(), "ROLLBACK")
+					fail(err, k)
+					continue
+				}
+				pr.feed.log.Debug("twin foreign key validated", "table", k.child.String(), "constraint", k.name, "seconds", time.Since(t0).Seconds())
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // publishViews creates the views that read only copied tables (and views
