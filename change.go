@@ -41,6 +41,19 @@ type ChangeFeed interface {
 	Changes(ctx context.Context, t Target) (ChangeLoad, error)
 }
 
+// ChangeGroup applies several tables' batches of changes in one
+// transaction of a feed, so that the foreign keys among them, checked at
+// its commit, hold however the source's transaction ordered its rows (a
+// customer and her first order, a parent deleted after its children).
+// Each table's load is opened by Changes and ended by its Commit, which
+// applies it and its state inside the group; the group's Commit makes
+// them visible together, and Abort (or any load's) drops them all.
+type ChangeGroup interface {
+	Changes(ctx context.Context, t Target) (ChangeLoad, error)
+	Commit(ctx context.Context) error
+	Abort()
+}
+
 // SlotStart is where a stream starts. A slot created now comes with a
 // snapshot of the source at its consistent point (LSN); Added lists the
 // tables that joined the publication now, whose earlier changes the slot

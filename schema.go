@@ -310,4 +310,9 @@ type PublishedTable struct {
 	// Failed: the table's copy failed in this run; a load of it that the
 	// feed holds for publishing (another feed failed) is dropped.
 	Failed bool
+	// Streamed: the input's change stream applies the table (mode cdc), in
+	// transactions of its own. Foreign keys hold between two streamed
+	// tables (the stream applies their changes together, checked at
+	// commit), not between a streamed table and one that runs refresh.
+	Streamed bool
 }

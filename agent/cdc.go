@@ -105,6 +105,7 @@ type stream struct {
 	caughtUp  bool      // the last news was ChangeIdle with nothing pending
 	oldest    time.Time // commit time of the oldest transaction in the batch
 	lagAt     time.Time // of the last lag report
+	keysAt    nopii.LSN // publish the tables again once everything up to here is applied (publishWhenCaughtUp)
 }
 
 type streamTable struct {
@@ -297,6 +298,14 @@ func (s *stream) start(ctx context.Context, ok []*job) (nopii.LSN, error) {
 			s.tables[j.table.Name].copied = j.cdc.lsn
 		}
 	}
+	if len(copies) > 0 {
+		if start.Created {
+			// One snapshot for every table: consistent now.
+			s.publishStreamed(ctx)
+		} else if err := s.publishWhenCaughtUp(ctx); err != nil {
+			return 0, err
+		}
+	}
 	if first != nil {
 		first.Tables = slices.DeleteFunc(first.Tables, func(tr TableReport) bool {
 			for _, t := range s.tables {
@@ -420,6 +429,9 @@ func (s *stream) add(ctx context.Context, j *job) error {
 	}
 	tr := j.report(s.feeds)
 	tr.Mode, tr.Outcome = ModeCDC, OutcomeCopied
+	if s.pub != nil {
+		tr.Schema = s.pub.notes[j.table.Name]
+	}
 	s.tables[j.table.Name] = &streamTable{j: j, c: c, ids: ids, index: map[string]int{}, tr: tr}
 	return nil
 }
@@ -430,6 +442,9 @@ func (s *stream) run(ctx context.Context, until nopii.LSN, follow bool) (err err
 		if werr := s.wait(); err == nil {
 			err = werr
 		}
+		if err == nil {
+			err = s.publishDue(ctx, s.applied)
+		}
 	}()
 	for {
 		c, err := s.rp.Next(ctx)
@@ -437,6 +452,9 @@ func (s *stream) run(ctx context.Context, until nopii.LSN, follow bool) (err err
 			return err
 		}
 		if err := s.poll(); err != nil {
+			return err
+		}
+		if err := s.publishDue(ctx, s.applied); err != nil {
 			return err
 		}
 		if time.Since(s.lagAt) >= 5*time.Second {
@@ -486,6 +504,11 @@ func (s *stream) run(ctx context.Context, until nopii.LSN, follow bool) (err err
 			if s.caughtUp && c.LSN > s.applied {
 				// Nothing of ours in between: let the slot free that WAL.
 				if err := s.rp.Confirm(c.LSN); err != nil {
+					return err
+				}
+			}
+			if s.caughtUp {
+				if err := s.publishDue(ctx, c.LSN); err != nil {
 					return err
 				}
 			}
@@ -723,15 +746,19 @@ func (s *stream) flush(ctx context.Context, sync bool) error {
 	return nil
 }
 
-// applyAll applies a batch's tables, par at a time, each in its own
-// transaction with its state at the batch's LSN. A crash between two
-// tables' commits leaves some at the older LSN: the stream resumes at the
-// oldest and replays the rest on top of what they have, idempotently by
-// key, as for any batch applied but not confirmed.
+// applyAll applies a batch's tables, par at a time, each with its state
+// at the batch's LSN: in its own transaction, or, where foreign keys link
+// tables of the batch, those tables together in one transaction of each
+// feed that can (a change group), so that the keys hold at its commit. A
+// crash between two transactions' commits leaves some tables at the older
+// LSN: the stream resumes at the oldest and replays the rest on top of
+// what they have, idempotently by key, as for any batch applied but not
+// confirmed.
 func (s *stream) applyAll(ctx context.Context, b *batch) error {
-	if len(b.items) == 1 || s.par <= 1 {
-		for _, it := range b.items {
-			if err := s.apply(ctx, it, b.lsn); err != nil {
+	groups := linked(b.items)
+	if len(groups) == 1 || s.par <= 1 {
+		for _, g := range groups {
+			if err := s.apply(ctx, g, b.lsn); err != nil {
 				return err
 			}
 		}
@@ -739,28 +766,74 @@ func (s *stream) applyAll(ctx context.Context, b *batch) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	work := make(chan batchItem)
-	errs := make(chan error, len(b.items))
+	work := make(chan []batchItem)
+	errs := make(chan error, len(groups))
 	var wg sync.WaitGroup
-	for range min(s.par, len(b.items)) {
+	for range min(s.par, len(groups)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for it := range work {
-				if err := s.apply(ctx, it, b.lsn); err != nil {
+			for g := range work {
+				if err := s.apply(ctx, g, b.lsn); err != nil {
 					errs <- err
 					cancel()
 				}
 			}
 		}()
 	}
-	for _, it := range b.items {
-		work <- it
+	for _, g := range groups {
+		work <- g
 	}
 	close(work)
 	wg.Wait()
 	close(errs)
 	return <-errs // nil when none failed
+}
+
+// linked splits a batch's items into groups linked by the foreign keys
+// of their tables' schemas (the connected parts: a customer, her orders,
+// their lines), in the batch's order.
+func linked(items []batchItem) [][]batchItem {
+	index := map[nopii.TableName]int{}
+	for i, it := range items {
+		index[it.t.j.table.Name] = i
+	}
+	parent := make([]int, len(items))
+	for i := range parent {
+		parent[i] = i
+	}
+	var find func(int) int
+	find = func(i int) int {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
+		}
+		return i
+	}
+	for i, it := range items {
+		sc := it.t.j.table.Schema
+		if sc == nil {
+			continue
+		}
+		for _, c := range sc.Constraints {
+			if k, ok := index[c.References]; ok && c.Kind == nopii.ConstraintForeignKey {
+				parent[find(i)] = find(k)
+			}
+		}
+	}
+	var out [][]batchItem
+	at := map[int]int{}
+	for i, it := range items {
+		r := find(i)
+		g, ok := at[r]
+		if !ok {
+			g = len(out)
+			at[r] = g
+			out = append(out, nil)
+		}
+		out[g] = append(out[g], it)
+	}
+	return out
 }
 
 // wait waits for the batch in flight, if any, and confirms its position.
@@ -794,7 +867,61 @@ func (s *stream) poll() error {
 	}
 }
 
-func (s *stream) apply(ctx context.Context, it batchItem, lsn nopii.LSN) error {
+// changeGrouper is a change feed that applies several tables' changes in
+// one transaction (feeds/twin).
+type changeGrouper interface {
+	ChangeGroup(ctx context.Context) (nopii.ChangeGroup, error)
+}
+
+// apply applies a group of a batch's items (linked tables, or one) to
+// every change feed: in one change group where the feed has them and the
+// group has more than one table, else each table in its own load.
+func (s *stream) apply(ctx context.Context, items []batchItem, lsn nopii.LSN) error {
+	targets := make([]nopii.Target, len(items))
+	for i := range items {
+		t, err := s.prepareApply(ctx, &items[i], lsn)
+		if err != nil {
+			return err
+		}
+		targets[i] = t
+	}
+	for _, f := range s.changes {
+		g, ok := f.(changeGrouper)
+		if !ok || len(items) == 1 {
+			for i, it := range items {
+				if err := s.load(ctx, it, targets[i], f.Changes, nil); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		group, err := g.ChangeGroup(ctx)
+		if err != nil {
+			return err
+		}
+		var counted []func()
+		for i, it := range items {
+			if err := s.load(ctx, it, targets[i], group.Changes, &counted); err != nil {
+				group.Abort()
+				return err
+			}
+		}
+		if err := group.Commit(ctx); err != nil {
+			return err
+		}
+		for _, count := range counted {
+			count()
+		}
+	}
+	for _, it := range items {
+		it.t.tr.Rows += int64(len(it.ops))
+	}
+	return nil
+}
+
+// prepareApply is an item's target, with its state at lsn, and its
+// forgotten keys, read again when they are old.
+func (s *stream) prepareApply(ctx context.Context, it *batchItem, lsn nopii.LSN) (nopii.Target, error) {
 	t := it.t
 	j := t.j
 	target := j.target
@@ -804,32 +931,43 @@ func (s *stream) apply(ctx context.Context, it batchItem, lsn nopii.LSN) error {
 	if time.Since(t.forgottenAt) > forgottenRefresh {
 		set, err := loadForgotten(ctx, s.feeds, nopii.StateKey{Workflow: s.wf.Name, Input: j.input, Table: j.table.Name}, s.key)
 		if err != nil {
-			return err
+			return target, err
 		}
 		t.forgotten, t.forgottenAt = set, time.Now()
 	}
 	it.forgotten = t.forgotten
-	for _, f := range s.changes {
-		t0 := time.Now()
-		l, err := f.Changes(ctx, target)
-		if err != nil {
-			return err
-		}
-		s.log.Debug("change load opened", LogKeyTable, j.table.Name.String(), "seconds", time.Since(t0).Seconds())
-		if err := it.write(l); err != nil {
-			l.Abort()
-			return err
-		}
-		if err := l.Commit(ctx); err != nil {
-			return err
-		}
-		if a, ok := l.(appliedCounter); ok {
+	return target, nil
+}
+
+// load writes an item to a change load opened by open, and commits it. In
+// a group (counted not nil), what it applied is counted once the group
+// commits.
+func (s *stream) load(ctx context.Context, it batchItem, target nopii.Target, open func(context.Context, nopii.Target) (nopii.ChangeLoad, error), counted *[]func()) error {
+	t0 := time.Now()
+	l, err := open(ctx, target)
+	if err != nil {
+		return err
+	}
+	s.log.Debug("change load opened", LogKeyTable, it.t.j.table.Name.String(), "seconds", time.Since(t0).Seconds())
+	if err := it.write(l); err != nil {
+		l.Abort()
+		return err
+	}
+	if err := l.Commit(ctx); err != nil {
+		return err
+	}
+	if a, ok := l.(appliedCounter); ok {
+		count := func() {
 			up, del := a.Applied()
-			t.tr.Upserted += up
-			t.tr.Deleted += del
+			it.t.tr.Upserted += up
+			it.t.tr.Deleted += del
+		}
+		if counted == nil {
+			count()
+		} else {
+			*counted = append(*counted, count)
 		}
 	}
-	t.tr.Rows += int64(len(it.ops))
 	return nil
 }
 
@@ -898,6 +1036,45 @@ func (s *stream) drift(ctx context.Context, name nopii.TableName) error {
 	// The row goes on: this run's counts so far, its columns' rules now.
 	tr.Redacted, tr.DriftForced = nt.tr.Redacted, true
 	nt.tr = tr
+	// The swap dropped the foreign keys to and from the old table.
+	if s.pub != nil && s.pub.last != nil {
+		for i, pt := range s.pub.last.Tables {
+			if pt.Name == name {
+				s.pub.last.Tables[i].Schema = copied[0].table.Schema
+			}
+		}
+	}
+	return s.publishWhenCaughtUp(ctx)
+}
+
+// publishWhenCaughtUp has the stream publish its tables again (their
+// foreign keys, publishStreamed) once it has applied every change up to
+// the source's position now: a table just copied from a newer snapshot is
+// ahead of the others until then, and a key between them would not hold.
+func (s *stream) publishWhenCaughtUp(ctx context.Context) error {
+	if s.pub == nil {
+		return nil
+	}
+	at, err := s.rp.CurrentLSN(ctx)
+	if err != nil {
+		return err
+	}
+	s.keysAt = max(s.keysAt, at)
+	return nil
+}
+
+// publishDue publishes the streamed tables once the stream has applied
+// everything up to keysAt (at: where it stands), after the batch in
+// flight.
+func (s *stream) publishDue(ctx context.Context, at nopii.LSN) error {
+	if s.keysAt == 0 || at < s.keysAt {
+		return nil
+	}
+	if err := s.wait(); err != nil {
+		return err
+	}
+	s.keysAt = 0
+	s.publishStreamed(ctx)
 	return nil
 }
 

@@ -264,6 +264,7 @@ func (ir *inputRun) attempt(ctx context.Context, only map[string]bool) ([]result
 	}
 	logPhase(ir.log, "resolve", t0)
 	jobs, streamed := splitCDC(jobs)
+	cdcJobs := streamed
 	switch {
 	case ir.r.CDC == CDCSkip, only != nil:
 		streamed = nil
@@ -279,7 +280,7 @@ func (ir *inputRun) attempt(ctx context.Context, only map[string]bool) ([]result
 	}
 	if only == nil {
 		// What the publish step needs of this snapshot (execute).
-		if err := ir.keepForPublish(ctx, src, jobs); err != nil {
+		if err := ir.keepForPublish(ctx, src, jobs, cdcJobs); err != nil {
 			return results, nil, err
 		}
 	}

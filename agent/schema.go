@@ -52,8 +52,11 @@ type viewLister interface {
 // publication is what the publish step needs from the run's first
 // snapshot: the tables and the source's views.
 type publication struct {
-	jobs  []*job
-	views []nopii.View
+	jobs     []*job
+	streamed []*job // the input's tables in mode cdc, which its stream applies
+	views    []nopii.View
+	last     *nopii.Publication           // the run's, which the stream publishes again after its copies
+	notes    map[nopii.TableName][]string // the run's publish's notes on streamed tables, for the stream's report
 }
 
 func (ir *inputRun) publishers() []publisher {
@@ -68,11 +71,11 @@ func (ir *inputRun) publishers() []publisher {
 
 // keepForPublish keeps the tables and reads the source's views, when a
 // feed publishes.
-func (ir *inputRun) keepForPublish(ctx context.Context, src nopii.Source, jobs []*job) error {
+func (ir *inputRun) keepForPublish(ctx context.Context, src nopii.Source, jobs, streamed []*job) error {
 	if len(ir.publishers()) == 0 {
 		return nil
 	}
-	ir.pub = &publication{jobs: jobs}
+	ir.pub = &publication{jobs: jobs, streamed: streamed}
 	if vl, ok := src.(viewLister); ok {
 		views, err := vl.Views(ctx)
 		if err != nil {
@@ -128,7 +131,13 @@ func (ir *inputRun) publish(ctx context.Context, results []result) error {
 		}
 		p.Tables = append(p.Tables, pt)
 	}
+	for _, j := range ir.pub.streamed {
+		if j.table != nil {
+			p.Tables = append(p.Tables, nopii.PublishedTable{Name: j.table.Name, Schema: j.table.Schema, Streamed: true})
+		}
+	}
 	p.Views = ir.pub.views
+	ir.pub.last = &p
 	index := map[string]int{}
 	for i, r := range results {
 		index[r.Table] = i
@@ -149,6 +158,10 @@ func (ir *inputRun) publish(ctx context.Context, results []result) error {
 		for t, r := range out {
 			i, ok := index[t.String()]
 			if !ok {
+				if ir.pub.notes == nil {
+					ir.pub.notes = map[nopii.TableName][]string{}
+				}
+				ir.pub.notes[t] = append(ir.pub.notes[t], r.Notes...)
 				continue
 			}
 			results[i].Schema = append(results[i].Schema, r.Notes...)
@@ -161,6 +174,33 @@ func (ir *inputRun) publish(ctx context.Context, results []result) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// publishStreamed publishes the run's tables again once the stream has
+// copied some (its first copy, or a copy after a schema change, which
+// dropped the foreign keys to and from the old table): the feeds add the
+// foreign keys among the streamed tables and the views that read them.
+// Its notes replace the streamed tables' notes; a failure is a warning on
+// them (their rows are in; the keys are not).
+func (s *stream) publishStreamed(ctx context.Context) {
+	if s.pub == nil || s.pub.last == nil {
+		return
+	}
+	for _, pub := range s.publishers() {
+		out, err := pub.Publish(ctx, *s.pub.last)
+		if err != nil {
+			s.log.Error("publish after the stream's copies failed: the streamed tables' foreign keys and views may be missing", LogKeyError, err.Error())
+			for _, t := range s.tables {
+				t.tr.Warnings = append(t.tr.Warnings, "foreign keys and views not published after the copy: "+err.Error())
+			}
+			continue
+		}
+		for name, r := range out {
+			if t := s.tables[name]; t != nil {
+				t.tr.Schema = r.Notes
+			}
+		}
+	}
 }
 
 // discard drops what the feeds hold for a publish that will not come.

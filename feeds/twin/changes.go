@@ -7,7 +7,10 @@ import (
 	"hash/fnv"
 	"strconv"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/nopii/nopii"
+	"github.com/nopii/nopii/internal/pgconnect"
 )
 
 var _ nopii.ChangeFeed = (*Feed)(nil)
@@ -24,14 +27,87 @@ var _ nopii.ChangeFeed = (*Feed)(nil)
 // saves the catalog work of creating, analyzing and dropping one per load.
 // A batch small next to its table is joined to it by index probes without
 // an ANALYZE, as a delta's small stage is.
+//
+// Its deferrable constraints are checked at commit (SET CONSTRAINTS ALL
+// DEFERRED), as in a group: a self-referencing foreign key holds whatever
+// the order of the batch's deletes and upserts.
 func (f *Feed) Changes(ctx context.Context, t nopii.Target) (nopii.ChangeLoad, error) {
-	l, err := f.begin(ctx, t)
+	l, err := f.beginWith(ctx, t, "BEGIN; SET CONSTRAINTS ALL DEFERRED; ")
 	if err != nil {
 		return nil, err
 	}
 	c := &changeLoad{deltaLoad: &deltaLoad{load: l, ctx: ctx, stage: stageName(t)}}
 	c.deltaLoad.beforeUpsert = c.beforeUpsert
 	return c, nil
+}
+
+// ChangeGroup implements nopii.ChangeGroup: one transaction on one
+// connection, its deferrable constraints deferred to its commit (the
+// foreign keys among streamed tables are DEFERRABLE in the twin, publish.go),
+// in which each table's changes are applied in turn, as by Changes.
+func (f *Feed) ChangeGroup(ctx context.Context) (nopii.ChangeGroup, error) {
+	conn, err := f.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, "BEGIN; SET CONSTRAINTS ALL DEFERRED"); err != nil {
+		conn.Close(context.Background())
+		return nil, fmt.Errorf("twin: begin changes: %w", pgconnect.SafeError(err))
+	}
+	return &changeGroup{feed: f, conn: conn}, nil
+}
+
+type changeGroup struct {
+	feed *Feed
+	conn *pgx.Conn
+	done bool
+}
+
+// Changes implements nopii.ChangeGroup.
+func (g *changeGroup) Changes(ctx context.Context, t nopii.Target) (nopii.ChangeLoad, error) {
+	if g.done {
+		return nil, errors.New("twin: changes after the group ended")
+	}
+	l, err := g.feed.newLoad(t)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.on(ctx, g.conn, ""); err != nil {
+		g.Abort()
+		return nil, err
+	}
+	l.group = g
+	c := &changeLoad{deltaLoad: &deltaLoad{load: l, ctx: ctx, stage: stageName(t)}}
+	c.deltaLoad.beforeUpsert = c.beforeUpsert
+	return c, nil
+}
+
+// Commit implements nopii.ChangeGroup: the deferred foreign keys are
+// checked here; one the changes break fails the whole group.
+func (g *changeGroup) Commit(ctx context.Context) error {
+	if g.done {
+		return errors.New("twin: changes already ended")
+	}
+	g.done = true
+	tag, err := g.conn.Exec(ctx, "COMMIT")
+	if err == nil && tag.String() != "COMMIT" {
+		err = errors.New("the transaction had failed and was rolled back")
+	}
+	if err != nil {
+		g.conn.Close(context.Background())
+		return fmt.Errorf("twin: commit changes: %w", pgconnect.SafeError(err))
+	}
+	g.feed.release(g.conn)
+	return nil
+}
+
+// Abort implements nopii.ChangeGroup: closing the connection rolls back.
+func (g *changeGroup) Abort() {
+	if g.done {
+		return
+	}
+	g.done = true
+	g.conn.Close(context.Background())
 }
 
 // stageName names the stage of a target's changes after its name and

@@ -62,9 +62,36 @@ type load struct {
 	leftOut map[string]bool // names of the constraints and indexes left out
 
 	registered bool // it committed relations named in nopii.pending (register)
+
+	// group, when set, owns the load's connection and transaction (a
+	// change group, changes.go): Commit applies without committing, and
+	// Abort ends the whole group.
+	group *changeGroup
 }
 
 func (f *Feed) begin(ctx context.Context, t nopii.Target) (*load, error) {
+	return f.beginWith(ctx, t, "BEGIN; ")
+}
+
+// beginWith begins a load with the transaction's first statements.
+func (f *Feed) beginWith(ctx context.Context, t nopii.Target, begin string) (*load, error) {
+	l, err := f.newLoad(t)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := f.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.on(ctx, conn, begin); err != nil {
+		conn.Close(context.Background())
+		return nil, err
+	}
+	return l, nil
+}
+
+// newLoad is a load of t, on no connection yet.
+func (f *Feed) newLoad(t nopii.Target) (*load, error) {
 	l := &load{feed: f, target: t, patch: make([]uint32, len(t.Table.Columns)+1)}
 	for i, c := range t.Table.Columns {
 		u := c.Type.Underlying()
@@ -83,21 +110,21 @@ func (f *Feed) begin(ctx context.Context, t nopii.Target) (*load, error) {
 			}
 		}
 	}
-	conn, err := f.acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	// The shared table lock of loads: a subject request's forget waits for
-	// loads of the table in flight (whose rows it then deletes), and loads
-	// that begin later read its suppression list. One round trip.
-	if _, err := conn.Exec(ctx, "BEGIN; SELECT pg_advisory_xact_lock_shared("+tableLockKey(t.Name)+")"); err != nil {
-		conn.Close(context.Background())
-		return nil, fmt.Errorf("twin: load %s: %w", t.Name, pgconnect.SafeError(err))
-	}
-	l.conn = conn
 	l.leftOut = map[string]bool{}
 	l.skip = l.skipped()
 	return l, nil
+}
+
+// on puts the load in conn's transaction (begun by begin, SQL run first),
+// with the shared table lock of loads: a subject request's forget waits
+// for loads of the table in flight (whose rows it then deletes), and loads
+// that begin later read its suppression list. One round trip.
+func (l *load) on(ctx context.Context, conn *pgx.Conn, begin string) error {
+	if _, err := conn.Exec(ctx, begin+"SELECT pg_advisory_xact_lock_shared("+tableLockKey(l.target.Name)+")"); err != nil {
+		return fmt.Errorf("twin: load %s: %w", l.target.Name, pgconnect.SafeError(err))
+	}
+	l.conn = conn
+	return nil
 }
 
 // partitioned reports whether the twin's table is partitioned.
@@ -182,6 +209,10 @@ func (l *load) Abort() {
 	l.done = true
 	if l.stream != nil && !l.stream.closed {
 		l.stream.cancel()
+	}
+	if l.group != nil {
+		l.group.Abort()
+		return
 	}
 	l.conn.Close(context.Background())
 }
@@ -766,6 +797,9 @@ func (d *deltaLoad) Commit(ctx context.Context) error {
 		return fmt.Errorf("twin: delta %s: %w", d.target.Name, err)
 	}
 	d.done = true
+	if d.group != nil {
+		return nil // the group commits, and keeps the connection
+	}
 	d.feed.release(d.conn)
 	if d.target.Deferred {
 		d.feed.hold(&deferred{delta: d})
@@ -805,6 +839,9 @@ func (d *deltaLoad) apply(ctx context.Context) error {
 	}
 	if err := d.save(ctx); err != nil {
 		return err
+	}
+	if d.group != nil {
+		return nil
 	}
 	_, err := d.exec(ctx, "COMMIT")
 	return err

@@ -507,6 +507,17 @@ func (pr *publishRun) foreignKeys(ctx context.Context) error {
 				pr.note(t.Name, "foreign key %s left out: its parent %s is not copied", c.Name, c.References)
 				continue
 			}
+			def := c.Def
+			switch {
+			case t.Streamed && !parent.Streamed:
+				pr.note(t.Name, "foreign key %s left out: this table is streamed (mode cdc) and its parent %s is not: a row the stream adds may reference one that %s gets only at its next run", c.Name, c.References, c.References)
+				continue
+			case !t.Streamed && parent.Streamed:
+				pr.note(t.Name, "foreign key %s left out: its parent %s is streamed (mode cdc) and this table is not: a delete the stream applies may remove a row this table references until its next run", c.Name, c.References)
+				continue
+			case t.Streamed:
+				def = deferrableKey(def)
+			}
 			var exists, ready bool
 			err := pr.conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass($1) AND conname = $2),
 				to_regclass($1) IS NOT NULL AND to_regclass($3) IS NOT NULL`, child.Quoted(), c.Name, parent.Name.Prefixed(p.Prefix).Quoted()).Scan(&exists, &ready)
@@ -516,7 +527,7 @@ func (pr *publishRun) foreignKeys(ctx context.Context) error {
 			if exists || !ready {
 				continue
 			}
-			add := "ALTER TABLE " + child.Quoted() + " ADD CONSTRAINT " + nopii.QuoteIdent(c.Name) + " " + c.Def + " NOT VALID"
+			add := "ALTER TABLE " + child.Quoted() + " ADD CONSTRAINT " + nopii.QuoteIdent(c.Name) + " " + def + " NOT VALID"
 			if err := pr.l.tryExec(ctx, add); err != nil {
 				pr.note(t.Name, "foreign key %s left out: %v", c.Name, err)
 				continue
@@ -529,6 +540,18 @@ func (pr *publishRun) foreignKeys(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// deferrableKey makes a foreign key's definition DEFERRABLE (INITIALLY
+// IMMEDIATE, unless it says otherwise): between streamed tables, whose
+// changes the stream applies in one transaction with SET CONSTRAINTS ALL
+// DEFERRED, checked at its commit. A reader or writer of the twin sees the
+// source's behaviour: checked at each statement unless it defers them.
+func deferrableKey(def string) string {
+	if strings.Contains(def, " DEFERRABLE") && !strings.Contains(def, " NOT DEFERRABLE") {
+		return def
+	}
+	return strings.Replace(def, " NOT DEFERRABLE", "", 1) + " DEFERRABLE"
 }
 
 // validate validates the foreign keys the publish added, each in its own
@@ -590,6 +613,24 @@ func (pr *publishRun) validate(ctx context.Context) {
 	wg.Wait()
 }
 
+// streamedExist reports whether the streamed tables among reads exist in
+// the twin yet.
+func (l *load) streamedExist(ctx context.Context, p nopii.Publication, reads []nopii.TableName, tables map[nopii.TableName]nopii.PublishedTable) (bool, error) {
+	for _, r := range reads {
+		if !tables[r].Streamed {
+			continue
+		}
+		var ok bool
+		if err := l.conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", r.Prefixed(p.Prefix).Quoted()).Scan(&ok); err != nil {
+			return false, pgconnect.SafeError(err)
+		}
+		if !ok {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 // publishViews creates the views that read only copied tables (and views
 // created before them), and refreshes the materialized ones that exist.
 func (l *load) publishViews(ctx context.Context, p nopii.Publication, tables map[nopii.TableName]nopii.PublishedTable, note func(nopii.TableName, string, ...any)) error {
@@ -614,6 +655,14 @@ func (l *load) publishViews(ctx context.Context, p nopii.Publication, tables map
 		}
 		if len(missing) > 0 {
 			tell("view %s left out: it reads %s, which the twin does not have", v.Name, strings.Join(missing, ", "))
+			continue
+		}
+		if ok, err := l.streamedExist(ctx, p, reads, tables); err != nil || !ok {
+			// The stream's first copy comes after the run's publish; the
+			// stream publishes again once its tables are in.
+			if err != nil {
+				return err
+			}
 			continue
 		}
 		name := v.Name.Prefixed(p.Prefix)
