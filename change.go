@@ -54,6 +54,23 @@ type ChangeGroup interface {
 	Abort()
 }
 
+// SubsetRead reads a referential subset's rows in the source's current
+// state, all in one snapshot, for a stream that keeps the subset current
+// (mode cdc). Keys are key texts, as in source_primary_key.
+type SubsetRead interface {
+	// Members returns, of the rows of table whose keys are among keys,
+	// those in the subset now: each the table's columns' values (binary,
+	// as the stream's rows) followed by its key text.
+	Members(ctx context.Context, table TableName, keys []string) ([][][]byte, error)
+	// Children returns the keys of r.From's rows that reference r.To's
+	// rows of keys.
+	Children(ctx context.Context, r Reference, keys []string) ([]string, error)
+	// Parents returns the keys of r.To's rows that r.From's rows of keys
+	// reference.
+	Parents(ctx context.Context, r Reference, keys []string) ([]string, error)
+	Close()
+}
+
 // SlotStart is where a stream starts. A slot created now comes with a
 // snapshot of the source at its consistent point (LSN); Added lists the
 // tables that joined the publication now, whose earlier changes the slot

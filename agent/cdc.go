@@ -100,12 +100,13 @@ type stream struct {
 	scratch   []byte
 	out       [][]byte
 	vals      [][]byte
-	txStart   nopii.LSN // ChangeBegin's: where the current transaction's commit starts
-	inflight  *batch    // being applied
-	caughtUp  bool      // the last news was ChangeIdle with nothing pending
-	oldest    time.Time // commit time of the oldest transaction in the batch
-	lagAt     time.Time // of the last lag report
-	keysAt    nopii.LSN // publish the tables again once everything up to here is applied (publishWhenCaughtUp)
+	txStart   nopii.LSN     // ChangeBegin's: where the current transaction's commit starts
+	inflight  *batch        // being applied
+	caughtUp  bool          // the last news was ChangeIdle with nothing pending
+	oldest    time.Time     // commit time of the oldest transaction in the batch
+	lagAt     time.Time     // of the last lag report
+	keysAt    nopii.LSN     // publish the tables again once everything up to here is applied (publishWhenCaughtUp)
+	subset    *nopii.Subset // the input's referential subset, kept current by the stream (cdcsubset.go)
 }
 
 type streamTable struct {
@@ -375,7 +376,7 @@ func (s *stream) copy(ctx context.Context, jobs []*job, snapshot string, lsn nop
 	var ready []*job
 	for _, old := range jobs {
 		// Described again in this snapshot: it may be newer than the run's.
-		j := &job{input: old.input, rel: old.rel, entry: old.entry, cdc: &cdcCopy{lsn: lsn, reason: reason}}
+		j := &job{input: old.input, rel: old.rel, entry: old.entry, cdc: &cdcCopy{lsn: lsn, reason: reason}, subset: old.subset, refs: old.refs}
 		describe(ctx, src, s.in, j, s.key, false)
 		if j.err == nil {
 			j.err = s.rp.CheckTable(ctx, j.table)
@@ -423,6 +424,12 @@ func (s *stream) add(ctx context.Context, j *job) error {
 	ids, err := j.identifiers(ctx, s.feeds, s.wf.Name, s.key)
 	if err != nil {
 		return err
+	}
+	if j.subset != nil {
+		if c.keyFn != nil {
+			return fmt.Errorf("table %s: a rule changes its key, and the stream finds a subset's rows in the source by the twin's keys", j.table.Name)
+		}
+		s.subset = j.subset
 	}
 	if err := s.rp.Register(j.table); err != nil {
 		return err
@@ -716,6 +723,9 @@ func (s *stream) flush(ctx context.Context, sync bool) error {
 			return s.rp.Confirm(lsn)
 		}
 		return nil
+	}
+	if err := s.subsetBatch(ctx); err != nil {
+		return err
 	}
 	if err := s.refetch(ctx); err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nopii/nopii"
@@ -110,7 +111,7 @@ func (ir *inputRun) publish(ctx context.Context, results []result) error {
 	// but for those from a table whose copy failed (the twin keeps its
 	// older rows).
 	var closed []nopii.TableName
-	for _, j := range jobs {
+	for _, j := range append(slices.Clip(jobs), ir.pub.streamed...) {
 		if j.table != nil && j.subsetTable() != nil && !failed[j.rel.Name.String()] {
 			closed = append(closed, j.table.Name)
 		}
@@ -133,7 +134,12 @@ func (ir *inputRun) publish(ctx context.Context, results []result) error {
 	}
 	for _, j := range ir.pub.streamed {
 		if j.table != nil {
-			p.Tables = append(p.Tables, nopii.PublishedTable{Name: j.table.Name, Schema: j.table.Schema, Streamed: true})
+			pt := nopii.PublishedTable{Name: j.table.Name, Schema: j.table.Schema, Streamed: true}
+			if j.subsetTable() != nil {
+				pt.Incomplete = "is in a referential subset: the twin holds only the rows the subset's tables need"
+				pt.CompleteFor = closed
+			}
+			p.Tables = append(p.Tables, pt)
 		}
 	}
 	p.Views = ir.pub.views

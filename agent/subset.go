@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -191,21 +190,70 @@ func linkSubset(ctx context.Context, src nopii.Source, jobs []*job, rels []nopii
 	if sub == nil {
 		return refs, nil
 	}
+	streamed := cdcSubsetProblems(sub, byName)
 	for _, st := range sub.Tables {
 		j := byName[st.Table.Name]
-		if e := j.entry; e != nil && e.EffectiveMode() == config.ModeCDC {
-			use := "set mode: delta with updated_at (the column that marks changed rows), or mode: full"
-			if c := cmp.Or(e.UpdatedAt, e.CreatedAt); c != "" {
-				use = fmt.Sprintf("set mode: delta (its cursor %s is set)", c)
-			}
-			j.err = fmt.Errorf("%s: table %s is in mode cdc, but the subset reaches it (%s): a change stream cannot tell whether a changed row belongs to the subset, "+
-				"which depends on other rows; a delta run keeps the subset current: %s",
-				e.Pos, st.Table.Name, strings.Join(st.Via, "; "), use)
+		if err := streamed[st.Table.Name]; err != nil {
+			j.err = err
 			continue
 		}
 		j.subset = sub
 	}
 	return refs, nil
+}
+
+// cdcSubsetProblems checks a subset whose tables are in mode cdc, which
+// the stream keeps current (docs/subsets.md, "Mode cdc"): every table the
+// subset reaches must be in mode cdc (a row's membership depends on other
+// tables' rows, whose changes only a stream sees), without a window (rows
+// leave a window without a change), and with a key that no rule changes
+// (the stream finds rows of the source by the twin's keys). It returns
+// the error of each table refused: the tables in mode cdc when others are
+// not, every table of the subset when a window or a key rule breaks it.
+func cdcSubsetProblems(sub *nopii.Subset, byName map[nopii.TableName]*job) map[nopii.TableName]error {
+	var cdc, other []string
+	var why []string
+	for _, st := range sub.Tables {
+		j := byName[st.Table.Name]
+		e := j.entry
+		if e == nil || e.EffectiveMode() != config.ModeCDC {
+			other = append(other, st.Table.Name.String())
+			continue
+		}
+		cdc = append(cdc, st.Table.Name.String())
+		if e.Window > 0 {
+			why = append(why, fmt.Sprintf("%s: %s has a window: rows leave a window without a change, which a stream does not see (leave the window out)", e.Pos, st.Table.Name))
+		}
+		for _, r := range e.Columns {
+			if slices.Contains(st.Table.PrimaryKey, r.Column) && r.Rule != "" && r.Rule != "keep" {
+				why = append(why, fmt.Sprintf("%s: %s's key column %s has rule %s: the stream finds the subset's rows in the source by the twin's keys (keep the key, or use mode delta)", r.Pos, st.Table.Name, r.Column, r.Rule))
+			}
+		}
+	}
+	if len(cdc) == 0 {
+		return nil
+	}
+	if len(other) > 0 {
+		// The others copy as before; the stream would miss their changes.
+		err := fmt.Errorf("the subset reaches %s in mode cdc and %s in other modes: whether a row belongs to a subset depends on the rows of its other tables, so a stream keeps it current only when it streams them all (set mode: cdc on %s, or a mode other than cdc on %s)",
+			strings.Join(cdc, ", "), strings.Join(other, ", "), strings.Join(other, ", "), strings.Join(cdc, ", "))
+		out := map[nopii.TableName]error{}
+		for _, st := range sub.Tables {
+			if e := byName[st.Table.Name].entry; e != nil && e.EffectiveMode() == config.ModeCDC {
+				out[st.Table.Name] = err
+			}
+		}
+		return out
+	}
+	if len(why) == 0 {
+		return nil
+	}
+	err := errors.New(strings.Join(why, "; "))
+	out := map[nopii.TableName]error{}
+	for _, st := range sub.Tables {
+		out[st.Table.Name] = err
+	}
+	return out
 }
 
 // subsetTable is the job's table in its subset, or nil.

@@ -531,9 +531,6 @@ func (d *decoder) table(n *yaml.Node, path string) (Table, *yaml.Node) {
 		}
 	}
 
-	if p, ok := ks.known["subset"]; ok && t.Subset != nil && t.EffectiveMode() == ModeCDC {
-		d.errorf(p.key, joinPath(path, "subset"), "a subset is kept current by full or delta runs: mode cdc cannot filter its stream by the subset yet (use mode delta with updated_at)")
-	}
 	if windowNode != nil && windowOK {
 		if t.Window == 0 {
 			d.errorf(windowNode, joinPath(path, "window"), "must be longer than 0 (leave window out to copy every row)")

@@ -84,7 +84,6 @@ func TestSubsetErrors(t *testing.T) {
 		{"empty where", `subset: { where: "" }`, 10, 30, "must not be empty"},
 		{"two statements", `subset: { where: "true; drop table x" }`, 10, 30, "without ';'"},
 		{"not a mapping", `subset: 10`, 10, 21, "expected a mapping"},
-		{"subset with cdc", "mode: cdc\nsubset: { percent: 1 }", 11, 13, "mode cdc cannot filter its stream"},
 		{"reference without table", "references:\n  - { columns: [a] }", 11, 17, "table: required"},
 		{"reference without columns", "references:\n  - { table: public.x }", 11, 17, "columns: required"},
 		{"reference count", "references:\n  - { columns: [a, b], table: public.x, to: [c] }", 11, 57, "names 1 column(s) for 2 in columns"},
