@@ -68,6 +68,9 @@ type subsetPlan struct {
 	scc    map[setNode]int // component of each node, where the component is a cycle
 	cycles [][]setNode     // members of each cyclic component
 	alias  int
+	// correlated renders the conditions for a few rows at a time (a
+	// stream's checks): see in.
+	correlated bool
 }
 
 // setEdge says that a set takes rows through a reference from another
@@ -389,7 +392,7 @@ func (p *subsetPlan) pred(n setNode, alias string, skip int) string {
 				alts = append(alts, c)
 				continue
 			}
-			alts = append(alts, "("+cols(alias, e.r.Columns)+") IN ("+p.set(e.from, e.r.ToColumns)+")")
+			alts = append(alts, p.in(e.from, alias, e.r.Columns, e.r.ToColumns, skip))
 		}
 		if len(alts) == 0 {
 			return "false"
@@ -406,10 +409,29 @@ func (p *subsetPlan) pred(n setNode, alias string, skip int) string {
 			if skip >= 0 && p.inCycle(e.from, skip) {
 				continue
 			}
-			alts = append(alts, "("+cols(alias, e.r.ToColumns)+") IN ("+p.set(e.from, e.r.Columns)+")")
+			alts = append(alts, p.in(e.from, alias, e.r.ToColumns, e.r.Columns, skip))
 		}
 		return or(alts)
 	}
+}
+
+// in is the condition that the columns mine of a row (alias) equal the
+// columns theirs of a row of n: (mine) IN (SELECT theirs FROM n's rows),
+// which the source hashes once per query, or, in a plan for a few rows
+// (correlated, outside a cycle's recursion), EXISTS (SELECT 1 FROM … WHERE
+// theirs = mine AND …), which it runs per row through theirs' index: a
+// stream's check of a few keys then reads a few rows, not whole tables
+// (TestSubsetMembersByIndex).
+func (p *subsetPlan) in(n setNode, alias string, mine, theirs []string, skip int) string {
+	if !p.correlated || skip >= 0 {
+		return "(" + cols(alias, mine) + ") IN (" + p.set(n, theirs) + ")"
+	}
+	a := p.newAlias()
+	conds := make([]string, len(mine))
+	for i := range mine {
+		conds[i] = col(a, theirs[i]) + " = " + col(alias, mine[i])
+	}
+	return "EXISTS (SELECT 1 FROM " + from(p.by[n.table].Table) + " AS " + a + " WHERE " + strings.Join(conds, " AND ") + " AND " + p.member(n, a) + ")"
 }
 
 func (p *subsetPlan) inCycle(n setNode, c int) bool {

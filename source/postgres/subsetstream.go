@@ -27,7 +27,9 @@ func (r *Replication) SubsetRead(ctx context.Context, sub *nopii.Subset) (nopii.
 		tx.Rollback(context.Background())
 		return nil, fmt.Errorf("source %s: read the subset: %w", r.opts.Name, pgconnect.SafeError(err))
 	}
-	return &subsetRead{r: r, tx: tx, plan: newSubsetPlan(sub)}, nil
+	plan := newSubsetPlan(sub)
+	plan.correlated = true
+	return &subsetRead{r: r, tx: tx, plan: plan}, nil
 }
 
 type subsetRead struct {
@@ -68,15 +70,11 @@ func (s *subsetRead) Members(ctx context.Context, name nopii.TableName, keys []s
 	if err != nil || len(keys) == 0 {
 		return nil, err
 	}
-	list := make([]string, len(t.Columns))
 	results := make([]int16, len(t.Columns)+1)
-	for i, c := range t.Columns {
-		list[i] = col("t", c.Name)
+	for i := range t.Columns {
 		results[i] = 1
 	}
-	q := "SELECT " + strings.Join(list, ", ") + ", " + keyText("t", t.PrimaryKey) + " FROM " + from(t) + " AS t WHERE " +
-		keyIn(t, "t") + " AND " + s.plan.member(setNode{setI, name}, "t")
-	res := s.tx.Conn().PgConn().ExecParams(ctx, q, [][]byte{textArray(keys)}, []uint32{1009}, []int16{0}, results).Read()
+	res := s.tx.Conn().PgConn().ExecParams(ctx, membersQuery(s.plan, t), [][]byte{textArray(keys)}, []uint32{1009}, []int16{0}, results).Read()
 	if res.Err != nil {
 		return nil, fmt.Errorf("source %s: read the subset's rows of %s: %w", s.r.opts.Name, name, pgconnect.SafeError(res.Err))
 	}
@@ -90,6 +88,17 @@ func (s *subsetRead) Members(ctx context.Context, name nopii.TableName, keys []s
 		}
 	}
 	return out, nil
+}
+
+// membersQuery selects t's columns and key text of the rows whose keys are
+// in $1 (text[]) and in the subset.
+func membersQuery(plan *subsetPlan, t *nopii.Table) string {
+	list := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		list[i] = col("t", c.Name)
+	}
+	return "SELECT " + strings.Join(list, ", ") + ", " + keyText("t", t.PrimaryKey) + " FROM " + from(t) + " AS t WHERE " +
+		keyIn(t, "t") + " AND " + plan.member(setNode{setI, t.Name}, "t")
 }
 
 // Children implements nopii.SubsetRead.
