@@ -310,6 +310,11 @@ type PublishedTable struct {
 	// Failed: the table's copy failed in this run; a load of it that the
 	// feed holds for publishing (another feed failed) is dropped.
 	Failed bool
+	// Incremental: runs change the table's rows in place (mode delta)
+	// between full copies. A NOT VALID foreign key is still checked on the
+	// rows a delta adds or removes, so one to or from an Incomplete parent
+	// that an incremental table is part of is left out.
+	Incremental bool
 	// Streamed: the input's change stream applies the table (mode cdc), in
 	// transactions of its own. Foreign keys hold between two streamed
 	// tables (the stream applies their changes together, checked at

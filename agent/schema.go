@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nopii/nopii"
+	"github.com/nopii/nopii/config"
 )
 
 // generatedComputer is a feed that computes stored generated columns
@@ -120,7 +121,7 @@ func (ir *inputRun) publish(ctx context.Context, results []result) error {
 		if j.table == nil {
 			continue
 		}
-		pt := nopii.PublishedTable{Name: j.table.Name, Schema: j.table.Schema}
+		pt := nopii.PublishedTable{Name: j.table.Name, Schema: j.table.Schema, Incremental: j.entry != nil && j.entry.EffectiveMode() == config.ModeDelta}
 		switch {
 		case failed[j.rel.Name.String()]:
 			pt.Incomplete, pt.Failed = "failed to copy in this run", true

@@ -521,6 +521,19 @@ func (pr *publishRun) foreignKeys(ctx context.Context) error {
 				continue
 			case t.Streamed:
 				def = deferrableKey(def)
+			case parent.Incomplete != "" && !slices.Contains(parent.CompleteFor, t.Name) && (t.Incremental || parent.Incremental):
+				// NOT VALID is still checked on the rows a delta adds or
+				// removes: a new order of a user outside the window, an
+				// old user leaving it.
+				delta := t.Name
+				if !t.Incremental {
+					delta = c.References
+				}
+				pr.note(t.Name, "foreign key %s left out: its parent %s %s, and %s is updated in place by deltas, whose rows a NOT VALID key would still refuse", c.Name, c.References, parent.Incomplete, delta)
+				if err := pr.dropKey(ctx, child, c.Name); err != nil {
+					return err
+				}
+				continue
 			}
 			var exists, ready bool
 			err := pr.conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass($1) AND conname = $2),
@@ -542,6 +555,23 @@ func (pr *publishRun) foreignKeys(ctx context.Context) error {
 			}
 			pr.fks = append(pr.fks, addedKey{table: t.Name, child: child, name: c.Name})
 		}
+	}
+	return nil
+}
+
+// dropKey drops a foreign key of the source that an earlier version added
+// where it is now left out.
+func (pr *publishRun) dropKey(ctx context.Context, child nopii.TableName, name string) error {
+	var exists bool
+	if err := pr.conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass($1) AND conname = $2 AND contype = 'f')`,
+		child.Quoted(), name).Scan(&exists); err != nil {
+		return fmt.Errorf("look up foreign key %s of %s: %w", name, child, pgconnect.SafeError(err))
+	}
+	if !exists {
+		return nil
+	}
+	if _, err := pr.l.exec(ctx, "ALTER TABLE "+child.Quoted()+" DROP CONSTRAINT "+nopii.QuoteIdent(name)); err != nil {
+		return fmt.Errorf("drop foreign key %s of %s: %w", name, child, err)
 	}
 	return nil
 }
