@@ -130,6 +130,51 @@ type streamTable struct {
 	// forgottenRefresh by the goroutine that applies batches.
 	forgotten   *forgottenSet
 	forgottenAt time.Time
+
+	// Its foreign keys to tables with forgotten rows (forgotrefs.go), read
+	// again every forgottenRefresh by the goroutine that decodes: a row
+	// that references a forgotten row has the reference set to NULL, or
+	// stays out, as in a copy.
+	refs   *forgottenRefs
+	refCol [][]int
+	refsAt time.Time
+}
+
+// unlink applies the table's references to forgotten rows to a row: raw,
+// its source values and key; out, redacted. keep is false for a row that
+// must stay out (it references a forgotten row through NOT NULL columns).
+func (s *stream) unlink(ctx context.Context, t *streamTable, raw, out [][]byte) (keep bool, err error) {
+	if time.Since(t.refsAt) > forgottenRefresh {
+		refs, err := loadForgottenRefs(ctx, s.feeds, s.wf.Name, t.j, s.key)
+		if err != nil {
+			return false, err
+		}
+		t.refs, t.refCol, t.refsAt = refs, nil, time.Now()
+		if refs != nil {
+			for _, r := range refs.refs {
+				t.refCol = append(t.refCol, r.cols)
+			}
+		}
+	}
+	if t.refs == nil {
+		return true, nil
+	}
+	rk, ok := s.rp.(referenceKeyer)
+	if !ok {
+		return false, errors.New("mode cdc: this source cannot render the keys rows reference")
+	}
+	keys, err := rk.ReferenceKeys(ctx, t.j.table.Name, t.refCol, raw)
+	if err != nil {
+		return false, err
+	}
+	keep, _, err = t.refs.apply(keys, out)
+	return keep, err
+}
+
+// referenceKeyer is a replication that renders the keys a row references
+// (source/postgres).
+type referenceKeyer interface {
+	ReferenceKeys(ctx context.Context, name nopii.TableName, refs [][]int, values [][]byte) ([][]byte, error)
 }
 
 // forgottenRefresh bounds how long a streamed table goes on with a
@@ -376,7 +421,7 @@ func (s *stream) copy(ctx context.Context, jobs []*job, snapshot string, lsn nop
 	var ready []*job
 	for _, old := range jobs {
 		// Described again in this snapshot: it may be newer than the run's.
-		j := &job{input: old.input, rel: old.rel, entry: old.entry, cdc: &cdcCopy{lsn: lsn, reason: reason}, subset: old.subset, refs: old.refs}
+		j := &job{input: old.input, rel: old.rel, entry: old.entry, cdc: &cdcCopy{lsn: lsn, reason: reason}, subset: old.subset, refs: old.refs, peers: old.peers}
 		describe(ctx, src, s.in, j, s.key, false)
 		if j.err == nil {
 			j.err = s.rp.CheckTable(ctx, j.table)
@@ -471,7 +516,7 @@ func (s *stream) run(ctx context.Context, until nopii.LSN, follow bool) (err err
 		case nopii.ChangeBegin:
 			s.txStart = c.LSN
 		case nopii.ChangeUpsert, nopii.ChangeDelete, nopii.ChangeTruncate:
-			if err := s.add1(c); err != nil {
+			if err := s.add1(ctx, c); err != nil {
 				return err
 			}
 			if s.pending >= 2*maxBatch {
@@ -544,7 +589,7 @@ func (s *stream) due() bool {
 
 // add1 redacts a change through the copy's row path and collapses it into
 // the batch: the last change of a key wins.
-func (s *stream) add1(c *nopii.Change) error {
+func (s *stream) add1(ctx context.Context, c *nopii.Change) error {
 	t := s.tables[c.Table]
 	if t == nil || s.txStart < t.copied {
 		return nil
@@ -611,6 +656,13 @@ func (s *stream) add1(c *nopii.Change) error {
 		for _, i := range c.Unchanged {
 			out[i] = prev[i] // redacted by the same rule
 		}
+	}
+	if keep, err := s.unlink(ctx, t, s.vals, out); err != nil || !keep {
+		if err != nil {
+			return fmt.Errorf("table %s: %w", c.Table, err)
+		}
+		t.put(change{key: string(out[n])}) // a forgotten subject's row: as a delete
+		return nil
 	}
 	row := pack(out)
 	t.put(change{key: string(row[n]), row: row})
@@ -682,7 +734,13 @@ func (s *stream) refetch(ctx context.Context) error {
 				if err := t.c.redactRow(t.j.table, c.raw, out, &s.scratch); err != nil {
 					return fmt.Errorf("table %s: %w", name, err)
 				}
-				c.row = pack(out)
+				keep, err := s.unlink(ctx, t, c.raw, out)
+				if err != nil {
+					return fmt.Errorf("table %s: %w", name, err)
+				}
+				if keep {
+					c.row = pack(out)
+				}
 			}
 			c.raw, c.unchanged = nil, nil
 		}

@@ -189,7 +189,7 @@ func (s *stream) subsetBatch(ctx context.Context) error {
 			}
 		}
 	}
-	return w.replace()
+	return w.replace(ctx)
 }
 
 // oldParents queues the rows that the twin's rows of keys reference
@@ -224,7 +224,7 @@ func (w *subsetWalk) oldParents(ctx context.Context, keys map[nopii.TableName][]
 // replace puts the walk's findings in the batch: per table, an upsert of
 // each member's current row (redacted; a forgotten subject's row stays
 // out), a delete of each key that is not in the subset.
-func (w *subsetWalk) replace() error {
+func (w *subsetWalk) replace(ctx context.Context) error {
 	s := w.s
 	for name, ks := range w.seen {
 		t := s.tables[name]
@@ -246,6 +246,13 @@ func (w *subsetWalk) replace() error {
 			out := s.out[:n+1]
 			if err := t.c.redactRow(t.j.table, raw, out, &s.scratch); err != nil {
 				return fmt.Errorf("table %s: %w", name, err)
+			}
+			if keep, err := s.unlink(ctx, t, raw, out); err != nil || !keep {
+				if err != nil {
+					return fmt.Errorf("table %s: %w", name, err)
+				}
+				t.put(change{key: k})
+				continue
 			}
 			t.put(change{key: k, row: pack(out)})
 		}

@@ -42,21 +42,25 @@ type forgottenRef struct {
 // referenced table's primary key are followed: a virtual one holds no
 // constraint in the feeds, and the suppression list holds primary keys.
 func (tc *tableCopy) forgottenRefs(ctx context.Context) (*forgottenRefs, error) {
-	j := tc.j
+	return loadForgottenRefs(ctx, tc.feeds, tc.wf.Name, tc.j, tc.key)
+}
+
+// loadForgottenRefs is forgottenRefs for a job of workflow wf.
+func loadForgottenRefs(ctx context.Context, feeds []nopii.Feed, wf string, j *job, key []byte) (*forgottenRefs, error) {
 	var out []forgottenRef
 	for _, r := range j.refs {
 		p := j.peers[r.To]
 		if r.From != j.table.Name || r.Virtual || p == nil || p.table == nil || !slices.Equal(r.ToColumns, p.table.PrimaryKey) {
 			continue
 		}
-		set, err := loadForgotten(ctx, tc.feeds, nopii.StateKey{Workflow: tc.wf.Name, Input: p.input, Table: p.table.Name}, tc.key)
+		set, err := loadForgotten(ctx, feeds, nopii.StateKey{Workflow: wf, Input: p.input, Table: p.table.Name}, key)
 		if err != nil || set == nil {
 			if err != nil {
 				return nil, fmt.Errorf("references to %s: %w", p.table.Name, err)
 			}
 			continue
 		}
-		f, err := keyHash(p, tc.key)
+		f, err := keyHash(p, key)
 		if err != nil {
 			return nil, err
 		}

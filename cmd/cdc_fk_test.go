@@ -109,3 +109,47 @@ COMMIT`, round))
 		t.Errorf("the twin's orders has %s rows with the new column's value, want 1", n)
 	}
 }
+
+// TestCDCReferencesToForgotten: after a subject request forgets a customer
+// of a faithful twin in mode cdc, the stream treats rows that reference her
+// as a copy does: a new order of hers (customer_id NOT NULL) stays out, and
+// an order naming her as its gift's recipient (nullable) comes with the
+// reference set to NULL; the stream's foreign keys hold throughout.
+func TestCDCReferencesToForgotten(t *testing.T) {
+	prodDSN, twinDSN := pgtest.MustDatabase(t), pgtest.MustDatabase(t)
+	prod, twin := mustConnect(t, prodDSN), mustConnect(t, twinDSN)
+	mustExec(t, prod, `
+CREATE TABLE public.customer (id int PRIMARY KEY, email text NOT NULL);
+CREATE TABLE public.orders (id int PRIMARY KEY, customer_id int NOT NULL REFERENCES public.customer, gift_for int REFERENCES public.customer);
+INSERT INTO public.customer SELECT i, 'u' || i || '@x.org' FROM generate_series(1, 200) i;
+INSERT INTO public.orders SELECT i, 1 + i % 200, NULL FROM generate_series(1, 400) i;`)
+	cfg := oneInputConfig(t, prodDSN, twinDSN, `
+          - name: public.customer
+            mode: cdc
+            identifies: [email]
+            columns:
+              email: { rule: redact_email }
+          - name: public.orders
+            mode: cdc`)
+	run := func(args ...string) {
+		t.Helper()
+		if code, out, errOut := runCLI(t, append(args, "--config", cfg, "--log-level", "error")...); code != 0 {
+			t.Fatalf("%v: exit %d\n%s\n%s", args, code, out, errOut)
+		}
+	}
+	run("run")
+	run("subject", "forget", "--match", "email=u7@x.org")
+	mustExec(t, prod, `INSERT INTO public.orders VALUES (1000, 7, NULL), (1001, 8, 7), (1002, 9, NULL)`)
+	run("run")
+	for q, want := range map[string]string{
+		"SELECT count(*) FROM public.orders WHERE source_primary_key = '1000'":                         "0",
+		"SELECT coalesce(gift_for::text, 'null') FROM public.orders WHERE source_primary_key = '1001'": "null",
+		"SELECT count(*) FROM public.orders WHERE source_primary_key = '1002'":                         "1",
+		"SELECT count(*) FROM public.customer WHERE source_primary_key = '7'":                          "0",
+		`SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND convalidated`:                      "2",
+	} {
+		if got := queryString(t, twin, q); got != want {
+			t.Errorf("%s = %s, want %s", q, got, want)
+		}
+	}
+}

@@ -38,7 +38,7 @@ func TestFaithfulTwinKeysLeftOut(t *testing.T) {
 	rep := runJSON(t, cfg, 0)
 	twin := mustConnect(t, twinDSN)
 	for _, c := range []struct{ table, note, constraint, validated string }{
-		{"public.orders", "users", "orders_user_id_fkey", ""}, // windowed parent, updated by deltas: left out
+		{"public.orders", "users", "orders_user_id_fkey", ""},  // windowed parent, updated by deltas: left out
 		{"public.audit", "secret", "audit_secret_id_fkey", ""}, // excluded parent: left out
 	} {
 		notes := strings.Join(tableReport(t, rep, c.table).Schema, "\n")

@@ -694,6 +694,33 @@ func (r *Replication) keyOf(ctx context.Context, st *streamTable, values [][]byt
 	return res.Rows[0][0], nil
 }
 
+// ReferenceKeys renders, for each list of columns refs[i] of a row of the
+// table name (its binary values, as the stream sends them), the key text a
+// copy renders for the row it references (Selection.References): nil where
+// one of the columns is NULL.
+func (r *Replication) ReferenceKeys(ctx context.Context, name nopii.TableName, refs [][]int, values [][]byte) ([][]byte, error) {
+	st := r.tables[name]
+	if st == nil {
+		return nil, fmt.Errorf("reference keys of %s: %w", name, nopii.ErrNotFound)
+	}
+	out := make([][]byte, len(refs))
+	for i, cols := range refs {
+		null := false
+		for _, c := range cols {
+			null = null || values[c] == nil
+		}
+		if null {
+			continue
+		}
+		k, err := r.keyOf(ctx, &streamTable{t: st.t, keys: cols}, values)
+		if err != nil {
+			return nil, fmt.Errorf("table %s: reference %d: %w", name, i, err)
+		}
+		out[i] = append([]byte(nil), k...)
+	}
+	return out, nil
+}
+
 // KeyText renders the key text of a row from its binary values without
 // asking the source, when every key column is an integer, text, varchar,
 // enum or uuid (through domains); ok is false otherwise.
