@@ -278,6 +278,12 @@ type Publication struct {
 	Prefix string // the input's target_schema_prefix
 	Tables []PublishedTable
 	Views  []View // in an order they can be created in
+	// Stream: published by the input's change stream once its tables
+	// agree. Only such a publish adds the foreign keys between streamed
+	// tables: another (a scheduled run's, while the stream follows) may
+	// come while a streamed table copied from a newer snapshot is ahead of
+	// the others.
+	Stream bool
 }
 
 // Published is what a feed's publish step did with one table: the loads

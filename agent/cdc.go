@@ -190,6 +190,7 @@ type change struct {
 	// the columns unchanged not sent; row is nil until then.
 	raw       [][]byte
 	unchanged []int
+	skip      bool // nothing to apply (refetch found the row gone)
 }
 
 // runCDC runs an input's cdc tables: publication and slot, a full copy of
@@ -698,8 +699,8 @@ func (t *streamTable) put(c change) {
 
 // refetch completes the batch's rows whose unchanged large values the
 // stream did not send, with the source's current values, redacted by the
-// row path: one round trip per table. A row the source no longer has
-// becomes a delete (its delete comes later in the stream). Values read
+// row path: one round trip per table. A row the source no longer has is
+// left as the feeds hold it (its delete comes later in the stream). Values read
 // now may be newer than the change; the stream brings the changes that
 // made them next, so the feeds converge, as after a replay.
 func (s *stream) refetch(ctx context.Context) error {
@@ -741,6 +742,11 @@ func (s *stream) refetch(ctx context.Context) error {
 				if keep {
 					c.row = pack(out)
 				}
+			} else {
+				// Deleted since: its delete comes later in the stream,
+				// with those of the rows that reference it. Deleting it
+				// now would break their foreign keys in the twin.
+				c.skip = true
 			}
 			c.raw, c.unchanged = nil, nil
 		}
@@ -1047,6 +1053,9 @@ func (it batchItem) write(l nopii.ChangeLoad) error {
 	}
 	for _, c := range it.ops {
 		var err error
+		if c.skip {
+			continue
+		}
 		if c.row != nil && it.forgotten.has([]byte(c.key)) {
 			continue // a forgotten subject's row stays out
 		}
@@ -1142,7 +1151,11 @@ func (s *stream) publishDue(ctx context.Context, at nopii.LSN) error {
 		return err
 	}
 	s.keysAt = 0
+	// Validating the keys of large tables takes a while: keep the
+	// replication connection from timing out meanwhile.
+	stop := s.keepAlive()
 	s.publishStreamed(ctx)
+	stop()
 	return nil
 }
 

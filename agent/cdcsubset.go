@@ -38,6 +38,7 @@ type subsetReader interface {
 // (feeds/twin).
 type referencedKeyer interface {
 	ReferencedKeys(ctx context.Context, child, parent nopii.TableName, cols, toCols, keys []string) ([]string, error)
+	ReferencingKeys(ctx context.Context, child, parent nopii.TableName, cols, toCols, keys []string) ([]string, error)
 }
 
 // keySet is the keys of a table, in the order they were added.
@@ -100,7 +101,7 @@ func (s *stream) subsetBatch(ctx context.Context) error {
 		members: map[nopii.TableName]map[string][][]byte{}, gone: map[nopii.TableName][]string{}}
 	down := map[nopii.TableName][]string{}
 	for name, t := range s.tables {
-		if t.j.subset == nil || t.truncate || len(t.ops) == 0 {
+		if t.j.subset == nil || len(t.ops) == 0 {
 			continue
 		}
 		keys := make([]string, len(t.ops))
@@ -187,6 +188,9 @@ func (s *stream) subsetBatch(ctx context.Context) error {
 			if err := w.oldParents(ctx, map[nopii.TableName][]string{name: left}); err != nil {
 				return err
 			}
+			if err := w.twinChildren(ctx, name, left); err != nil {
+				return err
+			}
 		}
 	}
 	return w.replace(ctx)
@@ -215,6 +219,38 @@ func (w *subsetWalk) oldParents(ctx context.Context, keys map[nopii.TableName][]
 					return err
 				}
 				w.see(r.To, old)
+			}
+		}
+	}
+	return nil
+}
+
+// twinChildren queues the rows of the twin that reference the rows of
+// table (keys) the walk deletes: the source may have moved or deleted
+// them since the batch (their changes come later in the stream), and the
+// twin's foreign keys would refuse the delete while they stay. Checked,
+// each is upserted with its current values or deleted too.
+func (w *subsetWalk) twinChildren(ctx context.Context, table nopii.TableName, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	parent := w.s.tables[table]
+	for _, refs := range [][]nopii.Reference{w.sub.Up, w.sub.Down} {
+		for _, r := range refs {
+			child := w.s.tables[r.From]
+			if r.To != table || child == nil || parent == nil {
+				continue
+			}
+			for _, f := range w.s.feeds {
+				rk, ok := f.(referencedKeyer)
+				if !ok {
+					continue
+				}
+				kids, err := rk.ReferencingKeys(ctx, child.j.target.Name, parent.j.target.Name, r.Columns, r.ToColumns, keys)
+				if err != nil {
+					return err
+				}
+				w.see(r.From, kids)
 			}
 		}
 	}

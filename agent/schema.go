@@ -193,8 +193,10 @@ func (s *stream) publishStreamed(ctx context.Context) {
 	if s.pub == nil || s.pub.last == nil {
 		return
 	}
+	p := *s.pub.last
+	p.Stream = true
 	for _, pub := range s.publishers() {
-		out, err := pub.Publish(ctx, *s.pub.last)
+		out, err := pub.Publish(ctx, p)
 		if err != nil {
 			s.log.Error("publish after the stream's copies failed: the streamed tables' foreign keys and views may be missing", LogKeyError, err.Error())
 			for _, t := range s.tables {

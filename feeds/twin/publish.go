@@ -508,17 +508,29 @@ func (pr *publishRun) foreignKeys(ctx context.Context) error {
 				continue
 			}
 			def := c.Def
+			leftOut := func(format string, args ...any) error {
+				pr.note(t.Name, format, args...)
+				return pr.dropKey(ctx, child, c.Name)
+			}
 			switch {
 			case t.Streamed && !parent.Streamed:
-				pr.note(t.Name, "foreign key %s left out: this table is streamed (mode cdc) and its parent %s is not: a row the stream adds may reference one that %s gets only at its next run", c.Name, c.References, c.References)
+				if err := leftOut("foreign key %s left out: this table is streamed (mode cdc) and its parent %s is not: a row the stream adds may reference one that %s gets only at its next run", c.Name, c.References, c.References); err != nil {
+					return err
+				}
 				continue
 			case !t.Streamed && parent.Streamed:
-				pr.note(t.Name, "foreign key %s left out: its parent %s is streamed (mode cdc) and this table is not: a delete the stream applies may remove a row this table references until its next run", c.Name, c.References)
+				if err := leftOut("foreign key %s left out: its parent %s is streamed (mode cdc) and this table is not: a delete the stream applies may remove a row this table references until its next run", c.Name, c.References); err != nil {
+					return err
+				}
 				continue
 			case t.Streamed && parent.Incomplete != "" && !slices.Contains(parent.CompleteFor, t.Name):
 				// NOT VALID would still refuse the stream's new rows.
-				pr.note(t.Name, "foreign key %s left out: its parent %s %s, and the stream's rows may reference one the twin lacks", c.Name, c.References, parent.Incomplete)
+				if err := leftOut("foreign key %s left out: its parent %s %s, and the stream's rows may reference one the twin lacks", c.Name, c.References, parent.Incomplete); err != nil {
+					return err
+				}
 				continue
+			case t.Streamed && !p.Stream:
+				continue // the stream adds it once its tables agree
 			case t.Streamed:
 				def = deferrableKey(def)
 			case parent.Incomplete != "" && !slices.Contains(parent.CompleteFor, t.Name) && (t.Incremental || parent.Incremental):
@@ -529,8 +541,7 @@ func (pr *publishRun) foreignKeys(ctx context.Context) error {
 				if !t.Incremental {
 					delta = c.References
 				}
-				pr.note(t.Name, "foreign key %s left out: its parent %s %s, and %s is updated in place by deltas, whose rows a NOT VALID key would still refuse", c.Name, c.References, parent.Incomplete, delta)
-				if err := pr.dropKey(ctx, child, c.Name); err != nil {
+				if err := leftOut("foreign key %s left out: its parent %s %s, and %s is updated in place by deltas, whose rows a NOT VALID key would still refuse", c.Name, c.References, parent.Incomplete, delta); err != nil {
 					return err
 				}
 				continue
