@@ -200,26 +200,8 @@ func (s *stream) subsetBatch(ctx context.Context) error {
 // through the subset's up references.
 func (w *subsetWalk) oldParents(ctx context.Context, keys map[nopii.TableName][]string) error {
 	for name, ks := range keys {
-		if len(ks) == 0 {
-			continue
-		}
-		child := w.s.tables[name]
-		for _, r := range w.sub.Up {
-			parent := w.s.tables[r.To]
-			if r.From != name || child == nil || parent == nil {
-				continue
-			}
-			for _, f := range w.s.feeds {
-				rk, ok := f.(referencedKeyer)
-				if !ok {
-					continue
-				}
-				old, err := rk.ReferencedKeys(ctx, child.j.target.Name, parent.j.target.Name, r.Columns, r.ToColumns, ks)
-				if err != nil {
-					return err
-				}
-				w.see(r.To, old)
-			}
+		if err := w.twinLinked(ctx, name, ks, w.sub.Up, true); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -231,27 +213,41 @@ func (w *subsetWalk) oldParents(ctx context.Context, keys map[nopii.TableName][]
 // twin's foreign keys would refuse the delete while they stay. Checked,
 // each is upserted with its current values or deleted too.
 func (w *subsetWalk) twinChildren(ctx context.Context, table nopii.TableName, keys []string) error {
+	if err := w.twinLinked(ctx, table, keys, w.sub.Up, false); err != nil {
+		return err
+	}
+	return w.twinLinked(ctx, table, keys, w.sub.Down, false)
+}
+
+// twinLinked queues the twin's rows linked through refs to table's rows of
+// keys: the rows they reference (up), or those referencing them.
+func (w *subsetWalk) twinLinked(ctx context.Context, table nopii.TableName, keys []string, refs []nopii.Reference, up bool) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	parent := w.s.tables[table]
-	for _, refs := range [][]nopii.Reference{w.sub.Up, w.sub.Down} {
-		for _, r := range refs {
-			child := w.s.tables[r.From]
-			if r.To != table || child == nil || parent == nil {
+	for _, r := range refs {
+		near, far := r.From, r.To // up: table is the child
+		if !up {
+			near, far = r.To, r.From
+		}
+		child, parent := w.s.tables[r.From], w.s.tables[r.To]
+		if near != table || child == nil || parent == nil {
+			continue
+		}
+		for _, f := range w.s.feeds {
+			rk, ok := f.(referencedKeyer)
+			if !ok {
 				continue
 			}
-			for _, f := range w.s.feeds {
-				rk, ok := f.(referencedKeyer)
-				if !ok {
-					continue
-				}
-				kids, err := rk.ReferencingKeys(ctx, child.j.target.Name, parent.j.target.Name, r.Columns, r.ToColumns, keys)
-				if err != nil {
-					return err
-				}
-				w.see(r.From, kids)
+			linked := rk.ReferencingKeys
+			if up {
+				linked = rk.ReferencedKeys
 			}
+			found, err := linked(ctx, child.j.target.Name, parent.j.target.Name, r.Columns, r.ToColumns, keys)
+			if err != nil {
+				return err
+			}
+			w.see(far, found)
 		}
 	}
 	return nil
