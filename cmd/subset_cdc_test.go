@@ -53,6 +53,12 @@ func checkCDCClosure(t *testing.T, prod, twin string, roots []string, when strin
 func TestSubsetCDC(t *testing.T) {
 	prod, twin, _ := setupSubset(t)
 	cfg := writeConfig(t, subsetCDCYAML(prod, twin))
+	if code, out, errOut := runCLI(t, "validate", "--connect", "--config", cfg); code != 0 {
+		t.Fatalf("validate --connect: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if out := runText(t, "plan", "--config", cfg); !strings.Contains(out, "subset of prod public.orders: ") {
+		t.Errorf("plan's text has no subset line for orders, which the stream keeps:\n%s", out)
+	}
 	rep := runJSON(t, cfg, 0)
 	for _, tr := range rep.Tables {
 		if tr.Outcome != agent.OutcomeCopied {
