@@ -944,7 +944,7 @@ func (s *stream) poll() error {
 // changeGrouper is a change feed that applies several tables' changes in
 // one transaction (feeds/twin).
 type changeGrouper interface {
-	ChangeGroup(ctx context.Context) (nopii.ChangeGroup, error)
+	ChangeGroup(ctx context.Context, tables []nopii.TableName) (nopii.ChangeGroup, error)
 }
 
 // apply applies a group of a batch's items (linked tables, or one) to
@@ -969,7 +969,11 @@ func (s *stream) apply(ctx context.Context, items []batchItem, lsn nopii.LSN) er
 			}
 			continue
 		}
-		group, err := g.ChangeGroup(ctx)
+		names := make([]nopii.TableName, len(targets))
+		for i, t := range targets {
+			names[i] = t.Name
+		}
+		group, err := g.ChangeGroup(ctx, names)
 		if err != nil {
 			return err
 		}

@@ -45,12 +45,16 @@ func (f *Feed) Changes(ctx context.Context, t nopii.Target) (nopii.ChangeLoad, e
 // connection, its deferrable constraints deferred to its commit (the
 // foreign keys among streamed tables are DEFERRABLE in the twin, publish.go),
 // in which each table's changes are applied in turn, as by Changes.
-func (f *Feed) ChangeGroup(ctx context.Context) (nopii.ChangeGroup, error) {
+//
+// It takes the shared table locks of loads of all the group's tables (the
+// twin's names) at once, in the order forget takes its exclusive ones
+// (tableLocks), so that a group and a forget never wait on each other.
+func (f *Feed) ChangeGroup(ctx context.Context, tables []nopii.TableName) (nopii.ChangeGroup, error) {
 	conn, err := f.acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := conn.Exec(ctx, "BEGIN; SET CONSTRAINTS ALL DEFERRED"); err != nil {
+	if _, err := conn.Exec(ctx, "BEGIN; SET CONSTRAINTS ALL DEFERRED; "+tableLocks("pg_advisory_xact_lock_shared", tables)); err != nil {
 		conn.Close(context.Background())
 		return nil, fmt.Errorf("twin: begin changes: %w", pgconnect.SafeError(err))
 	}

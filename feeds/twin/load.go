@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -129,6 +130,27 @@ func (l *load) on(ctx context.Context, conn *pgx.Conn, begin string) error {
 
 // partitioned reports whether the twin's table is partitioned.
 func (l *load) partitioned() bool { return l.faithful() && l.target.Table.Schema.PartitionKey != "" }
+
+// tableLocks is a SELECT that takes fn (pg_advisory_xact_lock or its
+// _shared form) of the tables' load locks, in one order for every caller
+// (by name), so that two transactions that take several never wait on
+// each other in a cycle.
+func tableLocks(fn string, tables []nopii.TableName) string {
+	names := make([]string, 0, len(tables))
+	for _, t := range tables {
+		names = append(names, t.String())
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	calls := make([]string, len(names))
+	for i, n := range names {
+		calls[i] = fn + "(hashtext('nopii table'), hashtext(" + quoteLiteral(n) + "))"
+	}
+	if len(calls) == 0 {
+		return "SELECT 1"
+	}
+	return "SELECT " + strings.Join(calls, ", ")
+}
 
 // tableLockKey is the advisory lock key pair, as SQL, that loads of a twin
 // table take shared and a forget takes exclusive.

@@ -198,11 +198,11 @@ func (pr *publishRun) run(ctx context.Context, ready []*deferred) error {
 	// Data-subject requests wait for the publish (and the loads before it
 	// waited for them), as for a load.
 	if len(ready) > 0 {
-		locks := make([]string, len(ready))
+		names := make([]nopii.TableName, len(ready))
 		for i, d := range ready {
-			locks[i] = "pg_advisory_xact_lock_shared(" + tableLockKey(d.load().target.Name) + ")"
+			names[i] = d.load().target.Name
 		}
-		if _, err := pr.l.exec(ctx, "SELECT "+strings.Join(locks, ", ")); err != nil {
+		if _, err := pr.l.exec(ctx, tableLocks("pg_advisory_xact_lock_shared", names)); err != nil {
 			return err
 		}
 	}

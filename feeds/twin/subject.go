@@ -164,16 +164,21 @@ func (f *Feed) Forget(ctx context.Context, req nopii.Forget) ([][]string, error)
 	}
 	out := make([][]string, len(req.Tables))
 	var pending []int // the tables to delete from, in the twin
+	// Wait for loads of the tables in flight, all at once, in the order
+	// every taker of several uses (tableLocks): a full copy that read the
+	// suppression list before this request would swap the rows back.
+	targets := make([]nopii.TableName, len(req.Tables))
+	for i, t := range req.Tables {
+		targets[i] = t.Target
+	}
+	if _, err := tx.Exec(ctx, tableLocks("pg_advisory_xact_lock", targets)); err != nil {
+		return nil, fmt.Errorf("twin: wait for loads of the request's tables: %w", pgconnect.SafeError(err))
+	}
 	for i, t := range req.Tables {
 		if _, err := tx.Exec(ctx, `INSERT INTO nopii.forgotten_keys (workflow, input, source_table, key_hmac, request_id, forgotten_at)
 			SELECT $1, $2, $3, k, $5, $6 FROM unnest($4::text[]) AS k ON CONFLICT DO NOTHING`,
 			t.Key.Workflow, t.Key.Input, t.Key.Table.String(), t.Forgotten, req.RequestID, req.At); err != nil {
 			return nil, fmt.Errorf("twin: record forgotten keys of %s: %w", t.Key.Table, pgconnect.SafeError(err))
-		}
-		// Wait for loads of the table in flight: a full copy that read the
-		// suppression list before this request would swap the rows back.
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock("+tableLockKey(t.Target)+")"); err != nil {
-			return nil, fmt.Errorf("twin: wait for loads of %s: %w", t.Target, pgconnect.SafeError(err))
 		}
 		var exists bool
 		if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", t.Target.Quoted()).Scan(&exists); err != nil {
