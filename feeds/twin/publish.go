@@ -593,10 +593,10 @@ func (pr *publishRun) dropKey(ctx context.Context, child nopii.TableName, name s
 // DEFERRED, checked at its commit. A reader or writer of the twin sees the
 // source's behaviour: checked at each statement unless it defers them.
 func deferrableKey(def string) string {
-	if strings.Contains(def, " DEFERRABLE") && !strings.Contains(def, " NOT DEFERRABLE") {
+	if deferrable(def) != "" { // pg_get_constraintdef ends with it; never prints NOT DEFERRABLE
 		return def
 	}
-	return strings.Replace(def, " NOT DEFERRABLE", "", 1) + " DEFERRABLE"
+	return def + " DEFERRABLE"
 }
 
 // validate validates the foreign keys the publish added, each in its own
