@@ -14,6 +14,7 @@
 //	go run ./bench -rows 1000000 -runs 3
 //	go run ./bench -delta -recent -deletes   # the delta runs alone, and their variants
 //	go run ./bench -subset                   # 10% of 1M users and their orders against the full copy (bench/subset.go)
+//	go run ./bench -subset -cdc              # a stream keeping that subset current against one streaming the whole tables
 //	go run ./bench -faithful -rows 1000000   # a faithful twin against pg_dump and pg_restore (bench/faithful.go)
 package main
 
@@ -56,6 +57,13 @@ func main() {
 	subset := flag.Bool("subset", false, "benchmark a referential subset: 10% of -rows users with their orders (twice as many rows) against the full copy")
 	faithful := flag.Bool("faithful", false, "benchmark a faithful twin instead: users (-rows) and orders (twice as many, a foreign key, 3 indexes) by pg_dump | psql, pg_dump -Fd -j2 + pg_restore -j2, and nopii (schema: full and data_only)")
 	flag.Parse()
+	if *subset && *cdc {
+		if err := subsetCDCBench(context.Background(), *rows, *changes); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *subset {
 		if err := subsetBench(context.Background(), *rows, *runs); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
