@@ -31,11 +31,8 @@ func subsetBench(ctx context.Context, users, runs int) error {
 	workflow := func(path, name, subset, twin string) error {
 		return subsetWorkflow(path, name, src, subset, "", twin)
 	}
-	seed := agent.SubsetSeed([]byte(key), nopii.TableName{Schema: "public", Name: "users"})
-	share := fmt.Sprintf("((hashint8extended(id, %d) %% 1000000 + 1000000) %% 1000000) < 100000", seed)
-	var wantUsers, wantOrders int64
-	if err := queryRow(ctx, src, "SELECT count(*), (SELECT count(*) FROM orders WHERE user_id IN (SELECT id FROM users WHERE "+share+")) FROM users WHERE "+share,
-		&wantUsers, &wantOrders); err != nil {
+	wantUsers, wantOrders, err := shareCounts(ctx, src)
+	if err != nil {
 		return err
 	}
 	var full, sub []time.Duration
@@ -189,13 +186,11 @@ func subsetCDCBench(ctx context.Context, users, changes int) error {
 		fmt.Printf("catch-up of %d changes, %-6s %6.2fs  %7.0f changes/s  CPU %.2fs nopii + %.2fs PostgreSQL\n",
 			total, name+":", d.Seconds(), float64(total)/d.Seconds(), used.nopii.Seconds(), used.server.Seconds())
 	}
-	seed := agent.SubsetSeed([]byte(key), nopii.TableName{Schema: "public", Name: "users"})
-	share := fmt.Sprintf("((hashint8extended(id, %d) %% 1000000 + 1000000) %% 1000000) < 100000", seed)
-	var wantUsers, wantOrders, gotUsers, gotOrders int64
-	if err := queryRow(ctx, src, "SELECT count(*), (SELECT count(*) FROM orders WHERE user_id IN (SELECT id FROM users WHERE "+share+")) FROM users WHERE "+share,
-		&wantUsers, &wantOrders); err != nil {
+	wantUsers, wantOrders, err := shareCounts(ctx, src)
+	if err != nil {
 		return err
 	}
+	var gotUsers, gotOrders int64
 	if err := queryRow(ctx, twins["subset"], "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM orders)", &gotUsers, &gotOrders); err != nil {
 		return err
 	}
@@ -215,4 +210,14 @@ func subsetCDCBench(ctx context.Context, users, changes int) error {
 	fmt.Printf("subset stream: %.2f× the whole-table stream's time, %.3f× the raw pipe's rate (%d users, %d orders kept)\n",
 		took["subset"].Seconds()/took["whole"].Seconds(), rawD.Seconds()/took["subset"].Seconds(), gotUsers, gotOrders)
 	return nil
+}
+
+// shareCounts counts in the source the users of the benchmarks' 10% share
+// (by the documented formula, docs/subsets.md) and their orders.
+func shareCounts(ctx context.Context, src string) (users, orders int64, err error) {
+	seed := agent.SubsetSeed([]byte(key), nopii.TableName{Schema: "public", Name: "users"})
+	share := fmt.Sprintf("((hashint8extended(id, %d) %% 1000000 + 1000000) %% 1000000) < 100000", seed)
+	err = queryRow(ctx, src, "SELECT count(*), (SELECT count(*) FROM orders WHERE user_id IN (SELECT id FROM users WHERE "+share+")) FROM users WHERE "+share,
+		&users, &orders)
+	return users, orders, err
 }
